@@ -1,0 +1,97 @@
+//! The command line: clap types and one thin file per command.
+//!
+//! Owns: flags, `--help` texts, rendering errors once with their exit code,
+//! tracing initialisation. Does not own: any behaviour — each command builds
+//! an options struct and makes one `ops` call.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::ops::{CliError, ExitStatus, Outcome};
+
+/// Output style shared by commands that can print JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Log line format (`--log-format`); verbosity comes from `RUST_LOG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Declarative migration orchestrator for cPanel & WHM servers",
+    long_about = "ferry moves hosting accounts between cPanel & WHM servers from a YAML plan kept in git.\n\
+                  It compiles the plan into a graph of WHM API steps, runs it with retries and a\n\
+                  pause-on-error policy, and journals every step so an interrupted run resumes.",
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 invalid plan or arguments, 3 paused,\n\
+                  4 finished with failed accounts, 5 aborted, 6 another apply holds the journal.\n\n\
+                  Rehearse a plan on the bundled simulator:  ferry apply --simulate plans/single-server.yaml"
+)]
+pub struct Cli {
+    /// Log line format on stderr (verbosity: RUST_LOG, e.g. RUST_LOG=ferry=debug).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Validate(validate::ValidateArgs),
+    Plan(plan::PlanArgs),
+    Schema(schema::SchemaArgs),
+}
+
+mod plan;
+mod schema;
+mod validate;
+
+/// Entry point of the `ferry` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(ExitStatus::Invalid.code()),
+            };
+        }
+    };
+    let outcome = run(cli);
+    exit_code(outcome)
+}
+
+fn run(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Schema(a) => schema::run(a),
+    }
+}
+
+/// Renders an error once and maps the outcome to the process exit code.
+pub fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(CliError { status, report }) => {
+            if let Some(report) = report {
+                eprintln!("{report:?}");
+            }
+            ExitCode::from(status.code())
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! # ferry — a declarative migration orchestrator for cPanel & WHM servers
+//!
+//! ferry reads a YAML *plan* (which accounts move from which source servers to
+//! one target WHM server), compiles it into a dependency graph of WHM API 1
+//! steps, and runs that graph against the target's transfer-session API with
+//! retries, concurrency limits and a pause-on-error policy. Every step is
+//! written to a *journal* before and after it acts, so a run killed at any
+//! instant resumes without losing or duplicating an account.
+//!
+//! ## Module map (data flows one way: cli → ops → plan → graph → exec → client)
+//!
+//! | module    | owns                                                                 |
+//! |-----------|----------------------------------------------------------------------|
+//! | [`cli`]   | clap types; one file per command; flags → options → one `ops` call    |
+//! | [`ops`]   | one function per command (validate, plan, check, apply, pause, …)    |
+//! | [`plan`]  | the plan model, YAML parsing with spans, semantic rules, JSON Schema  |
+//! | [`graph`] | plan → step graph (petgraph), batches, waves; text/json/dot rendering |
+//! | [`exec`]  | runs the graph: budgets, session state machine, outcomes from logs   |
+//! | [`journal`] | the append-only journal file, its lock and its replay             |
+//! | [`client`]| the typed WHM API 1 client: envelope, retry classification, TLS      |
+//! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
+//! | [`secret`]| secret references (`{env: NAME}`, `{file: PATH}`) and redaction      |
+//! | [`sim`]   | `whm-sim`, a WHM target simulator; shares no code with `client`      |
+//!
+//! ## Files ferry reads and writes
+//!
+//! * the plan (`plan`), read only;
+//! * `.ferry/<plan stem>.journal` (`journal`, written by `exec` only), mode 0600;
+//! * `.ferry/<plan stem>.journal.lock` (`journal::lock`), held for a whole `apply`;
+//! * `.ferry/<plan stem>.journal.control` (`ops::pause`): a pause/abort request
+//!   for a running `apply`;
+//! * the HTML report (`report::html`), mode 0600.
+//!
+//! ## Glossary
+//!
+//! * **source** — a server accounts move *from*; named in the plan.
+//! * **target** — the one WHM server accounts move *to*; ferry talks only to it.
+//! * **session** — a WHM transfer session on the target, pulling from one source.
+//! * **item** — one entry of a session's queue (a package or an account).
+//! * **account** — a cPanel account of the plan, keyed by its target username.
+//! * **step** — a node of the compiled graph (`old1/s2/enqueue/shop`).
+//! * **run** — one plan applied, across any number of `ferry apply` processes.
+//! * **record** — one line of the journal.
+
+pub mod cli;
+pub mod client;
+pub mod exec;
+pub mod graph;
+pub mod journal;
+pub mod ops;
+pub mod plan;
+pub mod report;
+pub mod secret;
+pub mod sim;

@@ -1,0 +1,75 @@
+//! One function per command. `cli` turns flags into an options struct and
+//! calls exactly one function here; nothing below `cli` sees clap types.
+//!
+//! Owns: exit statuses ([`ExitStatus`], design §3) and the error type that
+//! carries one ([`CliError`]). Does not own: printing (commands return
+//! reports; `cli` renders them) or any terminal handling.
+
+use std::path::{Path, PathBuf};
+
+/// Exit codes of design §3. `main` turns these into the process's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every account transferred, or validation passed.
+    Success = 0,
+    /// Runtime failure; the journal is consistent and `apply` can run again.
+    Failure = 1,
+    /// Invalid plan or arguments, or a plan changed incompatibly.
+    Invalid = 2,
+    /// Run paused (policy or `ferry pause`); run `apply` again to resume.
+    Paused = 3,
+    /// Run finished, some accounts failed (policy `continue`).
+    Partial = 4,
+    /// Run aborted.
+    Aborted = 5,
+    /// Another `apply` holds the journal.
+    Locked = 6,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error on its way out of a command: what to print and which exit code.
+/// Like cargo's `CliError`: rendered once, in `cli`.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: ExitStatus,
+    /// `None` when the command already printed everything it had to say.
+    pub report: Option<miette::Report>,
+}
+
+impl CliError {
+    pub fn new(status: ExitStatus, report: impl Into<miette::Report>) -> Self {
+        CliError {
+            status,
+            report: Some(report.into()),
+        }
+    }
+    pub fn msg(status: ExitStatus, message: impl std::fmt::Display) -> Self {
+        CliError {
+            status,
+            report: Some(miette::miette!("{message}")),
+        }
+    }
+    pub fn silent(status: ExitStatus) -> Self {
+        CliError {
+            status,
+            report: None,
+        }
+    }
+}
+
+pub type Outcome = Result<ExitStatus, CliError>;
+
+/// The default journal path of design §2: `.ferry/<plan file stem>.journal`
+/// under the current directory.
+pub fn default_journal_path(plan: &Path) -> PathBuf {
+    let stem = plan
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".to_string());
+    PathBuf::from(".ferry").join(format!("{stem}.journal"))
+}
