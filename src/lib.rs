@@ -18,6 +18,7 @@
 //! | [`exec`]  | runs the graph: budgets, session state machine, outcomes from logs   |
 //! | [`journal`] | the append-only journal file, its lock and its replay             |
 //! | [`client`]| the typed WHM API 1 client: envelope, retry classification, TLS      |
+//! | [`events`]| `Event` + `Reporter`: what the executor emits, for `report` to render |
 //! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
 //! | [`secret`]| secret references (`{env: NAME}`, `{file: PATH}`) and redaction      |
 //! | [`sim`]   | `whm-sim`, a WHM target simulator; shares no code with `client`      |
@@ -44,6 +45,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod events;
 pub mod exec;
 pub mod graph;
 pub mod journal;

@@ -1,0 +1,134 @@
+//! What happens during a run, as data: the executor emits [`Event`]s through
+//! a [`Reporter`]; `report` implements reporters (progress bars, JSON lines,
+//! a plain summary) and `cli` picks one. The executor never prints.
+//!
+//! Design §7 names the JSON form: each event is one line with `ts`
+//! (RFC 3339), `event` (the snake_case variant name) and the variant's
+//! fields. No event carries a secret: events hold names, ids, states and the
+//! server's messages only.
+
+use serde::Serialize;
+
+/// Account counts of a run (design §7 `run_finished.accounts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AccountCounts {
+    pub total: usize,
+    pub transferred: usize,
+    pub failed: usize,
+    pub pending: usize,
+}
+
+/// How a run ended (design §7 `run_finished.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Paused,
+    Partial,
+    Aborted,
+    Failed,
+}
+
+/// One thing that happened. Serialized with `#[serde(tag = "event")]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run (or a resumed run) begins.
+    RunStarted {
+        plan: String,
+        journal: String,
+        resumed: bool,
+        accounts: AccountCounts,
+        sessions_planned: usize,
+    },
+    /// A step of the graph begins (`old1/s2/create`, …).
+    StepStarted {
+        step: String,
+    },
+    StepSucceeded {
+        step: String,
+    },
+    /// A step failed; `retryable` says whether ferry will try again.
+    StepFailed {
+        step: String,
+        error: String,
+        retryable: bool,
+        attempt: u32,
+    },
+    /// A transfer session changed state on the server.
+    SessionState {
+        session: String,
+        id: Option<String>,
+        source: String,
+        state: String,
+        /// The account currently being worked on, if known.
+        current: Option<String>,
+        accounts: usize,
+        done: usize,
+    },
+    /// An account was transferred (from the session's master.log).
+    ItemSucceeded {
+        account: String,
+        source: String,
+        session: String,
+        warnings: bool,
+    },
+    /// An account failed, with the server's message.
+    ItemFailed {
+        account: String,
+        source: String,
+        session: String,
+        message: String,
+        will_retry: bool,
+    },
+    /// A session made no progress for the stall timeout.
+    SessionStalled {
+        session: String,
+        id: String,
+        idle_secs: u64,
+    },
+    /// A warning the operator must see (e.g. TLS verification disabled).
+    Warning {
+        message: String,
+    },
+    /// The run stopped scheduling and paused its sessions.
+    RunPaused {
+        reason: String,
+        resume: String,
+    },
+    /// The run's sessions were aborted.
+    RunAborted {
+        reason: String,
+    },
+    /// The last event of every `apply`.
+    RunFinished {
+        status: RunStatus,
+        accounts: AccountCounts,
+        duration_secs: f64,
+        /// Failed accounts with the server's reason.
+        failed: Vec<FailedAccount>,
+        /// What the operator should do next, in one sentence.
+        next: String,
+    },
+}
+
+/// A failed account in the final summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedAccount {
+    pub account: String,
+    pub source: String,
+    pub message: String,
+}
+
+/// Receives events. Implementations must be cheap: the executor calls
+/// `event` inline.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// A reporter that drops everything (tests, library use).
+pub struct NullReporter;
+
+impl Reporter for NullReporter {
+    fn event(&self, _: &Event) {}
+}
