@@ -1,1 +1,83 @@
-//! TODO(owner): module doc.
+//! The journal: an append-only record of a run, its lock, and its replay.
+//!
+//! Owns: the record types ([`record`]), the file format with its checksums,
+//! fsync points and torn-tail repair ([`file`]), the one-`apply`-at-a-time
+//! lock ([`lock`]), and the fold that turns records into a [`RunState`]
+//! ([`replay`]). Does not own: deciding *what* to record or when (that is
+//! `exec`, the only writer), or rendering it (`ops::status`, `report`).
+//!
+//! Design §5 in one paragraph: an intent is durable before its request is
+//! sent; an answer is recorded the moment it is known; a torn last line is
+//! repaired, any other damage refused with its line number; no secret is
+//! ever written. See README "The journal" for the operator's view.
+//!
+//! [`Journal`] ties a writer to the state it implies: every record appended
+//! is folded into the in-memory [`RunState`] by the same code that replays
+//! a journal from disk, so a live run and a resumed run cannot disagree.
+
+pub mod file;
+pub mod lock;
+pub mod record;
+pub mod replay;
+
+use std::path::Path;
+
+pub use file::{Durability, JournalError, JournalWriter, Opened, Repaired, SyncMode};
+pub use lock::{JournalLock, LockError};
+pub use record::Record;
+pub use replay::{AccountState, Phase, Progress, RunPhase, RunState, SessionRec, replay};
+
+/// A journal open for appending, with the state its records imply.
+pub struct Journal {
+    writer: JournalWriter,
+    state: RunState,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, replaying it. The caller
+    /// must hold the [`lock`]. A torn last line is repaired and reported in
+    /// the returned [`Opened`].
+    pub fn open(path: &Path, sync: SyncMode) -> Result<(Journal, Opened), JournalError> {
+        let mut state = RunState::default();
+        let (writer, opened) = JournalWriter::open(path, sync, |e| state.apply_entry(e))?;
+        Ok((Journal { writer, state }, opened))
+    }
+
+    /// Appends an answer or a conclusion (fsync grouped).
+    pub fn record(&mut self, rec: Record) -> Result<(), JournalError> {
+        debug_assert!(!rec.is_intent(), "{} must use record_intent", rec.kind());
+        self.writer.append(&rec, Durability::Grouped)?;
+        self.state.apply(&rec);
+        Ok(())
+    }
+
+    /// Appends an intent and makes it (and everything before it) durable.
+    /// Only after this returns may the announced request be sent.
+    pub fn record_intent(&mut self, rec: Record) -> Result<(), JournalError> {
+        self.writer.append(&rec, Durability::Intent)?;
+        self.state.apply(&rec);
+        Ok(())
+    }
+
+    /// fsyncs grouped records whose window has passed.
+    pub fn tick(&mut self) -> Result<(), JournalError> {
+        self.writer.sync_if_due()
+    }
+
+    /// fsyncs everything written.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.writer.sync()
+    }
+
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    pub fn writer(&self) -> &JournalWriter {
+        &self.writer
+    }
+
+    pub fn set_group_window(&mut self, window: std::time::Duration) {
+        self.writer.set_group_window(window);
+    }
+}

@@ -1,0 +1,328 @@
+//! The journal's record types: one variant per line kind.
+//!
+//! A record says one of three things, and its name tells which:
+//!
+//! * **intent** — what the executor is about to ask the server
+//!   (`session_create_intent`, `enqueue_intent`, `start_intent`). An intent
+//!   is made durable (fsync) *before* its request leaves, so after a crash
+//!   the journal always knows every request that may have taken effect.
+//! * **answer** — what the server said (`session_created`, `enqueued`,
+//!   `session_started`, `session_state`, `item_outcome`, `account_verified`).
+//! * **conclusion** — what the executor decided from answers and rules
+//!   (`session_abandoned`, `restore_unfinished`, `session_finished`,
+//!   `session_replaced`, `run_paused`, `run_finished`, …).
+//!
+//! Serialised with `#[serde(tag = "type")]`, snake_case, so
+//! `jq 'select(.rec.type == "item_outcome")'` works on a journal. No record
+//! has a field that could hold a secret: records carry names, ids, states and
+//! the server's messages only.
+//!
+//! Names used throughout:
+//! * `session` — the *session key* ferry gives a session instance: the
+//!   compiled plan's batch key (`old1/s2`) for the first instance of a batch,
+//!   `old1/s2#2`, `old1/s2#3`… for later ones (a retry, a replacement).
+//! * `account` — the account's username on the target (the plan's key).
+//! * `id` — WHM's transfer session id.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Who asked for a pause or an abort: `user@host pid N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} pid {}", self.user, self.host, self.pid)
+    }
+}
+
+/// An account as the plan had it when a run started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAccount {
+    /// The source's name in the plan.
+    pub source: String,
+    /// The username on the source (WHM's item key).
+    pub user: String,
+    /// Hex SHA-256 of the account's effective plan entry (what would be sent
+    /// to WHM). Compared on resume: a changed entry of an account whose
+    /// transfer began is refused (design §5).
+    pub entry: String,
+}
+
+/// `enqueue_transfer_item`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnqueueOutcome {
+    /// The item was added now.
+    Added,
+    /// WHM refused a duplicate key: an earlier (ambiguous) call took effect.
+    AlreadyQueued,
+}
+
+/// The final outcome of one item, from its RESTORE line in `master.log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemResult {
+    /// `success-item`.
+    Succeeded,
+    /// `warning-item`: transferred, with warnings.
+    Warning,
+    /// `failed-item`.
+    Failed,
+}
+
+/// Pause or abort, for control requests and the calls that carry them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    Pause,
+    Abort,
+}
+
+/// How a run ended, as recorded (mirrors `events::RunStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishStatus {
+    Succeeded,
+    Partial,
+    Failed,
+    Interrupted,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// An `apply` process began (or resumed) the run. Written once per
+    /// process, after the plan was compared with the journal.
+    RunStarted {
+        /// The plan file as given on the command line.
+        plan: String,
+        /// Hex SHA-256 of the plan file's bytes.
+        plan_hash: String,
+        /// Every account of the plan, keyed by target username.
+        accounts: BTreeMap<String, PlannedAccount>,
+        ferry_version: String,
+        pid: u32,
+        host: String,
+        /// TLS verification was disabled for the target.
+        tls_insecure: bool,
+        /// `apply --simulate`: the target is an in-process simulator.
+        simulate: bool,
+        /// `apply --restart` after an abort.
+        restart: bool,
+    },
+    /// The plan changed since the previous run started (design §5).
+    PlanChanged {
+        /// New accounts, to be scheduled.
+        added: Vec<String>,
+        /// Accounts no longer in the plan that never started: dropped.
+        dropped: Vec<String>,
+        /// Accounts whose entry changed before their transfer began.
+        changed: Vec<String>,
+    },
+
+    // ---- a session's life -------------------------------------------------
+    /// About to call `create_remote_root_transfer_session`. Durable first.
+    SessionCreateIntent {
+        session: String,
+        /// The compiled plan's batch this instance belongs to.
+        batch: String,
+        source: String,
+        host: String,
+        /// Accounts (target usernames) this instance will carry.
+        accounts: Vec<String>,
+        packages: Vec<String>,
+        /// The earlier instance of the batch this one follows, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
+    },
+    /// WHM returned the session id. Written the moment it is known.
+    SessionCreated { session: String, id: String },
+    /// The instance will never be started: its id is unknown (a create whose
+    /// answer was lost, or a kill before `session_created`), or the plan
+    /// changed under it before it started. Its accounts are free again.
+    SessionAbandoned {
+        session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        reason: String,
+    },
+    /// About to enqueue these items into the session. Durable first: from
+    /// here on the items *may* be in the session.
+    EnqueueIntent {
+        session: String,
+        packages: Vec<String>,
+        accounts: Vec<String>,
+    },
+    /// `enqueue_transfer_item` confirmed one item.
+    Enqueued {
+        session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        outcome: EnqueueOutcome,
+    },
+    /// About to call `start_transfer_session`. Durable first: from here on
+    /// the session may run, and its accounts may be transferred by it.
+    StartIntent { session: String },
+    /// `start_transfer_session` answered (a start, a resume or a restart).
+    SessionStarted { session: String, pid: u32 },
+    /// A new state seen by `get_transfer_session_state`.
+    SessionState { session: String, state: String },
+    /// A final RESTORE line for an item, from `master.log`.
+    ItemOutcome {
+        session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<String>,
+        result: ItemResult,
+        /// The server's failure text (failed) or message (warning).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The session ended but the account's RESTORE began without a final
+    /// line: only `listaccts` can tell. Never retried automatically.
+    RestoreUnfinished { session: String, account: String },
+    /// `listaccts` on the target, for an account ferry believes transferred
+    /// or whose restore is unfinished.
+    AccountVerified {
+        account: String,
+        session: String,
+        present: bool,
+    },
+    /// The session made no progress for `policy.stall_timeout`.
+    SessionStalled {
+        session: String,
+        idle_secs: u64,
+        /// What ferry does about it: `restart`, `pause`, `abort`, `report`.
+        action: String,
+    },
+    /// ferry asked the server to pause or abort the session.
+    SessionControl {
+        session: String,
+        action: ControlAction,
+        /// `ok`, or why the call was not made / was refused.
+        result: String,
+    },
+    /// The session reached a terminal state (or was given up) and every one
+    /// of its accounts has a conclusion: an `item_outcome`, a
+    /// `restore_unfinished`, or — for those whose RESTORE never began —
+    /// none, which frees them for a later session.
+    SessionFinished { session: String, state: String },
+    /// `new` carries on the unfinished accounts of `old` (which ended FAILED
+    /// or ABORTED, or was abandoned).
+    SessionReplaced { old: String, new: String },
+
+    // ---- the run ----------------------------------------------------------
+    /// A step failed; `retryable` tells whether ferry tries again.
+    StepFailed {
+        step: String,
+        error: String,
+        retryable: bool,
+        attempt: u32,
+    },
+    /// Someone asked for a pause (`ferry pause`, or the `pause` policy).
+    PauseRequested {
+        by: Requester,
+        at: String,
+        reason: String,
+    },
+    /// Someone asked for an abort (`ferry abort`, or the `abort` policy).
+    AbortRequested {
+        by: Requester,
+        at: String,
+        reason: String,
+    },
+    /// The run stopped scheduling; its live sessions are paused.
+    RunPaused { reason: String },
+    /// The run's sessions were aborted; resuming needs `--restart`.
+    RunAborted { reason: String },
+    /// An `apply` process ended (not paused, not aborted).
+    RunFinished {
+        status: FinishStatus,
+        transferred: usize,
+        failed: usize,
+        pending: usize,
+    },
+}
+
+impl Record {
+    /// The record's `type` tag, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::RunStarted { .. } => "run_started",
+            Record::PlanChanged { .. } => "plan_changed",
+            Record::SessionCreateIntent { .. } => "session_create_intent",
+            Record::SessionCreated { .. } => "session_created",
+            Record::SessionAbandoned { .. } => "session_abandoned",
+            Record::EnqueueIntent { .. } => "enqueue_intent",
+            Record::Enqueued { .. } => "enqueued",
+            Record::StartIntent { .. } => "start_intent",
+            Record::SessionStarted { .. } => "session_started",
+            Record::SessionState { .. } => "session_state",
+            Record::ItemOutcome { .. } => "item_outcome",
+            Record::RestoreUnfinished { .. } => "restore_unfinished",
+            Record::AccountVerified { .. } => "account_verified",
+            Record::SessionStalled { .. } => "session_stalled",
+            Record::SessionControl { .. } => "session_control",
+            Record::SessionFinished { .. } => "session_finished",
+            Record::SessionReplaced { .. } => "session_replaced",
+            Record::StepFailed { .. } => "step_failed",
+            Record::PauseRequested { .. } => "pause_requested",
+            Record::AbortRequested { .. } => "abort_requested",
+            Record::RunPaused { .. } => "run_paused",
+            Record::RunAborted { .. } => "run_aborted",
+            Record::RunFinished { .. } => "run_finished",
+        }
+    }
+
+    /// Whether the record announces a request that is about to be sent and
+    /// so must be durable before it leaves (design §5).
+    pub fn is_intent(&self) -> bool {
+        matches!(
+            self,
+            Record::SessionCreateIntent { .. }
+                | Record::EnqueueIntent { .. }
+                | Record::StartIntent { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_tagged_by_type_for_jq() {
+        let r = Record::Enqueued {
+            session: "old1/s1".into(),
+            package: None,
+            account: Some("shop2".into()),
+            outcome: EnqueueOutcome::AlreadyQueued,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"enqueued","session":"old1/s1","account":"shop2","outcome":"already_queued"}"#
+        );
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.kind(), "enqueued");
+        assert!(!back.is_intent());
+        assert!(
+            Record::StartIntent {
+                session: "x".into()
+            }
+            .is_intent()
+        );
+    }
+}

@@ -1,0 +1,724 @@
+//! Journal → [`RunState`]: a fold over the records, one at a time.
+//!
+//! The same [`RunState::apply`] runs when a journal is replayed on resume or
+//! by `ferry status`, *and* live, for every record the executor appends
+//! ([`super::Journal::record`]). So what a running `apply` believes is, by
+//! construction, what a resumed one rebuilds from the file.
+//!
+//! Memory is proportional to the plan (accounts and session instances), not
+//! to the journal: records are decoded one at a time and dropped.
+//!
+//! Rules the fold encodes (the executor relies on them):
+//! * an account belongs to at most one *live* session instance at a time
+//!   (`AccountState::session`); it joins at `session_create_intent`;
+//! * `start_intent` turns the accounts of its session from `queued` into
+//!   `in_progress`: from then on they may be transferred by that session;
+//! * `transferred` is absorbing: no later record downgrades it;
+//! * `session_abandoned` and `session_finished` free the accounts of that
+//!   session that have no conclusion (back to `pending`). The executor writes
+//!   `restore_unfinished` first for any whose RESTORE may have begun.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use super::file::{Entry, JournalError, Reader, Repaired};
+use super::record::{
+    ControlAction, EnqueueOutcome, FinishStatus, ItemResult, PlannedAccount, Record, Requester,
+};
+
+/// Where an account stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Not in any live session.
+    Pending,
+    /// In a session instance that has not been started.
+    Queued,
+    /// In a started session, no final outcome yet.
+    InProgress,
+    /// A `success-item`/`warning-item` RESTORE line, or present on the target.
+    Transferred,
+    /// A `failed-item` line (`retryable`), or a restore that began, never
+    /// finished and left nothing on the target (not retryable: an operator
+    /// must look).
+    Failed { retryable: bool },
+    /// The RESTORE began but the session ended without a final line; waiting
+    /// for `listaccts`.
+    Unfinished,
+}
+
+impl Progress {
+    /// design §7 account state.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Progress::Pending => "pending",
+            Progress::Queued | Progress::InProgress | Progress::Unfinished => "in_progress",
+            Progress::Transferred => "transferred",
+            Progress::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// One account of the plan (or of an earlier version of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub source: String,
+    pub user: String,
+    /// Entry hash from the latest `run_started` that listed the account.
+    pub entry: String,
+    /// Listed by the latest `run_started`. Accounts removed from the plan
+    /// keep their history: re-adding one must not transfer it twice.
+    pub in_plan: bool,
+    pub progress: Progress,
+    /// The session instance holding it now, or the last one that did.
+    pub session: Option<String>,
+    /// Session instances started with it.
+    pub attempts: u32,
+    /// `failed-item` outcomes since the latest `run_started` (the
+    /// `item_retries` budget of this `apply`).
+    pub failures: u32,
+    /// The server's last failure text.
+    pub message: Option<String>,
+    pub warnings: bool,
+    /// `listaccts` result, once checked.
+    pub verified: Option<bool>,
+}
+
+impl AccountState {
+    /// Whether the account's transfer may have begun (design §5: a changed
+    /// plan entry is then refused). A cleanly failed account whose session
+    /// cannot run it again does not count: its new entry is what the next
+    /// attempt will use.
+    pub fn began(&self) -> bool {
+        match self.progress {
+            Progress::Pending | Progress::Queued => false,
+            Progress::Failed { retryable } => !retryable,
+            Progress::InProgress | Progress::Transferred | Progress::Unfinished => true,
+        }
+    }
+}
+
+/// ferry's view of a session instance's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `session_create_intent` written; no id recorded.
+    Creating,
+    /// Id known; not started.
+    Created,
+    /// `start_intent` written: the session may be running.
+    Starting,
+    /// `start_transfer_session` answered.
+    Started,
+    /// `session_finished`: every account has its conclusion.
+    Finished,
+    /// Never started, never will be.
+    Abandoned,
+}
+
+/// One session instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRec {
+    pub key: String,
+    pub batch: String,
+    pub source: String,
+    pub host: String,
+    pub accounts: Vec<String>,
+    pub packages: Vec<String>,
+    pub replaces: Option<String>,
+    pub replaced_by: Option<String>,
+    pub id: Option<String>,
+    pub phase: Phase,
+    pub enqueue_intent: bool,
+    pub enqueued_accounts: BTreeSet<String>,
+    pub enqueued_packages: BTreeSet<String>,
+    pub pid: Option<u32>,
+    /// The last state the server reported (or the final one).
+    pub server_state: Option<String>,
+    pub package_results: BTreeMap<String, ItemResult>,
+    pub stalls: u32,
+    /// A pause or abort ferry sent to it, and the answer.
+    pub control: Option<(ControlAction, String)>,
+}
+
+impl SessionRec {
+    /// Started, not finished: the server may be running it.
+    pub fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Starting | Phase::Started)
+    }
+    /// Not finished and not abandoned.
+    pub fn is_open(&self) -> bool {
+        !matches!(self.phase, Phase::Finished | Phase::Abandoned)
+    }
+    /// Every item of the instance is confirmed enqueued.
+    pub fn fully_enqueued(&self) -> bool {
+        self.enqueue_intent
+            && self
+                .accounts
+                .iter()
+                .all(|a| self.enqueued_accounts.contains(a))
+            && self
+                .packages
+                .iter()
+                .all(|p| self.enqueued_packages.contains(p))
+    }
+}
+
+/// The run as the journal tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunPhase {
+    NotStarted,
+    /// A `run_started` with nothing after it that ends the process's run:
+    /// either an `apply` is running, or one was killed.
+    Running,
+    Paused {
+        reason: String,
+    },
+    Aborted {
+        reason: String,
+    },
+    Finished(FinishStatus),
+}
+
+/// Everything replay learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    pub plan: Option<String>,
+    pub plan_hash: Option<String>,
+    /// `run_started` records seen (apply processes).
+    pub runs: u32,
+    pub first_ts: Option<String>,
+    pub last_ts: Option<String>,
+    /// `ts` of the latest `run_started`.
+    pub run_ts: Option<String>,
+    pub tls_insecure: bool,
+    pub simulate: bool,
+    pub accounts: BTreeMap<String, AccountState>,
+    sessions: Vec<SessionRec>,
+    index: HashMap<String, usize>,
+    pub phase: RunPhase,
+    pub records: u64,
+    /// The latest pause/abort request: action, who, when, why.
+    pub request: Option<(ControlAction, Requester, String, String)>,
+    /// The latest `step_failed` error.
+    pub last_error: Option<String>,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            plan: None,
+            plan_hash: None,
+            runs: 0,
+            first_ts: None,
+            last_ts: None,
+            run_ts: None,
+            tls_insecure: false,
+            simulate: false,
+            accounts: BTreeMap::new(),
+            sessions: Vec::new(),
+            index: HashMap::new(),
+            phase: RunPhase::NotStarted,
+            records: 0,
+            request: None,
+            last_error: None,
+        }
+    }
+}
+
+impl RunState {
+    /// Session instances in the order they were created.
+    pub fn sessions(&self) -> &[SessionRec] {
+        &self.sessions
+    }
+
+    pub fn session(&self, key: &str) -> Option<&SessionRec> {
+        self.index.get(key).map(|&i| &self.sessions[i])
+    }
+
+    fn session_mut(&mut self, key: &str) -> Option<&mut SessionRec> {
+        self.index.get(key).map(|&i| &mut self.sessions[i])
+    }
+
+    /// Instances of one batch, oldest first.
+    pub fn instances_of<'a>(&'a self, batch: &'a str) -> impl Iterator<Item = &'a SessionRec> {
+        self.sessions.iter().filter(move |s| s.batch == batch)
+    }
+
+    /// Accounts of the current plan.
+    pub fn planned(&self) -> impl Iterator<Item = (&String, &AccountState)> {
+        self.accounts.iter().filter(|(_, a)| a.in_plan)
+    }
+
+    /// Counts over the current plan: (transferred, failed, pending-or-in-progress).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let (mut t, mut f, mut p) = (0, 0, 0);
+        for (_, a) in self.planned() {
+            match a.progress {
+                Progress::Transferred => t += 1,
+                Progress::Failed { .. } => f += 1,
+                _ => p += 1,
+            }
+        }
+        (t, f, p)
+    }
+
+    /// Folds one record in.
+    pub fn apply_entry(&mut self, e: &Entry) {
+        if self.first_ts.is_none() {
+            self.first_ts = Some(e.ts.clone());
+        }
+        if matches!(e.rec, Record::RunStarted { .. }) {
+            self.run_ts = Some(e.ts.clone());
+        }
+        self.last_ts = Some(e.ts.clone());
+        self.apply(&e.rec);
+    }
+
+    /// Folds one record in (see the module doc for the rules).
+    pub fn apply(&mut self, rec: &Record) {
+        self.records += 1;
+        match rec {
+            Record::RunStarted {
+                plan,
+                plan_hash,
+                accounts,
+                tls_insecure,
+                simulate,
+                ..
+            } => self.on_run_started(plan, plan_hash, accounts, *tls_insecure, *simulate),
+            Record::PlanChanged { .. } => {}
+            Record::SessionCreateIntent {
+                session,
+                batch,
+                source,
+                host,
+                accounts,
+                packages,
+                replaces,
+            } => {
+                let rec = SessionRec {
+                    key: session.clone(),
+                    batch: batch.clone(),
+                    source: source.clone(),
+                    host: host.clone(),
+                    accounts: accounts.clone(),
+                    packages: packages.clone(),
+                    replaces: replaces.clone(),
+                    replaced_by: None,
+                    id: None,
+                    phase: Phase::Creating,
+                    enqueue_intent: false,
+                    enqueued_accounts: BTreeSet::new(),
+                    enqueued_packages: BTreeSet::new(),
+                    pid: None,
+                    server_state: None,
+                    package_results: BTreeMap::new(),
+                    stalls: 0,
+                    control: None,
+                };
+                self.index.insert(session.clone(), self.sessions.len());
+                self.sessions.push(rec);
+                for a in accounts {
+                    if let Some(acc) = self.accounts.get_mut(a)
+                        && acc.progress == Progress::Pending
+                    {
+                        acc.progress = Progress::Queued;
+                        acc.session = Some(session.clone());
+                    }
+                }
+            }
+            Record::SessionCreated { session, id } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.id = Some(id.clone());
+                    if s.phase == Phase::Creating {
+                        s.phase = Phase::Created;
+                    }
+                }
+            }
+            Record::SessionAbandoned { session, .. } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.phase = Phase::Abandoned;
+                }
+                self.free_accounts_of(session);
+            }
+            Record::EnqueueIntent { session, .. } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.enqueue_intent = true;
+                }
+            }
+            Record::Enqueued {
+                session,
+                package,
+                account,
+                outcome: EnqueueOutcome::Added | EnqueueOutcome::AlreadyQueued,
+            } => {
+                if let Some(s) = self.session_mut(session) {
+                    if let Some(p) = package {
+                        s.enqueued_packages.insert(p.clone());
+                    }
+                    if let Some(a) = account {
+                        s.enqueued_accounts.insert(a.clone());
+                    }
+                }
+            }
+            Record::StartIntent { session } => {
+                let Some(s) = self.session_mut(session) else {
+                    return;
+                };
+                if matches!(s.phase, Phase::Creating | Phase::Created) {
+                    s.phase = Phase::Starting;
+                }
+                let accounts = s.accounts.clone();
+                for a in &accounts {
+                    if let Some(acc) = self.accounts.get_mut(a)
+                        && acc.session.as_deref() == Some(session.as_str())
+                        && acc.progress == Progress::Queued
+                    {
+                        acc.progress = Progress::InProgress;
+                        acc.attempts += 1;
+                    }
+                }
+            }
+            Record::SessionStarted { session, pid } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.pid = Some(*pid);
+                    if s.phase == Phase::Starting {
+                        s.phase = Phase::Started;
+                    }
+                }
+            }
+            Record::SessionState { session, state } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.server_state = Some(state.clone());
+                }
+            }
+            Record::ItemOutcome {
+                session,
+                account,
+                package,
+                result,
+                message,
+            } => {
+                if let Some(p) = package
+                    && let Some(s) = self.session_mut(session)
+                {
+                    s.package_results.insert(p.clone(), *result);
+                }
+                if let Some(a) = account
+                    && let Some(acc) = self.accounts.get_mut(a)
+                    && acc.progress != Progress::Transferred
+                {
+                    acc.session = Some(session.clone());
+                    match result {
+                        ItemResult::Succeeded | ItemResult::Warning => {
+                            acc.progress = Progress::Transferred;
+                            acc.warnings = *result == ItemResult::Warning;
+                            acc.message = message.clone();
+                        }
+                        ItemResult::Failed => {
+                            acc.progress = Progress::Failed { retryable: true };
+                            acc.failures += 1;
+                            acc.message = message.clone();
+                        }
+                    }
+                }
+            }
+            Record::RestoreUnfinished { session, account } => {
+                if let Some(acc) = self.accounts.get_mut(account)
+                    && acc.progress != Progress::Transferred
+                {
+                    acc.progress = Progress::Unfinished;
+                    acc.session = Some(session.clone());
+                }
+            }
+            Record::AccountVerified {
+                account, present, ..
+            } => {
+                if let Some(acc) = self.accounts.get_mut(account) {
+                    acc.verified = Some(*present);
+                    match (&acc.progress, present) {
+                        (Progress::Unfinished, true) => acc.progress = Progress::Transferred,
+                        (Progress::Unfinished, false) => {
+                            acc.progress = Progress::Failed { retryable: false };
+                            acc.message = Some(
+                                "its restore began but never finished, and the account is not on \
+                                 the target; check the target by hand before moving it again"
+                                    .into(),
+                            );
+                        }
+                        (Progress::Transferred, false) => {
+                            acc.progress = Progress::Failed { retryable: false };
+                            acc.message = Some(
+                                "the session log says transferred, but listaccts does not show it \
+                                 on the target; check the target by hand"
+                                    .into(),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Record::SessionStalled { session, .. } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.stalls += 1;
+                }
+            }
+            Record::SessionControl {
+                session,
+                action,
+                result,
+            } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.control = Some((*action, result.clone()));
+                }
+            }
+            Record::SessionFinished { session, state } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.phase = Phase::Finished;
+                    s.server_state = Some(state.clone());
+                }
+                self.free_accounts_of(session);
+            }
+            Record::SessionReplaced { old, new } => {
+                if let Some(s) = self.session_mut(old) {
+                    s.replaced_by = Some(new.clone());
+                }
+            }
+            Record::StepFailed { error, .. } => self.last_error = Some(error.clone()),
+            Record::PauseRequested { by, at, reason } => {
+                self.request = Some((ControlAction::Pause, by.clone(), at.clone(), reason.clone()))
+            }
+            Record::AbortRequested { by, at, reason } => {
+                self.request = Some((ControlAction::Abort, by.clone(), at.clone(), reason.clone()))
+            }
+            Record::RunPaused { reason } => {
+                self.phase = RunPhase::Paused {
+                    reason: reason.clone(),
+                }
+            }
+            Record::RunAborted { reason } => {
+                self.phase = RunPhase::Aborted {
+                    reason: reason.clone(),
+                }
+            }
+            Record::RunFinished { status, .. } => self.phase = RunPhase::Finished(*status),
+        }
+    }
+
+    fn on_run_started(
+        &mut self,
+        plan: &str,
+        hash: &str,
+        accounts: &BTreeMap<String, PlannedAccount>,
+        tls_insecure: bool,
+        simulate: bool,
+    ) {
+        self.runs += 1;
+        self.plan = Some(plan.to_string());
+        self.plan_hash = Some(hash.to_string());
+        self.tls_insecure = tls_insecure;
+        self.simulate = simulate;
+        self.phase = RunPhase::Running;
+        for acc in self.accounts.values_mut() {
+            acc.in_plan = false;
+            acc.failures = 0;
+        }
+        for (name, p) in accounts {
+            let acc = self
+                .accounts
+                .entry(name.clone())
+                .or_insert_with(|| AccountState {
+                    source: p.source.clone(),
+                    user: p.user.clone(),
+                    entry: p.entry.clone(),
+                    in_plan: true,
+                    progress: Progress::Pending,
+                    session: None,
+                    attempts: 0,
+                    failures: 0,
+                    message: None,
+                    warnings: false,
+                    verified: None,
+                });
+            acc.in_plan = true;
+            acc.source = p.source.clone();
+            acc.user = p.user.clone();
+            acc.entry = p.entry.clone();
+        }
+    }
+
+    /// Accounts held by `session` without a conclusion go back to pending.
+    fn free_accounts_of(&mut self, session: &str) {
+        let Some(&i) = self.index.get(session) else {
+            return;
+        };
+        for a in &self.sessions[i].accounts {
+            if let Some(acc) = self.accounts.get_mut(a)
+                && acc.session.as_deref() == Some(session)
+                && matches!(acc.progress, Progress::Queued | Progress::InProgress)
+            {
+                acc.progress = Progress::Pending;
+            }
+        }
+    }
+}
+
+/// Replays a journal read-only (`ferry status`, `ferry plan`): a torn last
+/// line is skipped and reported, never repaired (that is `apply`'s job,
+/// under the lock). A missing journal gives an empty state.
+pub fn replay(path: &Path) -> Result<(RunState, Option<Repaired>), JournalError> {
+    let mut state = RunState::default();
+    let Some(mut reader) = Reader::open(path)? else {
+        return Ok((state, None));
+    };
+    while let Some(entry) = reader.next()? {
+        state.apply_entry(&entry);
+    }
+    Ok((state, reader.torn().cloned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(names: &[&str]) -> BTreeMap<String, PlannedAccount> {
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    PlannedAccount {
+                        source: "old1".into(),
+                        user: n.to_string(),
+                        entry: format!("h-{n}"),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn run_started(names: &[&str]) -> Record {
+        Record::RunStarted {
+            plan: "p.yaml".into(),
+            plan_hash: "abc".into(),
+            accounts: planned(names),
+            ferry_version: "0".into(),
+            pid: 1,
+            host: "h".into(),
+            tls_insecure: false,
+            simulate: false,
+            restart: false,
+        }
+    }
+
+    fn intent(key: &str, accounts: &[&str]) -> Record {
+        Record::SessionCreateIntent {
+            session: key.into(),
+            batch: key.split('#').next().unwrap().into(),
+            source: "old1".into(),
+            host: "old1.example.com".into(),
+            accounts: accounts.iter().map(|s| s.to_string()).collect(),
+            packages: vec![],
+            replaces: None,
+        }
+    }
+
+    fn outcome(session: &str, account: &str, result: ItemResult) -> Record {
+        Record::ItemOutcome {
+            session: session.into(),
+            account: Some(account.into()),
+            package: None,
+            result,
+            message: (result == ItemResult::Failed).then(|| "Disk quota exceeded".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_session_life_moves_accounts_through_their_states() {
+        let mut st = RunState::default();
+        st.apply(&run_started(&["a", "b"]));
+        st.apply(&intent("old1/s1", &["a", "b"]));
+        assert_eq!(st.accounts["a"].progress, Progress::Queued);
+        st.apply(&Record::SessionCreated {
+            session: "old1/s1".into(),
+            id: "X1".into(),
+        });
+        st.apply(&Record::StartIntent {
+            session: "old1/s1".into(),
+        });
+        assert_eq!(st.accounts["a"].progress, Progress::InProgress);
+        assert_eq!(st.accounts["a"].attempts, 1);
+        assert!(st.session("old1/s1").unwrap().is_live());
+        st.apply(&outcome("old1/s1", "a", ItemResult::Succeeded));
+        st.apply(&outcome("old1/s1", "b", ItemResult::Failed));
+        // transferred is absorbing
+        st.apply(&outcome("old1/s1", "a", ItemResult::Failed));
+        assert_eq!(st.accounts["a"].progress, Progress::Transferred);
+        assert_eq!(
+            st.accounts["b"].progress,
+            Progress::Failed { retryable: true }
+        );
+        assert_eq!(st.accounts["b"].failures, 1);
+        st.apply(&Record::SessionFinished {
+            session: "old1/s1".into(),
+            state: "COMPLETED".into(),
+        });
+        assert_eq!(st.counts(), (1, 1, 0));
+        // A new apply resets the item_retries budget but not the outcome.
+        st.apply(&run_started(&["a", "b"]));
+        assert_eq!(st.accounts["b"].failures, 0);
+        assert!(!st.accounts["b"].began());
+        assert!(st.accounts["a"].began());
+    }
+
+    #[test]
+    fn abandoned_and_finished_sessions_free_unconcluded_accounts() {
+        let mut st = RunState::default();
+        st.apply(&run_started(&["a", "b", "c"]));
+        st.apply(&intent("old1/s1", &["a"]));
+        st.apply(&Record::SessionAbandoned {
+            session: "old1/s1".into(),
+            id: None,
+            reason: "lost".into(),
+        });
+        assert_eq!(st.accounts["a"].progress, Progress::Pending);
+        st.apply(&intent("old1/s1#2", &["a", "b", "c"]));
+        st.apply(&Record::StartIntent {
+            session: "old1/s1#2".into(),
+        });
+        st.apply(&Record::RestoreUnfinished {
+            session: "old1/s1#2".into(),
+            account: "b".into(),
+        });
+        st.apply(&Record::SessionFinished {
+            session: "old1/s1#2".into(),
+            state: "FAILED".into(),
+        });
+        assert_eq!(st.accounts["a"].progress, Progress::Pending);
+        assert_eq!(st.accounts["b"].progress, Progress::Unfinished);
+        st.apply(&Record::AccountVerified {
+            account: "b".into(),
+            session: "old1/s1#2".into(),
+            present: false,
+        });
+        assert_eq!(
+            st.accounts["b"].progress,
+            Progress::Failed { retryable: false }
+        );
+        assert!(st.accounts["b"].began());
+    }
+
+    #[test]
+    fn removed_accounts_keep_their_history() {
+        let mut st = RunState::default();
+        st.apply(&run_started(&["a", "b"]));
+        st.apply(&intent("old1/s1", &["a"]));
+        st.apply(&Record::StartIntent {
+            session: "old1/s1".into(),
+        });
+        st.apply(&run_started(&["b"]));
+        assert!(!st.accounts["a"].in_plan);
+        assert_eq!(st.planned().count(), 1);
+        st.apply(&run_started(&["a", "b"]));
+        assert_eq!(st.accounts["a"].progress, Progress::InProgress);
+    }
+}
