@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::ops::{CliError, ExitStatus, Outcome};
 
@@ -51,15 +51,29 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Report(report::ReportArgs),
+    Completions(completions::CompletionsArgs),
 }
 
+mod completions;
+mod examples;
 mod plan;
+mod report;
 mod schema;
 mod validate;
 
+/// The clap command tree with every subcommand's `--help` examples
+/// ([`examples`]); what `main` parses with and what completions describe.
+pub fn command() -> clap::Command {
+    examples::attach(Cli::command())
+}
+
 /// Entry point of the `ferry` binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -80,6 +94,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Completions(a) => completions::run(a),
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod report;
+
 /// Exit codes of design §3. `main` turns these into the process's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {

@@ -59,6 +59,8 @@ pub enum RunState {
     Partial,
     Aborted,
     Failed,
+    /// The last `apply` was interrupted (Ctrl-C) before the run ended.
+    Interrupted,
 }
 
 /// A pause and the resume that ended it.
@@ -334,6 +336,13 @@ fn status_banner(view: &RunView, t: &Totals) -> (&'static str, String) {
         ),
         RunState::Aborted => ("failed", "Aborted — the run was stopped".to_string()),
         RunState::Failed => ("failed", "Stopped by an error — see below".to_string()),
+        RunState::Interrupted => (
+            "paused",
+            format!(
+                "Interrupted — {} of {} accounts moved; the run can be resumed",
+                t.transferred, t.total
+            ),
+        ),
     }
 }
 
@@ -623,4 +632,6 @@ fn accounts_table(h: &mut String, view: &RunView) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+#[cfg(test)]
+pub(crate) use tests::assert_self_contained;

@@ -234,7 +234,7 @@ fn summary_counts_duration_and_bytes() {
 
 /// Every `src`/`href` attribute and every `url(` must point inside the
 /// document; nothing may be imported or linked.
-pub(crate) fn assert_self_contained(html: &str) {
+pub fn assert_self_contained(html: &str) {
     let lower = html.to_ascii_lowercase();
     for banned in [
         "http:", "https:", "<link", "@import", "<iframe", "<object", "<embed", "<img",
