@@ -241,14 +241,19 @@ pub fn assert_self_contained(html: &str) {
     ] {
         assert!(!lower.contains(banned), "report contains {banned:?}");
     }
-    for attr in ["src=", "href=", "xlink:href=", "action="] {
-        for (i, _) in lower.match_indices(attr) {
-            let value = &lower[i + attr.len()..];
-            assert!(
-                value.starts_with("\"#"),
-                "{attr} must be a fragment: {}",
-                &html[i..(i + 60).min(html.len())]
-            );
+    // Attributes live inside tags; escaped text (`&lt;img src=…`) is not a tag.
+    for tag in lower
+        .split('<')
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap_or(""))
+    {
+        for attr in [" src=", " href=", " xlink:href=", " action=", " srcset="] {
+            for (i, _) in tag.match_indices(attr) {
+                assert!(
+                    tag[i + attr.len()..].starts_with("\"#"),
+                    "{attr} must be a fragment: <{tag}>"
+                );
+            }
         }
     }
     for (i, _) in lower.match_indices("url(") {
@@ -317,4 +322,22 @@ fn escaping_and_units() {
     assert_eq!(grouped(1234567), "1,234,567");
     assert_eq!(grouped(123), "123");
     assert_eq!(utc(at(62)), "2026-11-30 01:46:02 UTC");
+}
+
+#[test]
+fn the_self_contained_check_catches_external_references() {
+    let base = render(&sample_view());
+    for bad in [
+        "<script src=\"app.js\"></script>",
+        "<a href=\"report2.html\">x</a>",
+        "<style>body{background:url(bg.png)}</style>",
+        "<link rel=\"stylesheet\" href=\"#x\">",
+        "<style>@import 'x.css';</style>",
+        "<img src=\"#x\">",
+        "<p>see https://example.com</p>",
+    ] {
+        let page = base.replace("</main>", &format!("{bad}</main>"));
+        let caught = std::panic::catch_unwind(|| assert_self_contained(&page)).is_err();
+        assert!(caught, "not caught: {bad}");
+    }
 }
