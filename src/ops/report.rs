@@ -98,10 +98,7 @@ impl PlanHints {
     /// Reads the plan without resolving any secret; a missing or unreadable
     /// plan gives no hints (the report is still made from the journal).
     pub fn read(path: &Path) -> PlanHints {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return PlanHints::default();
-        };
-        let Ok(plan) = serde_saphyr::from_str::<crate::plan::Plan>(&text) else {
+        let Ok(crate::plan::LoadedPlan { plan, .. }) = crate::plan::load(path) else {
             return PlanHints::default();
         };
         let target = host_of(&plan.target.url);
