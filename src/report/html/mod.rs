@@ -616,7 +616,7 @@ fn accounts_table(h: &mut String, view: &RunView) {
         let _ = writeln!(
             h,
             "<tr class=\"{class}\"><td class=\"acct\">{account_cell}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td>\
-             <td data-sort=\"{state_rank}\"><span class=\"pill {class}\">{}</span></td>\
+             <td class=\"state\" data-sort=\"{state_rank}\"><span class=\"pill {class}\">{}</span></td>\
              <td class=\"num\" data-sort=\"{}\">{}</td><td class=\"num\">{}</td><td class=\"msg\">{}</td></tr>",
             esc(&a.source),
             esc(&a.user),

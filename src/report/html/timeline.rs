@@ -145,7 +145,7 @@ fn sessions_table(h: &mut String, view: &RunView) {
         }
         let _ = writeln!(
             h,
-            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td><span class=\"dot {}\"></span>{state}</td>\
+            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"state\"><span class=\"dot {}\"></span>{state}</td>\
              <td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&s.name),
             esc(s.id.as_deref().unwrap_or("—")),
