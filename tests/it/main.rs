@@ -3,4 +3,5 @@
 //! the `ferry` binary.
 
 mod conveniences;
+mod gitops;
 mod report;
