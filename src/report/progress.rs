@@ -347,6 +347,74 @@ mod tests {
         assert!(sessions.is_empty(), "session lines cleared at the end");
     }
 
+    /// A terminal that keeps everything drawn on it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(std::sync::Arc<Mutex<String>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            100
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            let mut t = self.0.lock().unwrap();
+            t.push_str(s);
+            t.push('\n');
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bars_are_drawn_on_a_terminal() {
+        let screen = Screen::default();
+        let cap = Captured::default();
+        let r = ProgressReporter::with_target(
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            Box::new(cap.clone()),
+            false,
+        );
+        let events = scripted_run();
+        for e in &events[..8] {
+            r.event(e);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        let drawn = screen.0.lock().unwrap().clone();
+        assert!(
+            drawn.contains("accounts [") && drawn.contains("0 transferred of 4"),
+            "{drawn}"
+        );
+        assert!(drawn.contains("old2/s1"), "{drawn}");
+        assert!(drawn.contains("RUNNING   0/2  old2  now: gamma"), "{drawn}");
+        assert!(drawn.contains("ETA"), "{drawn}");
+        assert!(!drawn.contains('\x1b'), "no colour: {drawn:?}");
+        for e in &events[8..] {
+            r.event(e);
+        }
+        let drawn = screen.0.lock().unwrap().clone();
+        assert!(drawn.contains("2 transferred, 1 failed of 4"), "{drawn}");
+    }
+
     #[test]
     fn resumed_run_starts_the_bar_where_the_journal_left_it() {
         let (r, _) = reporter(false);
