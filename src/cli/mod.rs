@@ -18,6 +18,15 @@ pub enum OutputFormat {
     Json,
 }
 
+impl From<OutputFormat> for crate::report::Output {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Text => crate::report::Output::Text,
+            OutputFormat::Json => crate::report::Output::Json,
+        }
+    }
+}
+
 /// Log line format (`--log-format`); verbosity comes from `RUST_LOG`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
