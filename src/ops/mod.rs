@@ -73,3 +73,6 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
         .unwrap_or_else(|| "plan".to_string());
     PathBuf::from(".ferry").join(format!("{stem}.journal"))
 }
+
+pub mod check;
+pub mod resolve;
