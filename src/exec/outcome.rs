@@ -88,8 +88,12 @@ impl LogView {
 /// What ferry concludes about one account of an ended session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conclusion {
-    Transferred { warnings: bool },
-    Failed { message: String },
+    Transferred {
+        warnings: bool,
+    },
+    Failed {
+        message: String,
+    },
     /// Its RESTORE began and has no final line: ask `listaccts`.
     Unfinished,
     /// Nothing of it reached the RESTORE queue: it can go to a new session
@@ -119,7 +123,13 @@ pub fn conclude(view: Option<&LogView>, user: &str) -> Conclusion {
 mod tests {
     use super::*;
 
-    fn line(action: &str, child: u32, queue: Option<&str>, item: Option<&str>, msg: &str) -> String {
+    fn line(
+        action: &str,
+        child: u32,
+        queue: Option<&str>,
+        item: Option<&str>,
+        msg: &str,
+    ) -> String {
         let mut c = serde_json::json!({"action": action, "time": 1, "child_number": child});
         if let Some(q) = queue {
             c["queue"] = q.into();
@@ -132,7 +142,8 @@ mod tests {
         if !msg.is_empty() {
             c["msg"] = serde_json::json!({"failure": msg});
         }
-        serde_json::json!({"type":"control","pid":1,"indent":0,"partial":0,"contents":c}).to_string()
+        serde_json::json!({"type":"control","pid":1,"indent":0,"partial":0,"contents":c})
+            .to_string()
     }
 
     #[test]
@@ -141,7 +152,13 @@ mod tests {
             line("start", 0, None, None, ""),
             line("success-item", 1, Some("TRANSFER"), Some("ok"), ""),
             line("success-item", 1, Some("RESTORE"), Some("ok"), ""),
-            line("failed-item", 1, Some("RESTORE"), Some("bad"), "Disk quota exceeded"),
+            line(
+                "failed-item",
+                1,
+                Some("RESTORE"),
+                Some("bad"),
+                "Disk quota exceeded",
+            ),
             line("success-item", 1, Some("TRANSFER"), Some("mid"), ""),
             line("start-item", 2, Some("RESTORE"), Some("mid"), ""),
             line("start-item", 1, Some("TRANSFER"), Some("early"), ""),
@@ -152,7 +169,10 @@ mod tests {
         assert_eq!(view.finished, Some("abort"));
         assert_eq!(view.current.as_deref(), Some("early"));
         let v = Some(&view);
-        assert_eq!(conclude(v, "ok"), Conclusion::Transferred { warnings: false });
+        assert_eq!(
+            conclude(v, "ok"),
+            Conclusion::Transferred { warnings: false }
+        );
         assert_eq!(
             conclude(v, "bad"),
             Conclusion::Failed {

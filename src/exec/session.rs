@@ -152,7 +152,12 @@ impl SessionMachine {
     /// where the journal left it). `alive_window`: how recent a sighting
     /// must be for a pause to be sent without first proving the session
     /// alive with a start.
-    pub fn new(key: impl Into<String>, state: SState, now: Instant, alive_window: Duration) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        state: SState,
+        now: Instant,
+        alive_window: Duration,
+    ) -> Self {
         SessionMachine {
             key: key.into(),
             state,
@@ -422,7 +427,10 @@ mod tests {
     fn normal_life() {
         let now = Instant::now();
         let mut m = running(now);
-        assert_eq!(m.on_server_state(&SessionState::Running, now), Ok(Step::Poll));
+        assert_eq!(
+            m.on_server_state(&SessionState::Running, now),
+            Ok(Step::Poll)
+        );
         assert_eq!(
             m.on_server_state(&SessionState::Completed, now),
             Ok(Step::Conclude)
@@ -430,7 +438,10 @@ mod tests {
         assert_eq!(m.state(), SState::Ended);
         m.on_concluded();
         // Terminal states absorb late events.
-        assert_eq!(m.on_server_state(&SessionState::Running, now), Ok(Step::Nothing));
+        assert_eq!(
+            m.on_server_state(&SessionState::Running, now),
+            Ok(Step::Nothing)
+        );
         assert_eq!(m.on_want(Want::Abort, now), Step::Nothing);
         assert_eq!(m.state(), SState::Finished);
     }
@@ -439,14 +450,20 @@ mod tests {
     fn start_intent_without_effect_starts_again() {
         let now = Instant::now();
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
-        assert_eq!(m.on_server_state(&SessionState::Pending, now), Ok(Step::Start));
+        assert_eq!(
+            m.on_server_state(&SessionState::Pending, now),
+            Ok(Step::Start)
+        );
     }
 
     #[test]
     fn paused_session_is_resumed_unless_the_run_pauses() {
         let now = Instant::now();
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
-        assert_eq!(m.on_server_state(&SessionState::Paused, now), Ok(Step::Start));
+        assert_eq!(
+            m.on_server_state(&SessionState::Paused, now),
+            Ok(Step::Start)
+        );
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
         assert_eq!(m.on_want(Want::Pause, now), Step::Nothing);
         assert_eq!(
@@ -466,7 +483,10 @@ mod tests {
         assert_eq!(m.state(), SState::Running);
         // The start answered with the same pid: alive, pause now.
         m.on_started(100, later);
-        assert_eq!(m.on_server_state(&SessionState::Running, later), Ok(Step::Pause));
+        assert_eq!(
+            m.on_server_state(&SessionState::Running, later),
+            Ok(Step::Pause)
+        );
         assert_eq!(m.state(), SState::Pausing);
         assert_eq!(
             m.on_server_state(&SessionState::Paused, later),
@@ -479,12 +499,24 @@ mod tests {
         let t0 = Instant::now();
         let mut m = running(t0);
         m.on_progress(t0 + Duration::from_secs(1));
-        assert_eq!(m.on_want(Want::Pause, t0 + Duration::from_secs(2)), Step::Pause);
+        assert_eq!(
+            m.on_want(Want::Pause, t0 + Duration::from_secs(2)),
+            Step::Pause
+        );
         // Abort overrides a pause.
-        assert_eq!(m.on_want(Want::Abort, t0 + Duration::from_secs(3)), Step::Abort);
+        assert_eq!(
+            m.on_want(Want::Abort, t0 + Duration::from_secs(3)),
+            Step::Abort
+        );
         assert_eq!(m.state(), SState::Aborting);
-        assert_eq!(m.on_server_state(&SessionState::Aborting, t0), Ok(Step::Poll));
-        assert_eq!(m.on_server_state(&SessionState::Aborted, t0), Ok(Step::Conclude));
+        assert_eq!(
+            m.on_server_state(&SessionState::Aborting, t0),
+            Ok(Step::Poll)
+        );
+        assert_eq!(
+            m.on_server_state(&SessionState::Aborted, t0),
+            Ok(Step::Conclude)
+        );
     }
 
     #[test]
@@ -494,7 +526,10 @@ mod tests {
         assert_eq!(m.on_want(Want::Pause, now), Step::StopWatching);
         let mut m = SessionMachine::new("k", SState::Enqueuing, now, W);
         assert_eq!(m.on_want(Want::Abort, now), Step::Abort);
-        assert_eq!(m.on_server_state(&SessionState::Failed, now), Ok(Step::Conclude));
+        assert_eq!(
+            m.on_server_state(&SessionState::Failed, now),
+            Ok(Step::Conclude)
+        );
     }
 
     #[test]
