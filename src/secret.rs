@@ -44,7 +44,9 @@ impl fmt::Display for SecretRef {
 /// Why a reference could not be resolved. Names the reference, never a value.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SecretError {
-    #[error("secret {reference}: environment variable `{name}` is not set (export it before running ferry)")]
+    #[error(
+        "secret {reference}: environment variable `{name}` is not set (export it before running ferry)"
+    )]
     EnvMissing { reference: String, name: String },
     #[error("secret {reference}: environment variable `{name}` is empty")]
     EnvEmpty { reference: String, name: String },
@@ -196,7 +198,9 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
         let mut w = vec![];
-        let s = SecretRef::File("tok".into()).resolve(dir.path(), &mut w).unwrap();
+        let s = SecretRef::File("tok".into())
+            .resolve(dir.path(), &mut w)
+            .unwrap();
         assert_eq!(s.expose(), "abc");
         #[cfg(unix)]
         assert_eq!(w.len(), 1, "{w:?}");
