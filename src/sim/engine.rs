@@ -299,6 +299,9 @@ pub(crate) struct RequestRecord {
     pub params: BTreeMap<String, String>,
     pub sim_time: f64,
     pub auth_user: Option<String>,
+    /// The request's `X-Whm-Sim-Tag` header: a label tests attach (e.g.
+    /// `nonconformant` for a deliberately malformed request).
+    pub tag: Option<String>,
     pub fault: Option<&'static str>,
     pub status: Option<u16>,
     pub result: Option<u8>,

@@ -107,6 +107,7 @@ pub(crate) fn request_json(r: &RequestRecord) -> Value {
         "params": r.params,
         "sim_time": r.sim_time,
         "auth_user": r.auth_user,
+        "tag": r.tag,
         "fault": r.fault,
         "status": r.status,
         "result": r.result,

@@ -389,6 +389,11 @@ async fn api_route(
     let method = req.method().clone();
     let query = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
     let auth_user = authenticate(&shared, &req);
+    let tag = req
+        .headers()
+        .get("x-whm-sim-tag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let form = req
         .headers()
         .get("content-type")
@@ -427,6 +432,7 @@ async fn api_route(
                 .collect(),
             sim_time,
             auth_user: auth_user.clone(),
+            tag,
             fault: decision.strike.label(),
             status: None,
             result: None,
