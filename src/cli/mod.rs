@@ -51,10 +51,22 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Apply(apply::ApplyArgs),
+    /// Pause a run: the running apply (if any) stops scheduling and pauses
+    /// its sessions on the server; the journal records who asked.
+    Pause(control::ControlArgs),
+    /// Abort a run: its sessions are aborted on the server; resuming needs
+    /// `apply --restart`.
+    Abort(control::ControlArgs),
+    Status(status::StatusArgs),
 }
 
+mod apply;
+mod control;
+pub mod output;
 mod plan;
 mod schema;
+mod status;
 mod validate;
 
 /// Entry point of the `ferry` binary.
@@ -80,6 +92,10 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
+        Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
+        Command::Status(a) => status::run(a),
     }
 }
 

@@ -471,3 +471,83 @@ pub(crate) fn instance_key(batch: &str, n_before: usize) -> String {
         format!("{batch}#{}", n_before + 1)
     }
 }
+
+impl RunPlan {
+    /// The executor's view of a compiled plan. `logins[i]` is the SSH login
+    /// of `plan.sources[i]` (secrets resolved by `ops`); `None` where no
+    /// session will be created (`ferry pause`/`abort`).
+    pub fn new(
+        loaded: &crate::plan::LoadedPlan,
+        compiled: &crate::graph::CompiledPlan,
+        logins: Option<&[crate::client::SshLogin]>,
+    ) -> RunPlan {
+        let plan = &loaded.plan;
+        let sources = plan
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let options = s.session.or(&plan.defaults.session);
+                SourceSpec {
+                    name: s.name.clone(),
+                    host: s.host.clone(),
+                    create: logins.and_then(|l| l.get(i)).map(|ssh| CreateSession {
+                        host: s.host.clone(),
+                        ssh: ssh.clone(),
+                        transfer_threads: options.transfer_threads.unwrap_or(1),
+                        restore_threads: options.restore_threads.unwrap_or(1),
+                        compressed: options.compressed.unwrap_or(false),
+                        low_priority: options.low_priority.unwrap_or(false),
+                    }),
+                }
+            })
+            .collect();
+        let batches = compiled
+            .sessions
+            .iter()
+            .map(|sp| Batch {
+                key: sp.key.clone(),
+                source: sp.source,
+                packages: sp.packages.clone(),
+                depends_on: sp.depends_on.clone(),
+                accounts: sp
+                    .accounts
+                    .iter()
+                    .map(|sa| {
+                        let entry = plan.sources[sa.source].accounts[sa.entry].account();
+                        let item = AccountItem {
+                            user: sa.user.clone(),
+                            localuser: sa.target_user.clone(),
+                            size: sa.size,
+                            domain: entry.domain.clone(),
+                            priority: Some(sa.priority),
+                            prerequisite_user: sa.prerequisite_user.clone(),
+                            options: sa.options.to_params(),
+                        };
+                        BatchAccount {
+                            entry: entry_hash(
+                                &plan.sources[sa.source].host,
+                                &item,
+                                sa.package.as_deref(),
+                                sa.owner.as_deref(),
+                            ),
+                            target_user: sa.target_user.clone(),
+                            user: sa.user.clone(),
+                            package: sa.package.clone(),
+                            owner: sa.owner.clone(),
+                            item,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        RunPlan {
+            path: loaded.path.display().to_string(),
+            hash: loaded.hash.clone(),
+            sources,
+            batches,
+            policy: plan.policy.clone(),
+            concurrency: plan.concurrency.clone(),
+        }
+    }
+}

@@ -78,5 +78,9 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
     PathBuf::from(".ferry").join(format!("{stem}.journal"))
 }
 
+pub mod apply;
 pub mod check;
+pub mod control;
 pub mod resolve;
+pub mod simulate;
+pub mod status;
