@@ -529,9 +529,24 @@ impl Scheduler {
                 || match s.progress {
                     Progress::Transferred => true,
                     Progress::Queued | Progress::InProgress | Progress::Unfinished => false,
-                    _ => !self.eligible(st, &a.target_user),
+                    _ => !self.can_still_move(st, &a.target_user),
                 }
         })
+    }
+
+    /// Not yet done with: eligible now, or as soon as its reseller is
+    /// transferred. Held back for good: failed beyond its retries, or its
+    /// reseller failed and `orphans: wait`.
+    fn can_still_move(&self, st: &RunState, account: &str) -> bool {
+        if !self.eligible_ignoring_owner(st, account) {
+            return false;
+        }
+        match self.reseller_of(st, account) {
+            Some((reseller, _)) if self.dead(st, &reseller) => {
+                self.ctx.plan().policy.orphans == OrphanPolicy::Transfer
+            }
+            _ => true,
+        }
     }
 
     fn on_msg(&mut self, msg: Msg) -> Result<(), ExecError> {

@@ -2,5 +2,7 @@
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
 
+mod apply;
 mod sim;
 mod simkit;
+mod support;
