@@ -60,15 +60,27 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Apply(apply::ApplyArgs),
+    /// Pause a run: the running apply (if any) stops scheduling and pauses
+    /// its sessions on the server; the journal records who asked.
+    Pause(control::ControlArgs),
+    /// Abort a run: its sessions are aborted on the server; resuming needs
+    /// `apply --restart`.
+    Abort(control::ControlArgs),
+    Status(status::StatusArgs),
     Report(report::ReportArgs),
     Completions(completions::CompletionsArgs),
 }
 
+mod apply;
 mod completions;
+mod control;
 mod examples;
+pub mod output;
 mod plan;
 mod report;
 mod schema;
+mod status;
 mod validate;
 
 /// The clap command tree with every subcommand's `--help` examples
@@ -103,6 +115,10 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
+        Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
+        Command::Status(a) => status::run(a),
         Command::Report(a) => report::run(a),
         Command::Completions(a) => completions::run(a),
     }

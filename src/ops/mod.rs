@@ -78,3 +78,10 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
         .unwrap_or_else(|| "plan".to_string());
     PathBuf::from(".ferry").join(format!("{stem}.journal"))
 }
+
+pub mod apply;
+pub mod check;
+pub mod control;
+pub mod resolve;
+pub mod simulate;
+pub mod status;

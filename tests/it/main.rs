@@ -2,6 +2,10 @@
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
 
+mod apply;
+mod sim;
+mod simkit;
+mod support;
 mod conveniences;
 mod gitops;
 mod report;

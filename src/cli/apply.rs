@@ -1,0 +1,61 @@
+//! `ferry apply PLAN [--simulate[=SCENARIO]] [--output text|json]
+//! [--journal PATH] [--restart]`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::OutputFormat;
+use super::output::reporter;
+use crate::ops::Outcome;
+use crate::ops::apply::{ApplyOptions, apply};
+
+/// Run the plan against the target, or resume it from its journal.
+///
+/// Every step is journaled before it acts, so a run interrupted any way
+/// (Ctrl-C, a kill, a reboot) resumes with `ferry apply` again: nothing is
+/// lost and no account is transferred twice.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+ferry apply --simulate plans/consolidation.yaml     rehearse on an in-process simulator\n  \
+ferry apply plans/consolidation.yaml                run it (and resume it after any stop)\n  \
+ferry apply --output json plans/x.yaml | jq -c 'select(.event==\"item_failed\")'\n\n\
+Exit codes: 0 every account transferred; 1 runtime failure (run apply again);\n\
+2 invalid plan or plan changed incompatibly; 3 paused (run apply again to resume);\n\
+4 finished with failed accounts; 5 aborted (resume with --restart);\n\
+6 another apply holds the journal.")]
+pub struct ApplyArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Rehearse on an in-process whm-sim seeded from the plan (or from a
+    /// scenario file); uses its own journal, never touches a real server.
+    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, require_equals = true)]
+    pub simulate: Option<Option<PathBuf>>,
+    /// `text` (progress on stderr) or `json` (one event per line on stdout).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// The journal [default: .ferry/<plan stem>.journal; with --simulate
+    /// .ferry/<plan stem>.simulate.journal].
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+    /// Resume a run that was aborted (accounts already transferred are kept).
+    #[arg(long)]
+    pub restart: bool,
+    /// Timeout of one WHM request, e.g. `30s` [default: 60s; 5s with --simulate].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+}
+
+pub fn run(args: ApplyArgs) -> Outcome {
+    let reporter: Arc<dyn crate::events::Reporter> = reporter(args.output);
+    apply(ApplyOptions {
+        plan: args.plan,
+        simulate: args.simulate,
+        journal: args.journal,
+        restart: args.restart,
+        request_timeout: args.request_timeout,
+        reporter,
+    })
+}

@@ -1,0 +1,173 @@
+//! The executor's gate to the target: every WHM call of a run goes through
+//! [`Api`], which
+//!
+//! * refuses all calls once the server refused the token (an `Auth` error):
+//!   WHM's brute-force protection (cPHulk) locks out an address that keeps
+//!   failing logins, which would lock the operator out too. One refusal
+//!   stops every session task at its next call;
+//! * retries idempotent calls through `client::retry_idempotent` (the one
+//!   retry layer; the client never retries by itself), journaling each
+//!   retry as `step_failed {retryable: true}` and emitting it as an event;
+//! * counts calls (API calls per account, in the benchmark).
+//!
+//! Non-idempotent calls (create, enqueue) go through [`Api::once`]: the
+//! caller decides what to do with an ambiguous failure (design §5).
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::client::{self, RetryPolicy, WhmClient};
+
+/// Why a call gave up.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The server refused the token; no further call is made to it.
+    Auth(String),
+    /// Any other failure, after the retries that apply.
+    Failed(client::Error),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Auth(m) => f.write_str(m),
+            CallError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A retry about to happen (for the journal and the reporter).
+pub struct RetryNote<'a> {
+    pub attempt: u32,
+    pub error: &'a client::Error,
+    pub delay: Duration,
+}
+
+/// The gate.
+pub struct Api {
+    client: WhmClient,
+    retry: RetryPolicy,
+    auth_refused: Mutex<Option<String>>,
+    calls: AtomicU64,
+}
+
+impl Api {
+    pub fn new(client: WhmClient, retry: RetryPolicy) -> Self {
+        Api {
+            client,
+            retry,
+            auth_refused: Mutex::new(None),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn client(&self) -> &WhmClient {
+        &self.client
+    }
+
+    /// Calls made so far (attempts included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The auth refusal that stopped all calls, if any.
+    pub fn refused(&self) -> Option<String> {
+        self.auth_refused.lock().expect("not poisoned").clone()
+    }
+
+    fn gate(&self) -> Result<(), CallError> {
+        match self.refused() {
+            Some(m) => Err(CallError::Auth(m)),
+            None => Ok(()),
+        }
+    }
+
+    fn note(&self, r: Result<(), &client::Error>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = r
+            && e.class() == client::Class::Auth
+        {
+            let mut g = self.auth_refused.lock().expect("not poisoned");
+            if g.is_none() {
+                *g = Some(format!(
+                    "{e}. ferry stopped every call to {} at once: WHM blocks an address that keeps failing logins",
+                    self.client.host()
+                ));
+            }
+        }
+    }
+
+    fn wrap<T>(&self, r: Result<T, client::Error>) -> Result<T, CallError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) if e.class() == client::Class::Auth => Err(CallError::Auth(
+                self.refused().unwrap_or_else(|| e.to_string()),
+            )),
+            Err(e) => Err(CallError::Failed(e)),
+        }
+    }
+
+    /// One attempt, no retry (create, enqueue, a log fetch while running).
+    pub async fn once<T, F, Fut>(&self, f: F) -> Result<T, CallError>
+    where
+        F: FnOnce(WhmClient) -> Fut,
+        Fut: Future<Output = Result<T, client::Error>>,
+    {
+        self.gate()?;
+        let r = f(self.client.clone()).await;
+        self.note(r.as_ref().map(|_| ()));
+        self.wrap(r)
+    }
+
+    /// An idempotent call, retried on transient failures (backoff with full
+    /// jitter, `Retry-After` honoured, up to `policy.retries.attempts`).
+    /// `on_retry` hears about each retry before its wait.
+    pub async fn repeatable<T, F, Fut>(
+        &self,
+        mut on_retry: impl FnMut(RetryNote<'_>),
+        mut f: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut(WhmClient) -> Fut,
+        Fut: Future<Output = Result<T, client::Error>>,
+    {
+        self.gate()?;
+        let r = client::retry_idempotent(
+            &self.retry,
+            |attempt, error, delay| {
+                on_retry(RetryNote {
+                    attempt,
+                    error,
+                    delay,
+                })
+            },
+            || {
+                // Re-checked before every attempt: another task may have hit
+                // an auth refusal while this one waited for its backoff.
+                let refused = self.refused().is_some();
+                let fut = f(self.client.clone());
+                async move {
+                    if refused {
+                        return Err(client::Error {
+                            function: "(stopped after an auth refusal)",
+                            kind: client::ErrorKind::AuthRefused { status: 401 },
+                            elapsed: Duration::ZERO,
+                        });
+                    }
+                    let r = fut.await;
+                    self.note(r.as_ref().map(|_| ()));
+                    r
+                }
+            },
+        )
+        .await;
+        self.wrap(r)
+    }
+
+    /// The retry policy (for create/enqueue loops the executor runs itself).
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+}

@@ -1,0 +1,188 @@
+//! Per-account outcomes from a session's `master.log` — never from the
+//! session state alone.
+//!
+//! WHM ends a session COMPLETED however many of its items failed
+//! (whm-transfer-api §3), so the state says nothing about an account. What
+//! counts is the RESTORE queue's final line for the item (`success-item`,
+//! `warning-item`, `failed-item`; parsed by `client::masterlog`). An item
+//! without one is judged by whether its RESTORE began:
+//!
+//! | final RESTORE line | RESTORE began | session ended | conclusion                        |
+//! |--------------------|---------------|---------------|-----------------------------------|
+//! | success / warning  | —             | —             | transferred                        |
+//! | failed             | —             | —             | failed (may go to a fresh session) |
+//! | none               | yes           | yes           | unfinished → `listaccts` decides   |
+//! | none               | no            | yes           | not begun → free for a new session |
+//! | none               | —             | no            | wait                               |
+//!
+//! "RESTORE began" is any RESTORE-queue line for the item. When the log
+//! cannot be read at all after the session ended, every account without a
+//! recorded outcome counts as *unfinished*: without evidence, ferry assumes
+//! the worst (a second restore of a live account is an outage).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::client::masterlog::{self, ItemOutcome, LogLine};
+
+const ACCOUNT_MODULE: &str = "AccountRemoteRoot";
+const PACKAGE_MODULE: &str = "PackageRemoteRoot";
+
+/// What one read of `master.log` says, reduced to what ferry decides on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogView {
+    /// Lines parsed (progress: the count grows while the session works).
+    pub lines: usize,
+    /// Final outcomes of account items, keyed by the remote user.
+    pub accounts: BTreeMap<String, ItemOutcome>,
+    /// Final outcomes of package items.
+    pub packages: BTreeMap<String, ItemOutcome>,
+    /// Account items with any RESTORE-queue line.
+    pub restore_begun: BTreeSet<String>,
+    /// The master's last final action (`complete`, `abort`, `fail`,
+    /// `pause`), if the log ends with one.
+    pub finished: Option<&'static str>,
+    /// The account item most recently picked by a worker (for display).
+    pub current: Option<String>,
+}
+
+impl LogView {
+    /// Reads a whole `master.log` text (a torn last line is tolerated).
+    pub fn read(text: &str) -> LogView {
+        let lines = masterlog::parse_master_log(text);
+        LogView::from_lines(&lines)
+    }
+
+    pub fn from_lines(lines: &[LogLine]) -> LogView {
+        let mut view = LogView {
+            lines: lines.len(),
+            finished: masterlog::master_finished(lines),
+            ..LogView::default()
+        };
+        for ((module, key), outcome) in masterlog::item_outcomes(lines) {
+            match module.as_str() {
+                ACCOUNT_MODULE => {
+                    view.accounts.insert(key, outcome);
+                }
+                PACKAGE_MODULE => {
+                    view.packages.insert(key, outcome);
+                }
+                _ => {}
+            }
+        }
+        for l in lines {
+            if l.item_type.as_deref() != Some(ACCOUNT_MODULE) {
+                continue;
+            }
+            let Some(item) = &l.item else { continue };
+            if l.queue.as_deref() == Some("RESTORE") {
+                view.restore_begun.insert(item.clone());
+            }
+            if l.action == "start" || l.action == "start-item" {
+                view.current = Some(l.local_item.clone().unwrap_or_else(|| item.clone()));
+            }
+        }
+        view
+    }
+}
+
+/// What ferry concludes about one account of an ended session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conclusion {
+    Transferred {
+        warnings: bool,
+    },
+    Failed {
+        message: String,
+    },
+    /// Its RESTORE began and has no final line: ask `listaccts`.
+    Unfinished,
+    /// Nothing of it reached the RESTORE queue: it can go to a new session
+    /// (the ended session will never run it).
+    NotBegun,
+}
+
+/// Concludes one account (remote user `user`) of a session that has
+/// ended. `view` is `None` when the log could not be read.
+pub fn conclude(view: Option<&LogView>, user: &str) -> Conclusion {
+    let Some(view) = view else {
+        return Conclusion::Unfinished;
+    };
+    match view.accounts.get(user) {
+        Some(ItemOutcome::Succeeded { warnings }) => Conclusion::Transferred {
+            warnings: *warnings,
+        },
+        Some(ItemOutcome::Failed { message }) => Conclusion::Failed {
+            message: message.clone(),
+        },
+        None if view.restore_begun.contains(user) => Conclusion::Unfinished,
+        None => Conclusion::NotBegun,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(
+        action: &str,
+        child: u32,
+        queue: Option<&str>,
+        item: Option<&str>,
+        msg: &str,
+    ) -> String {
+        let mut c = serde_json::json!({"action": action, "time": 1, "child_number": child});
+        if let Some(q) = queue {
+            c["queue"] = q.into();
+        }
+        if let Some(i) = item {
+            c["item"] = i.into();
+            c["local_item"] = i.into();
+            c["item_type"] = ACCOUNT_MODULE.into();
+        }
+        if !msg.is_empty() {
+            c["msg"] = serde_json::json!({"failure": msg});
+        }
+        serde_json::json!({"type":"control","pid":1,"indent":0,"partial":0,"contents":c})
+            .to_string()
+    }
+
+    #[test]
+    fn the_table_of_conclusions() {
+        let log = [
+            line("start", 0, None, None, ""),
+            line("success-item", 1, Some("TRANSFER"), Some("ok"), ""),
+            line("success-item", 1, Some("RESTORE"), Some("ok"), ""),
+            line(
+                "failed-item",
+                1,
+                Some("RESTORE"),
+                Some("bad"),
+                "Disk quota exceeded",
+            ),
+            line("success-item", 1, Some("TRANSFER"), Some("mid"), ""),
+            line("start-item", 2, Some("RESTORE"), Some("mid"), ""),
+            line("start-item", 1, Some("TRANSFER"), Some("early"), ""),
+            line("abort", 0, None, None, ""),
+        ]
+        .join("\n");
+        let view = LogView::read(&log);
+        assert_eq!(view.finished, Some("abort"));
+        assert_eq!(view.current.as_deref(), Some("early"));
+        let v = Some(&view);
+        assert_eq!(
+            conclude(v, "ok"),
+            Conclusion::Transferred { warnings: false }
+        );
+        assert_eq!(
+            conclude(v, "bad"),
+            Conclusion::Failed {
+                message: "Disk quota exceeded".into()
+            }
+        );
+        assert_eq!(conclude(v, "mid"), Conclusion::Unfinished);
+        assert_eq!(conclude(v, "early"), Conclusion::NotBegun);
+        assert_eq!(conclude(v, "never"), Conclusion::NotBegun);
+        // No log at all: assume the worst.
+        assert_eq!(conclude(None, "early"), Conclusion::Unfinished);
+    }
+}

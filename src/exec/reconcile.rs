@@ -1,0 +1,286 @@
+//! Resume: check the record before acting (sqlx-migrator style).
+//!
+//! Order, each step before the next (the first two are done by the caller,
+//! `ops::apply`, before the executor starts):
+//!
+//! 1. take the journal's lock (exit 6 if another `apply` holds it);
+//! 2. open the journal: a torn last line is repaired and reported, a
+//!    corrupt record elsewhere stops everything with its line number;
+//! 3. compare the plan with the journal ([`compare`], design §5): new
+//!    accounts are scheduled; removed ones that never started are dropped;
+//!    an account whose transfer began and whose entry changed (or that was
+//!    removed while in flight) is refused — exit 2, naming it;
+//! 4. reconcile every session instance the journal left open with the
+//!    server ([`classify_open`]): an instance without a recorded id is
+//!    abandoned (never started; at most an orphan PENDING session exists);
+//!    an un-started one whose accounts changed is abandoned too; every
+//!    other one is handed to a session task, which asks the server for its
+//!    state before doing anything else;
+//! 5. only then schedule the rest.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::RunPlan;
+use crate::client::AccountItem;
+use crate::journal::record::PlannedAccount;
+use crate::journal::{Phase, Progress, RunState};
+
+/// Hex SHA-256 of what ferry would send to WHM for an account (host, keys,
+/// package, owner, options; not the size or priority, which are hints).
+/// Compared across runs: a changed entry of an account whose transfer began
+/// is refused.
+pub fn entry_hash(
+    host: &str,
+    item: &AccountItem,
+    package: Option<&str>,
+    owner: Option<&str>,
+) -> String {
+    let canonical = serde_json::json!({
+        "host": host,
+        "user": item.user,
+        "localuser": item.localuser,
+        "domain": item.domain,
+        "package": package,
+        "owner": owner,
+        "options": item.options.iter().map(|(k, v)| [k.to_string(), v.clone()]).collect::<Vec<_>>(),
+    });
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The plan's accounts as `run_started` records them.
+pub(crate) fn planned_accounts(plan: &RunPlan) -> BTreeMap<String, PlannedAccount> {
+    plan.batches
+        .iter()
+        .flat_map(|b| {
+            b.accounts.iter().map(move |a| {
+                (
+                    a.target_user.clone(),
+                    PlannedAccount {
+                        source: plan.sources[b.source].name.clone(),
+                        user: a.user.clone(),
+                        entry: a.entry.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// How the plan differs from the journal's last run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PlanDiff {
+    pub added: Vec<String>,
+    pub dropped: Vec<String>,
+    /// Entry changed before the transfer began: allowed.
+    pub changed: Vec<String>,
+}
+
+impl PlanDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.dropped.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Compares the plan with the journal (design §5). `Err` lists the refused
+/// accounts with why.
+pub(crate) fn compare(
+    st: &RunState,
+    planned: &BTreeMap<String, PlannedAccount>,
+) -> Result<PlanDiff, Vec<String>> {
+    let mut diff = PlanDiff::default();
+    let mut refused = Vec::new();
+    if st.runs == 0 {
+        return Ok(diff);
+    }
+    for (name, p) in planned {
+        match st.accounts.get(name) {
+            None => diff.added.push(name.clone()),
+            Some(a) if a.entry != p.entry || a.source != p.source || a.user != p.user => {
+                if a.began() {
+                    refused.push(format!(
+                        "{name} (source {}): its plan entry changed after its transfer began ({})",
+                        a.source,
+                        a.progress.label()
+                    ));
+                } else {
+                    diff.changed.push(name.clone());
+                }
+            }
+            Some(a) if !a.in_plan => diff.added.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    for (name, a) in st.planned() {
+        if planned.contains_key(name) {
+            continue;
+        }
+        match a.progress {
+            Progress::InProgress | Progress::Unfinished => refused.push(format!(
+                "{name} (source {}): removed from the plan while its transfer is in progress",
+                a.source
+            )),
+            _ => diff.dropped.push(name.clone()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(diff)
+    } else {
+        Err(refused)
+    }
+}
+
+/// What to do with a session instance the journal left open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenSession {
+    /// Record it abandoned, with why.
+    Abandon {
+        key: String,
+        id: Option<String>,
+        reason: String,
+    },
+    /// Never started and still valid: continue enqueuing, then start.
+    Continue { key: String },
+    /// Started (or maybe started): ask the server, then follow it.
+    Reconcile { key: String },
+}
+
+/// Classifies the open instances. `unchanged(account)`: the account is in
+/// the plan with the entry the instance was made for.
+pub(crate) fn classify_open(st: &RunState, unchanged: impl Fn(&str) -> bool) -> Vec<OpenSession> {
+    st.sessions()
+        .iter()
+        .filter(|s| s.is_open())
+        .map(|s| match s.phase {
+            Phase::Creating => OpenSession::Abandon {
+                key: s.key.clone(),
+                id: None,
+                reason: "ferry stopped before the session id was recorded; if WHM created the \
+                         session it stays PENDING, is never started, and WHM deletes it after 4 hours"
+                    .into(),
+            },
+            Phase::Created if !s.accounts.iter().all(|a| unchanged(a)) => OpenSession::Abandon {
+                key: s.key.clone(),
+                id: s.id.clone(),
+                reason: "the plan changed before the session was started".into(),
+            },
+            Phase::Created => OpenSession::Continue { key: s.key.clone() },
+            _ => OpenSession::Reconcile { key: s.key.clone() },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::{ItemResult, Record};
+
+    fn planned(entries: &[(&str, &str)]) -> BTreeMap<String, PlannedAccount> {
+        entries
+            .iter()
+            .map(|(n, e)| {
+                (
+                    n.to_string(),
+                    PlannedAccount {
+                        source: "old1".into(),
+                        user: n.to_string(),
+                        entry: e.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn started(st: &mut RunState, p: &BTreeMap<String, PlannedAccount>) {
+        st.apply(&Record::RunStarted {
+            plan: "p".into(),
+            plan_hash: "h".into(),
+            accounts: p.clone(),
+            ferry_version: "0".into(),
+            pid: 1,
+            host: "h".into(),
+            tls_insecure: false,
+            simulate: false,
+            restart: false,
+        });
+    }
+
+    /// Design §5, each case: new scheduled, removed-never-started dropped,
+    /// started-and-changed refused, changed-before-start allowed.
+    #[test]
+    fn plan_changes() {
+        let v1 = planned(&[("a", "1"), ("b", "1"), ("c", "1"), ("d", "1")]);
+        let mut st = RunState::default();
+        started(&mut st, &v1);
+        st.apply(&Record::SessionCreateIntent {
+            session: "old1/s1".into(),
+            batch: "old1/s1".into(),
+            source: "old1".into(),
+            host: "h".into(),
+            accounts: vec!["a".into(), "b".into()],
+            packages: vec![],
+            replaces: None,
+        });
+        st.apply(&Record::StartIntent {
+            session: "old1/s1".into(),
+        });
+        st.apply(&Record::ItemOutcome {
+            session: "old1/s1".into(),
+            account: Some("a".into()),
+            package: None,
+            result: ItemResult::Succeeded,
+            message: None,
+        });
+        // Same plan: nothing to say.
+        assert_eq!(compare(&st, &v1), Ok(PlanDiff::default()));
+        // e new, d removed (never started), c changed (never started).
+        let v2 = planned(&[("a", "1"), ("b", "1"), ("c", "2"), ("e", "1")]);
+        let diff = compare(&st, &v2).unwrap();
+        assert_eq!(diff.added, vec!["e"]);
+        assert_eq!(diff.dropped, vec!["d"]);
+        assert_eq!(diff.changed, vec!["c"]);
+        // a transferred and changed; b in progress and removed: refused.
+        let v3 = planned(&[("a", "2"), ("c", "1"), ("d", "1")]);
+        let refused = compare(&st, &v3).unwrap_err();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].starts_with("a "), "{refused:?}");
+        assert!(refused[1].starts_with("b "), "{refused:?}");
+    }
+
+    #[test]
+    fn open_sessions_are_classified() {
+        let v1 = planned(&[("a", "1"), ("b", "1"), ("c", "1")]);
+        let mut st = RunState::default();
+        started(&mut st, &v1);
+        for (k, accts) in [("s1", vec!["a"]), ("s2", vec!["b"]), ("s3", vec!["c"])] {
+            st.apply(&Record::SessionCreateIntent {
+                session: k.into(),
+                batch: k.into(),
+                source: "old1".into(),
+                host: "h".into(),
+                accounts: accts.into_iter().map(String::from).collect(),
+                packages: vec![],
+                replaces: None,
+            });
+        }
+        st.apply(&Record::SessionCreated {
+            session: "s2".into(),
+            id: "ID2".into(),
+        });
+        st.apply(&Record::SessionCreated {
+            session: "s3".into(),
+            id: "ID3".into(),
+        });
+        st.apply(&Record::StartIntent {
+            session: "s3".into(),
+        });
+        let out = classify_open(&st, |a| a != "x");
+        assert!(matches!(&out[0], OpenSession::Abandon { key, id: None, .. } if key == "s1"));
+        assert_eq!(out[1], OpenSession::Continue { key: "s2".into() });
+        assert_eq!(out[2], OpenSession::Reconcile { key: "s3".into() });
+        let out = classify_open(&st, |a| a != "b");
+        assert!(matches!(&out[1], OpenSession::Abandon { id: Some(_), .. }));
+    }
+}

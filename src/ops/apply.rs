@@ -1,0 +1,263 @@
+//! `ferry apply PLAN [--simulate[=SCENARIO]] [--journal PATH] [--restart]`.
+//!
+//! Owns the edge of a run: load and compile the plan, take the journal's
+//! lock (exit 6), open the journal (torn tail repaired, corruption refused),
+//! resolve secrets — or start an in-process simulator for `--simulate` —
+//! build the WHM client, run the executor on a tokio runtime with Ctrl-C
+//! wired to its cancellation token, and map the result to an exit status
+//! (design §3). Does not own: printing (the caller's [`Reporter`] gets every
+//! event, including the final summary) or any scheduling (`exec`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, ExitStatus, Outcome};
+use crate::client::{ClientConfig, RetryPolicy, WhmClient};
+use crate::events::{Event, Reporter, RunStatus};
+use crate::exec::{self, Api, ExecError, Mode, RunInput, RunPlan, RunReport, Timing};
+use crate::journal::{self, Journal, JournalError, LockError, SyncMode};
+use crate::plan::LoadedPlan;
+use crate::sim::{Scenario, SimServer};
+
+/// What `ferry apply` was asked to do.
+pub struct ApplyOptions {
+    pub plan: PathBuf,
+    /// `None`: the real target. `Some(None)`: `--simulate` (a rehearsal
+    /// seeded from the plan). `Some(Some(file))`: `--simulate=SCENARIO`.
+    pub simulate: Option<Option<PathBuf>>,
+    /// `--journal`; default `.ferry/<stem>.journal`, or
+    /// `.ferry/<stem>.simulate.journal` for a rehearsal.
+    pub journal: Option<PathBuf>,
+    /// `--restart`: resume a run that was aborted.
+    pub restart: bool,
+    /// Per-request timeout of WHM calls (default 60 s; a rehearsal 5 s).
+    pub request_timeout: Option<Duration>,
+    /// Receives every event of the run.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// The journal a command uses for `plan`.
+pub fn journal_path(plan: &Path, given: Option<&Path>, simulate: bool) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_path_buf();
+    }
+    if simulate {
+        let stem = plan
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plan".into());
+        PathBuf::from(".ferry").join(format!("{stem}.simulate.journal"))
+    } else {
+        super::default_journal_path(plan)
+    }
+}
+
+/// Runs `ferry apply`.
+pub fn apply(opts: ApplyOptions) -> Outcome {
+    let loaded = load(&opts.plan)?;
+    let simulate = opts.simulate.is_some();
+    let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
+    let rt = runtime()?;
+    let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
+    Ok(exit_status(report.status))
+}
+
+/// Maps a run's status to design §3's exit code.
+pub fn exit_status(status: RunStatus) -> ExitStatus {
+    match status {
+        RunStatus::Succeeded => ExitStatus::Success,
+        RunStatus::Paused => ExitStatus::Paused,
+        RunStatus::Partial => ExitStatus::Partial,
+        RunStatus::Aborted => ExitStatus::Aborted,
+        RunStatus::Failed => ExitStatus::Failure,
+    }
+}
+
+pub(crate) fn load(plan: &Path) -> Result<LoadedPlan, CliError> {
+    crate::plan::load(plan).map_err(|d| {
+        CliError::msg(
+            ExitStatus::Invalid,
+            format!(
+                "{}the plan is invalid; fix it (see `ferry validate {}`)",
+                d.render_human(false),
+                plan.display()
+            ),
+        )
+    })
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::msg(
+                ExitStatus::Failure,
+                format!("cannot start the runtime: {e}"),
+            )
+        })
+}
+
+/// Takes the lock or says who holds it (exit 6).
+pub(crate) fn lock(path: &Path) -> Result<journal::JournalLock, CliError> {
+    journal::lock::acquire(path).map_err(|e| match e {
+        LockError::Held { .. } => CliError::msg(ExitStatus::Locked, e),
+        LockError::Io { .. } => CliError::msg(ExitStatus::Failure, e),
+    })
+}
+
+/// Opens the journal, reporting a repaired torn tail.
+pub(crate) fn open_journal(path: &Path, reporter: &dyn Reporter) -> Result<Journal, CliError> {
+    let (journal, opened) = Journal::open(path, SyncMode::On).map_err(journal_error)?;
+    if let Some(r) = opened.repaired {
+        reporter.event(&Event::Warning {
+            message: format!("journal {}: {r}", path.display()),
+        });
+    }
+    Ok(journal)
+}
+
+pub(crate) fn journal_error(e: JournalError) -> CliError {
+    CliError::msg(ExitStatus::Failure, e)
+}
+
+pub(crate) fn exec_error(e: ExecError) -> CliError {
+    match e {
+        ExecError::PlanChanged { .. } => CliError::msg(ExitStatus::Invalid, e),
+        ExecError::Aborted { .. } => CliError::msg(ExitStatus::Aborted, e),
+        ExecError::Journal(_) => CliError::msg(ExitStatus::Failure, e),
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM: the run stops scheduling and
+/// detaches (the server's sessions carry on; `apply` resumes them).
+pub(crate) fn cancel_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term_fut = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_fut => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        t.cancel();
+    });
+    token
+}
+
+async fn apply_async(
+    opts: &ApplyOptions,
+    loaded: &LoadedPlan,
+    path: &Path,
+) -> Result<RunReport, CliError> {
+    let reporter = opts.reporter.clone();
+    // 1. The lock, before anything touches the journal.
+    let _lock = lock(path)?;
+    let compiled = crate::graph::compile(&loaded.plan);
+    let mut sim: Option<SimServer> = None;
+    let (client_cfg, logins, scale, tls_insecure) = match &opts.simulate {
+        None => {
+            let resolved = super::resolve::resolve(&loaded.plan, &loaded.base_dir)
+                .map_err(|e| CliError::msg(ExitStatus::Invalid, e))?;
+            for w in &resolved.warnings {
+                reporter.event(&Event::Warning { message: w.clone() });
+            }
+            let mut cfg = resolved.target;
+            if let Some(t) = opts.request_timeout {
+                cfg.request_timeout = t;
+            }
+            let insecure = cfg.insecure;
+            (cfg, resolved.sources, 1.0, insecure)
+        }
+        Some(scenario_file) => {
+            let scenario = match scenario_file {
+                None => super::simulate::rehearsal(&loaded.plan),
+                Some(f) => super::simulate::load_scenario(f)
+                    .map_err(|m| CliError::msg(ExitStatus::Invalid, m))?,
+            };
+            // A rehearsal starts from nothing: its own journal, fresh.
+            remove_journal(path)?;
+            let logins = super::simulate::logins(&loaded.plan, &scenario);
+            let (user, token) = super::simulate::credentials(&scenario);
+            let scale = scenario.time_scale;
+            let server = start_sim(scenario).await?;
+            let mut cfg = ClientConfig::new(server.base_url(), user, token);
+            cfg.ca_pem = server.ca_pem().map(str::to_string);
+            cfg.request_timeout = opts.request_timeout.unwrap_or(Duration::from_secs(5));
+            cfg.connect_timeout = Duration::from_secs(5);
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "rehearsal: an in-process whm-sim at {} stands in for {} (time scale {scale}); nothing real is touched",
+                    server.base_url(),
+                    loaded.plan.target.url
+                ),
+            });
+            sim = Some(server);
+            (cfg, logins, scale, false)
+        }
+    };
+    // 2. The journal: torn tail repaired, corruption refused.
+    let journal = open_journal(path, reporter.as_ref())?;
+    let client = WhmClient::new(client_cfg)
+        .map_err(|e| CliError::msg(ExitStatus::Invalid, format!("target: {e}")))?;
+    let policy = &loaded.plan.policy;
+    let retry = RetryPolicy {
+        attempts: policy.retries.attempts,
+        initial: policy.retries.initial_backoff.0.mul_f64(scale),
+        max: policy.retries.max_backoff.0.mul_f64(scale),
+    };
+    let input = RunInput {
+        plan: RunPlan::new(loaded, &compiled, Some(&logins)),
+        journal,
+        journal_path: path.to_path_buf(),
+        api: Api::new(client, retry),
+        reporter: reporter.clone(),
+        timing: Timing::from_policy(policy, scale),
+        mode: Mode::Apply {
+            restart: opts.restart,
+        },
+        simulate: sim.is_some(),
+        tls_insecure,
+    };
+    let cancel = cancel_on_signals();
+    let result = exec::run(input, cancel).await;
+    if let Some(s) = sim {
+        s.shutdown().await;
+    }
+    result.map_err(exec_error)
+}
+
+async fn start_sim(scenario: Scenario) -> Result<SimServer, CliError> {
+    SimServer::start(scenario)
+        .await
+        .map_err(|e| CliError::msg(ExitStatus::Failure, e))
+}
+
+fn remove_journal(path: &Path) -> Result<(), CliError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::msg(
+            ExitStatus::Failure,
+            format!("cannot reset the rehearsal journal {}: {e}", path.display()),
+        )),
+    }
+}

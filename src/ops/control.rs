@@ -1,0 +1,197 @@
+//! `ferry pause PLAN` and `ferry abort PLAN`.
+//!
+//! With an `apply` running (it holds the journal's lock), the request is
+//! written next to the journal (`<journal>.control`: who, when) and this
+//! command waits until the running `apply` has recorded it in the journal
+//! and consumed the file; the `apply` then stops scheduling, pauses or
+//! aborts its sessions on the server and exits 3 or 5.
+//!
+//! With no `apply` running, this command takes the lock itself, replays the
+//! journal and has the executor pause or abort the recorded live sessions
+//! (in `exec`, the only writer of the journal, which records who asked).
+//! If the `apply` ends while we wait, without having consumed the request,
+//! we take the lock and do it ourselves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::apply::{exec_error, load, open_journal, runtime};
+use super::{CliError, ExitStatus, Outcome};
+use crate::client::{ClientConfig, RetryPolicy, WhmClient};
+use crate::events::{Event, Reporter};
+use crate::exec::{self, Api, ControlRequest, Mode, RunInput, RunPlan, Timing, control};
+use crate::journal::record::ControlAction;
+use crate::journal::{self, LockError};
+
+/// What `ferry pause` / `ferry abort` was asked to do.
+pub struct ControlOptions {
+    pub plan: PathBuf,
+    pub journal: Option<PathBuf>,
+    pub action: ControlAction,
+    /// How long to wait for a running `apply` to acknowledge.
+    pub wait: Duration,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+/// What happened, for `cli` to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlResult {
+    /// The running `apply` (pid) recorded the request.
+    Acknowledged { pid: Option<u32> },
+    /// No `apply` was running: done here; `sessions` live sessions handled.
+    Direct { sessions: usize },
+    /// Nothing to do: no run in this journal.
+    NoRun,
+}
+
+/// Runs `ferry pause` / `ferry abort`.
+pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
+    let path = opts
+        .journal
+        .clone()
+        .unwrap_or_else(|| super::default_journal_path(&opts.plan));
+    let loaded = load(&opts.plan)?;
+    let req = ControlRequest::here(opts.action);
+    let deadline = Instant::now() + opts.wait;
+    let mut written = false;
+    loop {
+        match journal::lock::acquire(&path) {
+            Ok(lock) => {
+                // No apply runs: a request file left behind is obeyed here.
+                control::consume_request(&path);
+                let r = direct(opts, &loaded, &path, req.clone());
+                drop(lock);
+                return r;
+            }
+            Err(LockError::Held { holder, .. }) => {
+                if !written {
+                    control::write_request(&path, &req).map_err(|e| {
+                        CliError::msg(
+                            ExitStatus::Failure,
+                            format!(
+                                "cannot write the control request next to {}: {e}",
+                                path.display()
+                            ),
+                        )
+                    })?;
+                    written = true;
+                }
+                if !control::request_pending(&path) {
+                    return Ok(ControlResult::Acknowledged { pid: holder.pid });
+                }
+                if Instant::now() >= deadline {
+                    return Err(CliError::msg(
+                        ExitStatus::Failure,
+                        format!(
+                            "the running apply (pid {holder}) has not picked up the request after {}s; \
+                             it stays in {} and is obeyed when apply next checks",
+                            opts.wait.as_secs(),
+                            control::control_path(&path).display()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e @ LockError::Io { .. }) => return Err(CliError::msg(ExitStatus::Failure, e)),
+        }
+    }
+}
+
+/// Exit status of `ferry pause`/`abort` itself: success once done.
+pub fn outcome(r: Result<ControlResult, CliError>) -> Outcome {
+    r.map(|_| ExitStatus::Success)
+}
+
+fn direct(
+    opts: &ControlOptions,
+    loaded: &crate::plan::LoadedPlan,
+    path: &std::path::Path,
+    req: ControlRequest,
+) -> Result<ControlResult, CliError> {
+    if !path.exists() {
+        return Ok(ControlResult::NoRun);
+    }
+    let journal = open_journal(path, opts.reporter.as_ref())?;
+    if journal.state().runs == 0 {
+        return Ok(ControlResult::NoRun);
+    }
+    let live = journal
+        .state()
+        .sessions()
+        .iter()
+        .filter(|s| s.is_open())
+        .count();
+    let simulate = journal.state().simulate;
+    if simulate {
+        return Err(CliError::msg(
+            ExitStatus::Invalid,
+            "this journal belongs to a rehearsal (`apply --simulate`), whose simulator is gone; \
+             nothing to pause",
+        ));
+    }
+    let cfg = target_config(loaded)?;
+    let client = WhmClient::new(cfg).map_err(|e| CliError::msg(ExitStatus::Invalid, e))?;
+    let policy = &loaded.plan.policy;
+    let retry = RetryPolicy {
+        attempts: policy.retries.attempts,
+        initial: policy.retries.initial_backoff.0,
+        max: policy.retries.max_backoff.0,
+    };
+    let compiled = crate::graph::compile(&loaded.plan);
+    let input = RunInput {
+        plan: RunPlan::new(loaded, &compiled, None),
+        journal,
+        journal_path: path.to_path_buf(),
+        api: Api::new(client, retry),
+        reporter: opts.reporter.clone(),
+        timing: Timing::from_policy(policy, 1.0),
+        mode: Mode::Control(req),
+        simulate: false,
+        tls_insecure: loaded.plan.target.tls.as_ref().is_some_and(|t| t.insecure),
+    };
+    let rt = runtime()?;
+    let report = rt
+        .block_on(exec::run(input, rt_cancel()))
+        .map_err(exec_error)?;
+    if let Some(reason) = &report.reason {
+        opts.reporter.event(&Event::Warning {
+            message: format!("recorded: {reason}"),
+        });
+    }
+    Ok(ControlResult::Direct { sessions: live })
+}
+
+fn rt_cancel() -> tokio_util::sync::CancellationToken {
+    tokio_util::sync::CancellationToken::new()
+}
+
+/// The target's client configuration only: pausing needs no source
+/// credentials.
+fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, CliError> {
+    let plan = &loaded.plan;
+    let mut warnings = Vec::new();
+    let token = plan
+        .target
+        .token
+        .resolve(&loaded.base_dir, &mut warnings)
+        .map_err(|e| CliError::msg(ExitStatus::Invalid, format!("target.token: {e}")))?;
+    let mut cfg = ClientConfig::new(plan.target.url.clone(), plan.target.user.clone(), token);
+    if let Some(tls) = &plan.target.tls {
+        cfg.insecure = tls.insecure;
+        if let Some(ca) = &tls.ca_file {
+            let p = if ca.is_absolute() {
+                ca.clone()
+            } else {
+                loaded.base_dir.join(ca)
+            };
+            cfg.ca_pem = Some(std::fs::read_to_string(&p).map_err(|e| {
+                CliError::msg(
+                    ExitStatus::Invalid,
+                    format!("target.tls.ca_file: cannot read {}: {e}", p.display()),
+                )
+            })?);
+        }
+    }
+    Ok(cfg)
+}
