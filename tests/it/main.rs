@@ -3,6 +3,7 @@
 //! the `ferry` binary.
 
 mod apply;
+mod policy;
 mod sim;
 mod simkit;
 mod support;
