@@ -3,7 +3,9 @@
 //! the `ferry` binary.
 
 mod apply;
+mod journal;
 mod policy;
+mod resume;
 mod sim;
 mod simkit;
 mod support;

@@ -34,14 +34,17 @@ fn seq_of(w: &World, kind: &str) -> Vec<u64> {
         .collect()
 }
 
-/// `pause`: the failing session is paused, nothing new is scheduled, exit
-/// 3 with how to resume; `apply` again resumes the paused session, puts
-/// the failed account into a fresh session, and finishes.
+/// `pause`: the failing session is paused on the server (gracefully),
+/// nothing new is scheduled, exit 3 with how to resume; `apply` again
+/// resumes the paused session (nothing redone), puts the failed account
+/// into a fresh session, and finishes.
 #[test]
 fn pause_then_apply_again_finishes() {
     let fleet = with_policy(Fleet::standard(2, 10), "on_error: pause");
-    let mut sc = fleet.scenario(0.001);
-    fail(&mut sc, "s2u03", 1, FailStage::Restore);
+    // s2u06 is old2's largest account: first in its session, so items are
+    // still pending when its transfer fails.
+    let mut sc = fleet.scenario(0.01);
+    fail(&mut sc, "s2u06", 1, FailStage::Transfer);
     let w = World::start(fleet.clone(), sc);
     let out = w.apply(&["--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -51,7 +54,7 @@ fn pause_then_apply_again_finishes() {
         .find(|e| e["event"] == "run_paused")
         .expect("run_paused event");
     assert!(
-        paused["reason"].as_str().unwrap().contains("s2u03"),
+        paused["reason"].as_str().unwrap().contains("s2u06"),
         "{paused}"
     );
     assert!(paused["resume"].as_str().unwrap().contains("ferry apply"));
@@ -62,7 +65,8 @@ fn pause_then_apply_again_finishes() {
     assert_eq!(failed["message"], "Disk quota exceeded");
     assert_eq!(failed["will_retry"], false);
     assert_eq!(ev.last().unwrap()["status"], "paused");
-    // Why is recorded; nothing was scheduled after it.
+    // Why is recorded; nothing was scheduled after it; the session was
+    // paused on the server and ferry waited for PAUSED.
     let req = seq_of(&w, "pause_requested");
     assert_eq!(req.len(), 1);
     assert!(
@@ -70,19 +74,35 @@ fn pause_then_apply_again_finishes() {
             .iter()
             .all(|s| *s < req[0])
     );
+    let ctl = w.records("session_control");
+    assert_eq!(ctl.len(), 1, "{ctl:?}");
+    assert_eq!(ctl[0]["rec"]["action"], "pause");
+    assert_eq!(ctl[0]["rec"]["result"], "ok");
+    let st = w.state();
+    let old2 = st["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "old2.example.com")
+        .unwrap();
+    assert_eq!(old2["state"], "PAUSED", "{old2}");
     let status = w.status();
     assert_eq!(status["status"], "paused", "{status:#}");
-    assert_eq!(status["accounts"]["s2u03"]["state"], "failed");
+    assert_eq!(status["accounts"]["s2u06"]["state"], "failed");
 
     let out = w.apply(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let users = fleet.target_users();
-    w.assert_exactly_once(&users);
+    w.assert_strictly_once(&users);
     w.assert_status_succeeded(&users);
-    // The failed account went into a fresh session, linked to the old one.
+    // The paused session was resumed, not replaced; the failed account
+    // went into a fresh session linked to it.
     let status = w.status();
-    assert_eq!(status["accounts"]["s2u03"]["attempts"], 2);
-    assert!(!w.records("session_replaced").is_empty());
+    assert_eq!(status["accounts"]["s2u06"]["attempts"], 2);
+    assert_eq!(status["accounts"]["s2u06"]["session_key"], "old2/s1#2");
+    let replaced = w.records("session_replaced");
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(replaced[0]["rec"]["old"], "old2/s1");
 }
 
 /// `abort`: every live session is aborted, exit 5; `apply` refuses to go on
@@ -90,7 +110,7 @@ fn pause_then_apply_again_finishes() {
 #[test]
 fn abort_then_restart() {
     let fleet = with_policy(Fleet::standard(2, 10), "on_error: abort");
-    let mut sc = fleet.scenario(0.001);
+    let mut sc = fleet.scenario(0.01);
     fail(&mut sc, "s1u05", 1, FailStage::Transfer);
     let w = World::start(fleet.clone(), sc);
     let out = w.apply(&["--output", "json"]);
