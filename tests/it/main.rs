@@ -3,6 +3,7 @@
 //! the `ferry` binary.
 
 mod apply;
+mod crash;
 mod journal;
 mod policy;
 mod resume;
