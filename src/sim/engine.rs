@@ -1264,7 +1264,7 @@ impl World {
     /// `mark_session_aborted`.
     pub(crate) fn mark_aborted(&mut self, s: usize) {
         if !self.sessions[s].alive() {
-            // written by whoever changes the state with no processor running
+            self.offline_line(s, "abort");
         }
         self.mark_completed(s);
         let sess = &mut self.sessions[s];

@@ -3,4 +3,5 @@
 //! the `ferry` binary.
 
 mod sim;
+mod sim_states;
 mod simkit;
