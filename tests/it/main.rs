@@ -3,5 +3,6 @@
 //! the `ferry` binary.
 
 mod sim;
+mod sim_faults;
 mod sim_states;
 mod simkit;
