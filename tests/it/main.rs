@@ -5,4 +5,5 @@
 mod sim;
 mod sim_faults;
 mod sim_states;
+mod sim_timing;
 mod simkit;
