@@ -537,16 +537,17 @@ impl World {
 
     // ----- master.log helpers -------------------------------------------------
 
+    /// Append a control line written by process `who` = (pid, child_number).
     pub(crate) fn master_line(
         &mut self,
         s: usize,
-        pid: u32,
-        child: u32,
+        who: (u32, u32),
         action: &str,
         queue: Option<Queue>,
         item: Option<usize>,
         msg: Option<Value>,
     ) {
+        let (pid, child) = who;
         let time = self.unix_now();
         let sess = &mut self.sessions[s];
         let fields = item.map(|i| sess.items[i].fields());
@@ -791,7 +792,7 @@ impl World {
                                 .workers(q)[w];
                             (wk.pid, wk.child_number)
                         };
-                        self.master_line(s, pid, child, "complete", Some(q), None, None);
+                        self.master_line(s, (pid, child), "complete", Some(q), None, None);
                         self.worker_exit(s, q, w, Exit::Completed);
                         progress = true;
                     }
@@ -870,11 +871,10 @@ impl World {
         }
         let log = self.sessions[s].items[idx].log_name(q);
         let size = self.sessions[s].items[idx].row_size;
-        self.master_line(s, pid, child, "start", Some(q), Some(idx), None);
+        self.master_line(s, (pid, child), "start", Some(q), Some(idx), None);
         self.master_line(
             s,
-            pid,
-            child,
+            (pid, child),
             "process-item",
             Some(q),
             Some(idx),
@@ -882,8 +882,7 @@ impl World {
         );
         self.master_line(
             s,
-            pid,
-            child,
+            (pid, child),
             "start-item",
             Some(q),
             Some(idx),
@@ -1109,7 +1108,7 @@ impl World {
             .logs
             .item_append(&log, &out_line(pid, "Done."));
         self.sessions[s].logs.item_complete(&log);
-        self.master_line(s, pid, child, action, Some(q), Some(idx), Some(msg));
+        self.master_line(s, (pid, child), action, Some(q), Some(idx), Some(msg));
         self.release_worker(s, idx);
         match q {
             Queue::Transfer => {
@@ -1172,8 +1171,7 @@ impl World {
         self.sessions[s].logs.item_complete(&log);
         self.master_line(
             s,
-            pid,
-            child,
+            (pid, child),
             "failed-item",
             Some(q),
             Some(idx),
@@ -1188,8 +1186,7 @@ impl World {
             let rlog = self.sessions[s].items[idx].log_name(Queue::Restore);
             self.master_line(
                 s,
-                pid,
-                child,
+                (pid, child),
                 "start-item",
                 Some(Queue::Restore),
                 Some(idx),
@@ -1197,8 +1194,7 @@ impl World {
             );
             self.master_line(
                 s,
-                pid,
-                child,
+                (pid, child),
                 "failed-item",
                 Some(Queue::Restore),
                 Some(idx),
@@ -1231,17 +1227,17 @@ impl World {
         let has_paused = exits.contains(&Exit::Paused);
         let sess = &self.sessions[s];
         if has_aborted && sess.is_aborted() {
-            self.master_line(s, pid, 0, "abort", None, None, None);
+            self.master_line(s, (pid, 0), "abort", None, None, None);
             self.mark_aborted(s);
             self.sessions[s].master = None;
         } else if has_paused && sess.is_paused() {
-            self.master_line(s, pid, 0, "pause", None, None, None);
+            self.master_line(s, (pid, 0), "pause", None, None, None);
             self.sessions[s].master = None;
             let sess = &mut self.sessions[s];
             sess.pause_marker = Marker::Done;
             sess.state = SessionState::Paused;
         } else {
-            self.master_line(s, pid, 0, "complete", None, None, None);
+            self.master_line(s, (pid, 0), "complete", None, None, None);
             self.sessions[s].master = None;
             self.mark_completed(s);
             self.sessions[s].state = SessionState::Completed;
@@ -1318,22 +1314,28 @@ impl World {
         }
         self.sessions[s].logs.reopen_master();
         if resume {
-            self.master_line(s, pid, 0, "resume", None, None, None);
+            self.master_line(s, (pid, 0), "resume", None, None, None);
         } else {
             let initiator = match self.sessions[s].kind {
                 Kind::Root => "copyacct",
                 Kind::User => "norootcopy",
             };
-            self.master_line(s, pid, 0, "start", None, None, None);
-            self.master_line(s, pid, 0, "initiator", None, None, Some(initiator.into()));
-            self.master_line(s, pid, 0, "version", None, None, Some("2.3".into()));
+            self.master_line(s, (pid, 0), "start", None, None, None);
+            self.master_line(s, (pid, 0), "initiator", None, None, Some(initiator.into()));
+            self.master_line(s, (pid, 0), "version", None, None, Some("2.3".into()));
             if total > 0 {
                 for q in [Queue::Transfer, Queue::Restore] {
-                    self.master_line(s, pid, 0, "queue_count", Some(q), None, Some(total.into()));
                     self.master_line(
                         s,
-                        pid,
-                        0,
+                        (pid, 0),
+                        "queue_count",
+                        Some(q),
+                        None,
+                        Some(total.into()),
+                    );
+                    self.master_line(
+                        s,
+                        (pid, 0),
                         "queue_size",
                         Some(q),
                         None,
@@ -1343,7 +1345,7 @@ impl World {
             }
         }
         let host = self.sessions[s].host.clone();
-        self.master_line(s, pid, 0, "remotehost", None, None, Some(host.into()));
+        self.master_line(s, (pid, 0), "remotehost", None, None, Some(host.into()));
         let sess = &mut self.sessions[s];
         sess.master = Some(master);
         sess.pid = Some(pid);

@@ -69,7 +69,7 @@ impl fmt::Display for Size {
             (1_000, "kB"),
         ];
         for (mult, unit) in UNITS {
-            if self.0 >= mult && self.0 % mult == 0 {
+            if self.0 >= mult && self.0.is_multiple_of(mult) {
                 return write!(f, "{}{}", self.0 / mult, unit);
             }
         }

@@ -151,7 +151,7 @@ impl World {
         sess.state = SessionState::Pausing;
         let pid = sess.pid.unwrap_or(0);
         // the master notices `.pause` within its 0.25 s loop
-        self.master_line(s, pid, 0, "pausing", None, None, None);
+        self.master_line(s, (pid, 0), "pausing", None, None, None);
         self.pump();
         true
     }
@@ -178,7 +178,7 @@ impl World {
         } else {
             if first {
                 let pid = self.sessions[s].pid.unwrap_or(0);
-                self.master_line(s, pid, 0, "aborting", None, None, None);
+                self.master_line(s, (pid, 0), "aborting", None, None, None);
             }
             self.pump();
         }
