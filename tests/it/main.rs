@@ -1,3 +1,6 @@
 //! The one integration-test binary (style: ripgrep's tests/tests.rs).
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
+
+mod graph;
+mod plan;
