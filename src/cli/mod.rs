@@ -83,6 +83,14 @@ fn run(cli: Cli) -> Outcome {
     }
 }
 
+/// Writes `text` to stdout. A closed pipe (`ferry plan p.yaml | head`) is
+/// not an error worth a panic: the reader has what it wanted.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Renders an error once and maps the outcome to the process exit code.
 pub fn exit_code(outcome: Outcome) -> ExitCode {
     match outcome {

@@ -2,6 +2,8 @@
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
 
+mod graph;
+mod plan;
 mod sim;
 mod sim_faults;
 mod sim_states;
