@@ -51,8 +51,10 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Check(check::CheckArgs),
 }
 
+mod check;
 mod plan;
 mod schema;
 mod validate;
@@ -80,6 +82,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Check(a) => check::run(a),
     }
 }
 

@@ -105,7 +105,13 @@ pub fn host_and_port(url: &Url) -> String {
 }
 
 /// Builds the HTTP client for one server. Nothing is sent here.
-pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKind> {
+/// `plain_http`: the URL is `http://` (loopback), so no certificate store
+/// is loaded at all (a machine without system roots can still talk to the
+/// simulator).
+pub fn build_http_client(
+    cfg: &ClientConfig,
+    plain_http: bool,
+) -> Result<reqwest::Client, ErrorKind> {
     install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
@@ -117,7 +123,9 @@ pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKin
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(16)
         .tcp_nodelay(true);
-    if cfg.insecure {
+    if plain_http {
+        b = b.tls_certs_only(Vec::new());
+    } else if cfg.insecure {
         b = b.tls_danger_accept_invalid_certs(true);
     } else if let Some(pem) = &cfg.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
@@ -262,7 +270,7 @@ mod tests {
             crate::secret::Secret::new("t"),
         );
         cfg.ca_pem = Some("not a certificate".into());
-        match build_http_client(&cfg) {
+        match build_http_client(&cfg, false) {
             Err(ErrorKind::Config(m)) => assert!(m.contains("ca_file"), "{m}"),
             other => panic!("{other:?}"),
         }
