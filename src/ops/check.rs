@@ -420,7 +420,40 @@ async fn run_checks(
             }),
         }
     }
-    findings
+    summarise_usernames(plan, findings)
+}
+
+/// One line per failing username, and one per source for all that passed:
+/// a fleet of thousands of accounts still gives a table worth reading.
+fn summarise_usernames(plan: &Plan, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut passed: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut out: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| {
+            let collapse = f.check == CheckKind::Username && f.verdict == Verdict::Pass;
+            if collapse {
+                *passed.entry(f.order.0).or_default() += 1;
+            }
+            !collapse
+        })
+        .collect();
+    for (si, n) in passed {
+        let source = &plan.sources[si - 1];
+        let total = source.accounts.len();
+        out.push(Finding {
+            check: CheckKind::Username,
+            subject: source.name.clone(),
+            verdict: Verdict::Pass,
+            detail: if n == total {
+                format!("all {n} target username(s) of {} are free on the target", source.name)
+            } else {
+                format!("{n} of {total} target usernames of {} are free on the target", source.name)
+            },
+            fix: None,
+            order: (si, CheckKind::Username, 0),
+        });
+    }
+    out
 }
 
 /// Fix text for failures that are about reaching the target at all.
@@ -541,7 +574,7 @@ async fn source_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin) -
                 check: CheckKind::Credentials,
                 subject: name.clone(),
                 verdict: Verdict::Fail,
-                detail: format!("{who} refused: {}", e.kind),
+                detail: format!("{who}: {}", e.kind),
                 fix,
                 order,
             });

@@ -2,6 +2,7 @@
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
 
+mod check;
 mod client;
 mod graph;
 mod plan;
