@@ -445,9 +445,15 @@ fn summarise_usernames(plan: &Plan, findings: Vec<Finding>) -> Vec<Finding> {
             subject: source.name.clone(),
             verdict: Verdict::Pass,
             detail: if n == total {
-                format!("all {n} target username(s) of {} are free on the target", source.name)
+                format!(
+                    "all {n} target username(s) of {} are free on the target",
+                    source.name
+                )
             } else {
-                format!("{n} of {total} target usernames of {} are free on the target", source.name)
+                format!(
+                    "{n} of {total} target usernames of {} are free on the target",
+                    source.name
+                )
             },
             fix: None,
             order: (si, CheckKind::Username, 0),

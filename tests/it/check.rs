@@ -79,9 +79,7 @@ impl Run {
                     && (cols[1] == subject || cols[1].starts_with(&format!("{subject}:")))
                     && cols[2] == mark
             })
-            .unwrap_or_else(|| {
-                panic!("no `{check} {subject} {mark}` line in:\n{}", self.stdout)
-            })
+            .unwrap_or_else(|| panic!("no `{check} {subject} {mark}` line in:\n{}", self.stdout))
     }
 
     fn assert_no_secret(&self) {
@@ -100,11 +98,7 @@ async fn ferry_check(plan_text: String, env: Vec<(&'static str, String)>, args: 
     run_in(dir, env, args).await
 }
 
-async fn run_in(
-    dir: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-    args: &[&str],
-) -> Run {
+async fn run_in(dir: tempfile::TempDir, env: Vec<(&'static str, String)>, args: &[&str]) -> Run {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     // The simulator runs on this test's runtime; the blocking child process
     // waits on another thread.
@@ -233,7 +227,10 @@ async fn wrong_source_password() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let line = r.line("credentials", "old2", "✗");
     assert!(line.contains("Permission denied"), "{line}");
-    assert!(line.contains("fix:") && line.contains("sources[1] (old2).ssh"), "{line}");
+    assert!(
+        line.contains("fix:") && line.contains("sources[1] (old2).ssh"),
+        "{line}"
+    );
     // The analysis of old2 is skipped, old1 is unaffected.
     r.line("analysis", "old2", "–");
     r.line("credentials", "old1", "✓");
@@ -247,12 +244,20 @@ async fn wrong_source_password() {
 async fn username_taken_on_the_target() {
     let sim = start(scenario()).await;
     let accounts = "[{user: alpha, localuser: taken}, beta]";
-    let r = ferry_check(plan(sim.base_url(), "", "[pkg1]", accounts), good_env(), &[]).await;
+    let r = ferry_check(
+        plan(sim.base_url(), "", "[pkg1]", accounts),
+        good_env(),
+        &[],
+    )
+    .await;
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let line = r.line("username", "taken", "✗");
     assert!(line.contains("already exists on the target"), "{line}");
     assert!(line.contains("old1/alpha → taken"), "{line}");
-    assert!(line.contains("fix:") && line.contains("localuser"), "{line}");
+    assert!(
+        line.contains("fix:") && line.contains("localuser"),
+        "{line}"
+    );
     let line = r.line("username", "old1", "✓");
     assert!(line.contains("1 of 2"), "{line}");
     assert!(r.stdout.contains("✗ not ready: 1 of"), "{}", r.stdout);
@@ -270,12 +275,20 @@ async fn account_and_package_missing_from_their_source() {
     .await;
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let line = r.line("account", "old1/ghost", "✗");
-    assert!(line.contains("does not exist on old1.example.com"), "{line}");
+    assert!(
+        line.contains("does not exist on old1.example.com"),
+        "{line}"
+    );
     assert!(line.contains("fix:"), "{line}");
     let line = r.line("package", "old1/pkg9", "✗");
     assert!(line.contains("fix:"), "{line}");
     // Exactly those two fail.
-    assert_eq!(r.stdout.matches('✗').count(), 3, "2 lines + verdict:\n{}", r.stdout);
+    assert_eq!(
+        r.stdout.matches('✗').count(),
+        3,
+        "2 lines + verdict:\n{}",
+        r.stdout
+    );
     sim.shutdown().await;
 }
 
@@ -331,7 +344,12 @@ async fn tls_without_ca_with_ca_file_and_insecure() {
     std::fs::write(dir.path().join("whm-ca.pem"), sim.ca_pem().unwrap()).unwrap();
     std::fs::write(
         dir.path().join("plan.yaml"),
-        plan(&url, "  tls: {ca_file: whm-ca.pem}", "[pkg1]", GOOD_ACCOUNTS),
+        plan(
+            &url,
+            "  tls: {ca_file: whm-ca.pem}",
+            "[pkg1]",
+            GOOD_ACCOUNTS,
+        ),
     )
     .unwrap();
     let r = run_in(dir, good_env(), &[]).await;

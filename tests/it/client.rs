@@ -506,3 +506,83 @@ async fn a_non_whm_answer_is_permanent() {
     assert!(v.get("accounts").is_some());
     sim.shutdown().await;
 }
+
+/// A WHM host whose certificate is self-signed with `CA:TRUE` and used as
+/// its own server certificate — what `openssl req -x509` makes by default
+/// and what many WHM hosts present. webpki refuses such a certificate as an
+/// end entity (`CaUsedAsEndEntity`) even when it is the trusted root, so the
+/// client must accept a server that presents exactly the certificate of
+/// `ca_file`. This server answers `listaccts` only.
+async fn ca_true_self_signed_server() -> (String, String, axum_server::Handle<std::net::SocketAddr>)
+{
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem = cert.pem();
+    let server_cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let app = axum::Router::new().route(
+        "/json-api/listaccts",
+        axum::routing::post(|| async {
+            axum::Json(serde_json::json!({
+                "metadata": {"command": "listaccts", "version": 1, "result": 1, "reason": "OK"},
+                "data": {"acct": [{"user": "selfsigned", "domain": "s.example.com", "owner": "root", "plan": "default"}]}
+            }))
+        }),
+    );
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        axum_server::bind_rustls(
+            "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
+            axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(server_cfg)),
+        )
+        .handle(h)
+        .serve(app.into_make_service())
+        .await
+        .unwrap();
+    });
+    let addr = handle.listening().await.expect("listening");
+    (format!("https://127.0.0.1:{}", addr.port()), pem, handle)
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_true_certificate_given_as_ca_file_is_accepted() {
+    ferry::client::tls::install_crypto_provider();
+    let (url, pem, handle) = ca_true_self_signed_server().await;
+    // Without it: refused.
+    let c = WhmClient::new(ClientConfig::new(url.clone(), "root", Secret::new(TOKEN))).unwrap();
+    assert!(matches!(
+        c.listaccts().await.unwrap_err().kind,
+        ErrorKind::Tls(_)
+    ));
+    // With it: accepted.
+    let mut cfg = ClientConfig::new(url.clone(), "root", Secret::new(TOKEN));
+    cfg.ca_pem = Some(pem);
+    let c = WhmClient::new(cfg).unwrap();
+    let accts = c
+        .listaccts()
+        .await
+        .expect("the pinned certificate is accepted");
+    assert_eq!(accts[0].user, "selfsigned");
+    // Another CA:TRUE certificate does not open it.
+    let (_, other_pem, other) = ca_true_self_signed_server().await;
+    let mut cfg = ClientConfig::new(url, "root", Secret::new(TOKEN));
+    cfg.ca_pem = Some(other_pem);
+    let e = WhmClient::new(cfg).unwrap().listaccts().await.unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Tls(_)), "{e:?}");
+    handle.shutdown();
+    other.shutdown();
+}
