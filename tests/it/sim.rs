@@ -847,3 +847,16 @@ async fn scenario_files_round_trip_and_defaults_follow_the_design() {
     );
     assert_eq!(Scenario::from_yaml(&r.to_yaml()).unwrap(), r);
 }
+
+#[test]
+fn the_readme_scenario_parses() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme
+        .find("### Scenario")
+        .expect("README has the scenario section")..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let sc = Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.faults.seed, 7);
+    assert_eq!(sc.target.existing_accounts.len(), 2);
+}
