@@ -3,6 +3,7 @@
 //! the `ferry` binary.
 
 mod sim;
+mod sim_conformance;
 mod sim_faults;
 mod sim_states;
 mod sim_timing;
