@@ -94,7 +94,10 @@ async fn state_throughput(secs: u64) {
             &format!("Authorization: {AUTH}"),
             &url,
         ];
-        println!("whm-sim get_transfer_session_state: wrk {}", args.join(" "));
+        println!(
+            "whm-sim get_transfer_session_state: wrk -t2 -c32 -d{d} -H '{}' '{url}'",
+            format_args!("Authorization: {AUTH}")
+        );
         // wrk blocks; run it on a blocking thread so the simulator keeps serving
         let out = tokio::task::spawn_blocking({
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

@@ -394,7 +394,8 @@ pub struct FaultSpec {
     /// Simulated seconds at which every transfer process dies.
     pub crash_at: Vec<f64>,
     pub crash_leaves: CrashLeaves,
-    /// Upper bound, in real seconds, of a `hang`.
+    /// Upper bound, in real seconds, of a `hang` and of a blocked log fetch
+    /// (`log_blocking`); then the connection is closed unanswered.
     pub hang_max_secs: f64,
 }
 

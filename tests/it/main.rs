@@ -7,6 +7,7 @@ mod client;
 mod graph;
 mod plan;
 mod sim;
+mod sim_conformance;
 mod sim_faults;
 mod sim_states;
 mod sim_timing;

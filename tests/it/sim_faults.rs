@@ -113,17 +113,22 @@ async fn http_faults_strike_at_their_rates_for_a_fixed_seed() {
     };
     let sim = Sim::start(sc).await;
     let mut client = sim.whm.clone();
+    // a hang is told from a slow answer by the client's timeout: keep it well
+    // above a loaded machine's latency and below hang_max_secs
     client.client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let n = 400;
     let url = client.url("available_transfer_modules", &[]);
     let mut set = tokio::task::JoinSet::new();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
     for _ in 0..n {
         let c = client.clone();
         let url = url.clone();
+        let gate = gate.clone();
         set.spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
             let t0 = Instant::now();
             let r = c
                 .client
@@ -149,6 +154,7 @@ async fn http_faults_strike_at_their_rates_for_a_fixed_seed() {
         .iter()
         .map(|r| r["fault"].as_str().unwrap_or("none").to_string())
         .collect();
+    assert_eq!(labels.len(), n, "every request reached the simulator");
     let count = |p: &dyn Fn(&str) -> bool| labels.iter().filter(|l| p(l)).count() as f64;
     // each count within 5 standard deviations of n·p
     let within =
@@ -197,17 +203,23 @@ async fn http_faults_strike_at_their_rates_for_a_fixed_seed() {
     let again = Sim::start(sc).await;
     let mut c2 = again.whm.clone();
     c2.client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
+    // decisions follow the request number, not the order of arrival
+    let mut set = tokio::task::JoinSet::new();
     for _ in 0..40 {
-        let _ = c2
-            .client
-            .get(c2.url("available_transfer_modules", &[]))
-            .header("Authorization", c2.auth.clone().unwrap())
-            .send()
-            .await;
+        let c2 = c2.clone();
+        set.spawn(async move {
+            let _ = c2
+                .client
+                .get(c2.url("available_transfer_modules", &[]))
+                .header("Authorization", c2.auth.clone().unwrap())
+                .send()
+                .await;
+        });
     }
+    while set.join_next().await.is_some() {}
     let reqs2 = again.whm.inspect("requests").await;
     let labels2: Vec<String> = reqs2
         .as_array()

@@ -73,6 +73,7 @@ async fn restore_bound_makespan_matches_the_formula() {
     let (t, r, n, slots) = (2.0, 4.0, 200.0_f64, 8.0_f64);
     let formula = t + (n / slots).ceil() * r;
     let got = makespan(&st);
+    eprintln!("makespan {got:.3} simulated s, formula {formula} s");
     assert!(
         (got - formula).abs() / formula <= 0.05,
         "makespan {got} vs formula {formula}"
@@ -98,6 +99,7 @@ async fn transfer_bound_makespan_matches_the_formula() {
     let st = sim.state();
     let formula = 1.0 + (200.0_f64 / 2.0).ceil() * 4.0 + 8.0;
     let got = makespan(&st);
+    eprintln!("makespan {got:.3} simulated s, formula {formula} s");
     assert!(
         (got - formula).abs() / formula <= 0.05,
         "makespan {got} vs formula {formula}"
