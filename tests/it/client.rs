@@ -586,3 +586,94 @@ async fn a_self_signed_ca_true_certificate_given_as_ca_file_is_accepted() {
     handle.shutdown();
     other.shutdown();
 }
+
+/// A plain HTTP server on 127.0.0.1 that answers every request with `status`
+/// and `location`, counting the requests it gets.
+async fn redirecting_server(
+    status: u16,
+    location: Option<String>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        let location = location.clone();
+        async move {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut resp = axum::response::Response::new(axum::body::Body::empty());
+            *resp.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+            if let Some(l) = location {
+                resp.headers_mut()
+                    .insert("location", axum::http::HeaderValue::from_str(&l).unwrap());
+            }
+            resp
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (elsewhere, elsewhere_hits) = redirecting_server(200, None).await;
+    let (url, hits) =
+        redirecting_server(307, Some(format!("{elsewhere}/json-api/listaccts"))).await;
+    let c = WhmClient::new(ClientConfig::new(url, "root", Secret::new(TOKEN))).unwrap();
+    let e = c.listaccts().await.unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Http { status: 307, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.class(), Class::Permanent);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the token must not follow a redirect"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_read_from_429_and_503() {
+    for status in [429u16, 503] {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("retry-after", "7")],
+                    "slow down",
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let c = WhmClient::new(ClientConfig::new(url, "root", Secret::new(TOKEN))).unwrap();
+        let e = c.listaccts().await.unwrap_err();
+        assert_eq!(
+            e.class(),
+            Class::Transient {
+                retry_after: Some(Duration::from_secs(7))
+            },
+            "{status}: {e:?}"
+        );
+        // The policy honours it (capped at max): 7 s here, not the 0-10 ms jitter.
+        let p = RetryPolicy {
+            attempts: 3,
+            initial: Duration::from_millis(10),
+            max: Duration::from_secs(60),
+        };
+        let retry_after = match e.class() {
+            Class::Transient { retry_after } => retry_after,
+            other => panic!("{other:?}"),
+        };
+        let d = p.delay(1, retry_after, &mut rand::rng());
+        assert_eq!(d, Duration::from_secs(7));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
