@@ -1,1 +1,128 @@
-fn main() {}
+//! `whm-sim`: serve a simulated WHM target (design §6) until SIGINT/SIGTERM.
+//! Parses flags, reads the scenario, binds, and hands over to
+//! `ferry::sim::serve_with`; all behaviour lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferry::sim::{self, Scenario};
+
+const AFTER_HELP: &str = "\
+Rehearse a migration:
+  1. Write a scenario: the target's tokens and existing accounts, each source
+     server (`remotes`) with its SSH credentials, packages and accounts, and
+     `time_scale` (real seconds per simulated second; 0.001 = an hour in 3.6 s).
+  2. whm-sim --scenario rehearsal.yaml --listen 127.0.0.1:0 --addr-file sim.url
+  3. Point the plan's target.url at the printed URL and run ferry against it,
+     or let `ferry apply --simulate` start an in-process simulator for you.
+  4. curl -s $(cat sim.url)/__sim/state | jq .accounts   # what the target has:
+     restores_started/completed/failed per account (each account restored once?)
+     curl -s $(cat sim.url)/__sim/requests               # every API call received
+
+Faults (scenario `faults:`, deterministic for a `seed`): http_500, reset (connection
+closed unanswered), hang (never answered), latency_ms, fail_items (an account fails
+N times), log_blocking (fetch_transfer_session_log blocks on an active log),
+crash_at (simulated seconds at which every transfer process dies; sessions stay
+RUNNING with nothing running) with crash_leaves: in_progress | failed.
+Half of reset/hang strike after the call was applied. At run time:
+  curl -X POST $URL/__sim/crash                 # crash now
+  curl -X POST -d @faults.json $URL/__sim/faults # replace the fault settings (JSON)
+
+API: WHM API 1 at /json-api/<function>?api.version=1 (GET query or POST form), header
+`Authorization: whm USER:TOKEN` (anything else: HTTP 401 \"Access denied\").
+See README.md, section whm-sim.";
+
+/// A WHM target server simulator for ferry's tests and rehearsals.
+#[derive(Debug, Parser)]
+#[command(name = "whm-sim", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Scenario file (YAML, design §6). Without it: an empty target that
+    /// accepts the token root:s3cret, in real time.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2087")]
+    listen: String,
+    /// Also write the base URL to this file once listening.
+    #[arg(long, value_name = "PATH")]
+    addr_file: Option<PathBuf>,
+    /// With `tls: self_signed`, write the generated CA certificate (PEM) here.
+    #[arg(long, value_name = "PATH")]
+    cert_out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let scenario = match &args.scenario {
+        None => Scenario::default(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match Scenario::from_yaml(&text) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("whm-sim: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
+            Err(e) => {
+                eprintln!("whm-sim: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("whm-sim: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(args, scenario))
+}
+
+async fn run(args: Args, scenario: Scenario) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("whm-sim: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let on_ready = |url: &str, ca: Option<&str>| -> Result<(), String> {
+        if let (Some(path), Some(pem)) = (&args.cert_out, ca) {
+            std::fs::write(path, pem)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        if let Some(path) = &args.addr_file {
+            std::fs::write(path, format!("{url}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        println!("listening on {url}");
+        Ok(())
+    };
+    match sim::serve_with(listener, scenario, on_ready, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

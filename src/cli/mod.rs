@@ -51,8 +51,10 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Check(check::CheckArgs),
 }
 
+mod check;
 mod plan;
 mod schema;
 mod validate;
@@ -80,7 +82,16 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Check(a) => check::run(a),
     }
+}
+
+/// Writes `text` to stdout. A closed pipe (`ferry plan p.yaml | head`) is
+/// not an error worth a panic: the reader has what it wanted.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Renders an error once and maps the outcome to the process exit code.

@@ -1,12 +1,75 @@
-//! `ferry plan` (placeholder until the plan issue lands).
+//! `ferry plan PLAN [--format text|json|dot|markdown] [--journal PATH]`.
 
-use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use crate::ops::{CliError, ExitStatus, Outcome};
+use clap::{Args, ValueEnum};
 
+use crate::graph::Format;
+use crate::ops::plan::{PlanOptions, plan};
+use crate::ops::{CliError, ExitStatus, Outcome, default_journal_path};
+
+/// `--format` of `ferry plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanFormat {
+    /// Grouped by wave, source and session, for a reviewer.
+    #[default]
+    Text,
+    /// Sources, sessions and steps with their dependencies, for tools.
+    Json,
+    /// Graphviz: `ferry plan p.yaml --format dot | dot -Tsvg > plan.svg`.
+    Dot,
+    /// A pull-request comment.
+    Markdown,
+}
+
+/// Compile a plan into its steps and show what will happen in which order:
+/// waves of sources, transfer sessions and their accounts, and what each
+/// session waits for. Deterministic: the same plan prints the same bytes.
 #[derive(Debug, Args)]
-pub struct PlanArgs {}
+#[command(after_help = "Examples:\n  \
+ferry plan plans/consolidation.yaml\n  \
+ferry plan plans/consolidation.yaml --format markdown > plan-comment.md\n  \
+ferry plan plans/consolidation.yaml --format dot | dot -Tsvg > plan.svg\n  \
+ferry plan plans/consolidation.yaml --format json | jq '.sessions[].key'\n\n\
+An invalid plan prints its problems (as `ferry validate`) and exits 2. No network is used.")]
+pub struct PlanArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Journal whose progress marks the steps [default: .ferry/<plan stem>.journal].
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+}
 
-pub fn run(_args: PlanArgs) -> Outcome {
-    Err(CliError::msg(ExitStatus::Failure, "not built yet"))
+pub fn run(args: PlanArgs) -> Outcome {
+    let format = match args.format {
+        PlanFormat::Text => Format::Text,
+        PlanFormat::Json => Format::Json,
+        PlanFormat::Dot => Format::Dot,
+        PlanFormat::Markdown => Format::Markdown,
+    };
+    let journal = args
+        .journal
+        .unwrap_or_else(|| default_journal_path(&args.plan));
+    match plan(&PlanOptions {
+        plan: args.plan,
+        format,
+        journal,
+    }) {
+        Ok(out) => {
+            for n in &out.notes {
+                eprintln!("{n}");
+            }
+            super::print_stdout(&out.text);
+            Ok(out.status)
+        }
+        Err(diags) => {
+            eprint!("{}", diags.render_human(std::io::stderr().is_terminal()));
+            Err(CliError::silent(ExitStatus::Invalid))
+        }
+    }
 }

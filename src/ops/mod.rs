@@ -7,6 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod plan;
+pub mod schema;
+pub mod validate;
+
 /// Exit codes of design §3. `main` turns these into the process's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -73,3 +77,6 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
         .unwrap_or_else(|| "plan".to_string());
     PathBuf::from(".ferry").join(format!("{stem}.journal"))
 }
+
+pub mod check;
+pub mod resolve;

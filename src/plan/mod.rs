@@ -1,16 +1,123 @@
 //! The plan language: the model ([`model`]), loading YAML with source
-//! locations, the semantic rules of design §4 (every problem at once), and
-//! the JSON Schema generated from the model.
+//! locations ([`parse`], [`locate`]), the semantic rules of design §4, every
+//! problem at once ([`rules`]), diagnostics ([`diag`]), and the JSON Schema
+//! generated from the model ([`schema`]).
 //!
 //! Owns: turning a file into a [`Plan`] that is known to be valid, or into
 //! diagnostics with file:line:column. Does not own: compiling the plan into
 //! steps (`graph`), resolving secrets (`secret`, called from `ops`).
 //!
 //! Public API (the contract other modules rely on):
-//! * `plan::load(path) -> Result<LoadedPlan, Diagnostics>`
+//! * [`load`]`(path) -> Result<LoadedPlan, Diagnostics>`
+//! * [`parse()`]`(file_name, text) -> Result<Plan, Diagnostics>`
 //! * `LoadedPlan { plan: Plan, path, base_dir, hash }` — `hash` is the hex
 //!   SHA-256 of the file's bytes, recorded in the journal.
 
+pub mod diag;
+pub mod locate;
 pub mod model;
+pub mod parse;
+pub mod rules;
+pub mod schema;
+mod structure;
 
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
+
+/// A valid plan read from a file.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    pub plan: Plan,
+    /// The path it was read from, as given.
+    pub path: PathBuf,
+    /// The directory relative paths in the plan (`{file: …}`, `ca_file`)
+    /// are taken from: the plan file's directory.
+    pub base_dir: PathBuf,
+    /// Hex SHA-256 of the file's bytes.
+    pub hash: String,
+}
+
+/// Reads, parses and validates the plan at `path`. Every problem in the
+/// file is returned, each with file:line:column.
+pub fn load(path: &Path) -> Result<LoadedPlan, Diagnostics> {
+    let shown = path.display().to_string();
+    let bytes = read_bounded(path).map_err(|(message, help)| {
+        let mut d = Diagnostics::new();
+        d.push(Diagnostic {
+            file: shown.clone(),
+            line: 1,
+            column: 1,
+            message,
+            path: String::new(),
+            help,
+            len: 0,
+        });
+        d
+    })?;
+    let plan = parse::parse_bytes(&shown, &bytes)?;
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(LoadedPlan {
+        plan,
+        path: path.to_path_buf(),
+        base_dir,
+        hash: sha256_hex(&bytes),
+    })
+}
+
+/// Parses and validates a plan held in memory (see [`parse::parse`]).
+pub fn parse(file_name: &str, text: &str) -> Result<Plan, Diagnostics> {
+    parse::parse(file_name, text)
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, (String, Option<String>)> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| {
+        let help = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Some("check the path; plans usually live in `plans/`".to_string())
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                Some("check the file's permissions".to_string())
+            }
+            _ => None,
+        };
+        (format!("cannot read the plan: {}", e.kind()), help)
+    })?;
+    let meta = f
+        .metadata()
+        .map_err(|e| (format!("cannot read the plan: {}", e.kind()), None))?;
+    if meta.is_dir() {
+        return Err((
+            "this is a directory, not a plan file".into(),
+            Some("give the path of a .yaml file, e.g. `plans/*.yaml`".into()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(parse::MAX_PLAN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| (format!("cannot read the plan: {}", e.kind()), None))?;
+    if bytes.len() > parse::MAX_PLAN_BYTES {
+        return Err((
+            format!("the plan is larger than {} bytes", parse::MAX_PLAN_BYTES),
+            Some("split the migration into several plans".into()),
+        ));
+    }
+    Ok(bytes)
+}

@@ -22,6 +22,7 @@ pub use crate::secret::SecretRef;
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Plan language version; only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// The WHM server accounts move to. ferry talks only to this server.
     pub target: Target,
@@ -29,6 +30,7 @@ pub struct Plan {
     #[serde(default)]
     pub defaults: Defaults,
     /// The servers accounts move from, each with its packages and accounts.
+    #[schemars(length(min = 1))]
     pub sources: Vec<Source>,
     /// What to do on failures, and how hard to retry.
     #[serde(default)]
@@ -49,6 +51,7 @@ pub struct Target {
     #[serde(default = "default_root")]
     pub user: String,
     /// The WHM API token, as a secret reference.
+    #[serde(deserialize_with = "secret_field::required")]
     pub token: SecretRef,
     /// Certificate handling for the target's HTTPS endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,6 +256,7 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
     /// Accounts to move: a username, or a mapping with details.
+    #[schemars(length(min = 1))]
     pub accounts: Vec<AccountEntry>,
 }
 
@@ -266,17 +270,31 @@ pub struct Ssh {
     #[serde(default = "default_ssh_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The SSH user's password, as a secret reference.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_field::optional"
+    )]
     pub password: Option<SecretRef>,
     /// The name of an SSH key stored on the target for root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sshkey_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The passphrase of an encrypted `sshkey_name`, as a secret reference.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_field::optional"
+    )]
     pub sshkey_passphrase: Option<SecretRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_escalation_method: Option<Escalation>,
     /// Root's password, with `root_escalation_method: su`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_field::optional"
+    )]
     pub root_password: Option<SecretRef>,
 }
 
@@ -308,6 +326,30 @@ pub enum AccountEntry {
 }
 
 impl AccountEntry {
+    /// The username on the source.
+    pub fn user(&self) -> &str {
+        match self {
+            AccountEntry::Short(user) => user,
+            AccountEntry::Full(a) => &a.user,
+        }
+    }
+
+    /// The username the account will have on the target.
+    pub fn target_user(&self) -> &str {
+        match self {
+            AccountEntry::Short(user) => user,
+            AccountEntry::Full(a) => a.target_user(),
+        }
+    }
+
+    /// The details of a long-form entry (`None` for `- example`).
+    pub fn details(&self) -> Option<&Account> {
+        match self {
+            AccountEntry::Short(_) => None,
+            AccountEntry::Full(a) => Some(a),
+        }
+    }
+
     /// The entry in its long form.
     pub fn account(&self) -> Account {
         match self {
@@ -512,9 +554,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map(HumanDuration)
-            .map_err(|e| {
+            .map_err(|_| {
                 serde::de::Error::custom(format!(
-                    "invalid duration `{text}` ({e}); write it like `500ms`, `5s`, `2m` or `1h`"
+                    "invalid duration `{text}`: write it like `500ms`, `5s`, `2m` or `1h`"
                 ))
             })
     }
@@ -532,6 +574,65 @@ impl JsonSchema for HumanDuration {
         })
     }
 }
+
+/// Deserializers for secret fields. A plain string (or number) where a
+/// secret belongs is refused with [`LITERAL_SECRET`] — without echoing the
+/// value, which is probably a real password — instead of serde's
+/// "unknown variant `hunter2`" that would print it.
+mod secret_field {
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Visitor};
+
+    use super::SecretRef;
+
+    struct V;
+
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<SecretRef>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a secret reference such as {env: NAME} or {file: PATH}")
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(E::custom(super::LITERAL_SECRET))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom(super::LITERAL_SECRET))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom(super::LITERAL_SECRET))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom(super::LITERAL_SECRET))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom(super::LITERAL_SECRET))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+            SecretRef::deserialize(de::value::MapAccessDeserializer::new(m)).map(Some)
+        }
+    }
+
+    pub fn optional<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<SecretRef>, D::Error> {
+        d.deserialize_any(V)
+    }
+
+    pub fn required<'de, D: de::Deserializer<'de>>(d: D) -> Result<SecretRef, D::Error> {
+        d.deserialize_any(V)?
+            .ok_or_else(|| de::Error::custom("the secret reference is empty"))
+    }
+}
+
+/// The message for a literal secret in the plan (see `secret_field`).
+/// `plan::parse` recognises it to add help and to mask the value in snippets.
+pub const LITERAL_SECRET: &str = "a literal secret is not allowed here: plans are kept in git, so they name a secret instead of containing it";
 
 fn default_root() -> String {
     "root".to_string()

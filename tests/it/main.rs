@@ -1,3 +1,14 @@
 //! The one integration-test binary (style: ripgrep's tests/tests.rs).
 //! Each area of ferry has its own module; `support` starts whm-sim and runs
 //! the `ferry` binary.
+
+mod check;
+mod client;
+mod graph;
+mod plan;
+mod sim;
+mod sim_conformance;
+mod sim_faults;
+mod sim_states;
+mod sim_timing;
+mod simkit;

@@ -1,0 +1,756 @@
+//! The typed WHM API 1 calls: one method per function, one HTTP attempt
+//! each.
+//!
+//! Owns: the request shape (`POST /json-api/<function>?api.version=1`, the
+//! `Authorization: whm USER:TOKEN` header, every parameter in the form
+//! body), mapping transport failures and HTTP statuses to [`ErrorKind`], and
+//! decoding each function's `data` into a typed result.
+//!
+//! Does not own: retries (see `retry`), or what a result means for the run
+//! (see `exec`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use serde_json::Value;
+
+use super::envelope::{self, as_flag, as_text, as_u64, field};
+use super::tls;
+use super::{
+    AccountInfo, AccountItem, ClientConfig, CreateSession, CredentialCheck, Enqueued, Error,
+    ErrorKind, RemoteAnalysis, SessionId, SessionState, SshAuth, SshLogin, SystemUser,
+    TargetAccount,
+};
+use crate::secret::Secret;
+
+/// A client for one WHM server: one connection pool, cheap to clone.
+#[derive(Clone)]
+pub struct WhmClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// Base URL without a trailing slash.
+    base: String,
+    host: String,
+    user: String,
+    /// `whm USER:TOKEN`, marked sensitive (hyper/h2 never log or index it).
+    auth: HeaderValue,
+    /// The token, only to scrub it from server-supplied reasons.
+    token: Secret,
+    request_timeout: Duration,
+    insecure: bool,
+}
+
+impl std::fmt::Debug for WhmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhmClient")
+            .field("base_url", &self.inner.base)
+            .field("user", &self.inner.user)
+            .field("token", &"[REDACTED]")
+            .field("insecure", &self.inner.insecure)
+            .finish()
+    }
+}
+
+/// A parameter value: plain, or a secret that is exposed only while the
+/// body is serialised (and scrubbed from any reason WHM sends back).
+enum Param {
+    Plain(String),
+    Secret(Secret),
+}
+
+struct Params(Vec<(&'static str, Param)>);
+
+impl Params {
+    fn new() -> Self {
+        Params(Vec::new())
+    }
+    fn add(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
+        self.0.push((key, Param::Plain(value.into())));
+        self
+    }
+    fn secret(&mut self, key: &'static str, value: &Secret) -> &mut Self {
+        self.0.push((key, Param::Secret(value.clone())));
+        self
+    }
+    fn session(s: &SessionId) -> Self {
+        let mut p = Params::new();
+        p.add("transfer_session_id", s.as_str());
+        p
+    }
+    fn ssh(&mut self, host: &str, ssh: &SshLogin) -> &mut Self {
+        self.add("host", host)
+            .add("user", ssh.user.as_str())
+            .add("port", ssh.port.to_string());
+        match &ssh.auth {
+            SshAuth::Password(pw) => {
+                self.secret("password", pw);
+            }
+            SshAuth::Key { name, passphrase } => {
+                self.add("sshkey_name", name.as_str());
+                if let Some(pp) = passphrase {
+                    self.secret("sshkey_passphrase", pp);
+                }
+            }
+        }
+        if let Some((method, root_pw)) = &ssh.escalation {
+            self.add("root_escalation_method", method.as_str());
+            if let Some(pw) = root_pw {
+                self.secret("root_password", pw);
+            }
+        }
+        self
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.0.iter().find_map(|(k, v)| match (k, v) {
+            (&"transfer_session_id", Param::Plain(s)) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+    fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.0.iter().filter_map(|(_, v)| match v {
+            Param::Secret(s) => Some(s),
+            Param::Plain(_) => None,
+        })
+    }
+}
+
+impl WhmClient {
+    /// Validates the configuration (URL rules of [`tls::validate_base_url`],
+    /// the CA PEM) and builds the connection pool. Sends nothing.
+    pub fn new(cfg: ClientConfig) -> Result<WhmClient, Error> {
+        let started = Instant::now();
+        let fail = |kind| Error {
+            function: "client_config",
+            kind,
+            elapsed: started.elapsed(),
+        };
+        let url = tls::validate_base_url(&cfg.base_url).map_err(|m| fail(ErrorKind::Config(m)))?;
+        if cfg.user.is_empty() || cfg.user.contains(':') || cfg.user.chars().any(char::is_control) {
+            return Err(fail(ErrorKind::Config(
+                "target.user must be a non-empty user name without `:`".into(),
+            )));
+        }
+        let mut auth = HeaderValue::from_str(&format!("whm {}:{}", cfg.user, cfg.token.expose()))
+            .map_err(|_| {
+            fail(ErrorKind::Config(
+                "the API token contains characters not allowed in an HTTP header".into(),
+            ))
+        })?;
+        auth.set_sensitive(true);
+        let http = tls::build_http_client(&cfg, url.scheme() == "http").map_err(fail)?;
+        Ok(WhmClient {
+            inner: Arc::new(Inner {
+                http,
+                base: url.as_str().trim_end_matches('/').to_string(),
+                host: tls::host_and_port(&url),
+                user: cfg.user,
+                auth,
+                token: cfg.token,
+                request_timeout: cfg.request_timeout,
+                insecure: cfg.insecure,
+            }),
+        })
+    }
+
+    /// `host:port` of the server, for messages.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// Creates a root transfer session pulling from `req.host`. Not
+    /// idempotent: a lost answer may leave a PENDING session behind (exec
+    /// reconciles before repeating).
+    pub async fn create_remote_root_transfer_session(
+        &self,
+        req: &CreateSession,
+    ) -> Result<SessionId, Error> {
+        const F: &str = "create_remote_root_transfer_session";
+        let mut p = Params::new();
+        p.ssh(&req.host, &req.ssh)
+            .add("transfer_threads", req.transfer_threads.max(1).to_string())
+            .add("restore_threads", req.restore_threads.max(1).to_string())
+            .add("compressed", flag(req.compressed))
+            .add("low_priority", flag(req.low_priority))
+            // Fixed choices (see `CreateSession`): full restore as WHM's
+            // Transfer Tool does by default, reseller privileges copied,
+            // the SSH stream encrypted.
+            .add("unrestricted_restore", "1")
+            .add("copy_reseller_privs", "1")
+            .add("unencrypted", "0");
+        self.call(F, p, None, |data| {
+            let id = as_text(field(data, "transfer_session_id")?)
+                .ok_or_else(|| decode("`data.transfer_session_id` is not a string"))?;
+            SessionId::parse(&id).map_err(|e| ErrorKind::Decode(e.to_string()))
+        })
+        .await
+    }
+
+    /// Enqueues a package (`PackageRemoteRoot`). A duplicate-key refusal is
+    /// [`Enqueued::AlreadyQueued`].
+    pub async fn enqueue_package(&self, s: &SessionId, package: &str) -> Result<Enqueued, Error> {
+        let mut p = Params::session(s);
+        p.add("module", "PackageRemoteRoot").add("package", package);
+        self.enqueue(p).await
+    }
+
+    /// Enqueues an account (`AccountRemoteRoot`). A duplicate-key refusal is
+    /// [`Enqueued::AlreadyQueued`].
+    pub async fn enqueue_account(
+        &self,
+        s: &SessionId,
+        item: &AccountItem,
+    ) -> Result<Enqueued, Error> {
+        let mut p = Params::session(s);
+        p.add("module", "AccountRemoteRoot")
+            .add("user", item.user.as_str())
+            .add("localuser", item.localuser.as_str());
+        if let Some(size) = item.size {
+            p.add("size", size.max(1).to_string());
+        }
+        if let Some(d) = &item.domain {
+            p.add("domain", d.as_str());
+        }
+        if let Some(prio) = item.priority {
+            p.add("priority", prio.to_string());
+        }
+        if let Some(pre) = &item.prerequisite_user {
+            p.add("prerequisite_user", pre.as_str());
+        }
+        for (k, v) in &item.options {
+            p.add(k, v.as_str());
+        }
+        self.enqueue(p).await
+    }
+
+    async fn enqueue(&self, p: Params) -> Result<Enqueued, Error> {
+        match self
+            .call("enqueue_transfer_item", p, None, |_| Ok(()))
+            .await
+        {
+            Ok(()) => Ok(Enqueued::Added),
+            Err(Error {
+                kind: ErrorKind::Whm { reason },
+                ..
+            }) if is_duplicate_refusal(&reason) => Ok(Enqueued::AlreadyQueued),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts (or resumes, or confirms) a session; returns the master's pid.
+    pub async fn start_transfer_session(&self, s: &SessionId) -> Result<u32, Error> {
+        self.call("start_transfer_session", Params::session(s), None, |data| {
+            let pid = as_u64(field(data, "pid")?)
+                .and_then(|p| u32::try_from(p).ok())
+                .ok_or_else(|| decode("`data.pid` is not a process id"))?;
+            Ok(pid)
+        })
+        .await
+    }
+
+    pub async fn get_transfer_session_state(&self, s: &SessionId) -> Result<SessionState, Error> {
+        self.call(
+            "get_transfer_session_state",
+            Params::session(s),
+            None,
+            |data| {
+                let name = as_text(field(data, "state_name")?)
+                    .ok_or_else(|| decode("`data.state_name` is not a string"))?;
+                Ok(SessionState::from_name(name.trim()))
+            },
+        )
+        .await
+    }
+
+    pub async fn pause_transfer_session(&self, s: &SessionId) -> Result<(), Error> {
+        self.call("pause_transfer_session", Params::session(s), None, |_| {
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn abort_transfer_session(&self, s: &SessionId) -> Result<(), Error> {
+        self.call("abort_transfer_session", Params::session(s), None, |_| {
+            Ok(())
+        })
+        .await
+    }
+
+    /// Fetches a session log (`master.log`, an item log). On a log still
+    /// being written WHM may block until it completes: give a `timeout`
+    /// that the caller's poll loop can afford.
+    pub async fn fetch_transfer_session_log(
+        &self,
+        s: &SessionId,
+        logfile: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        let mut p = Params::session(s);
+        p.add("logfile", logfile);
+        self.call(
+            "fetch_transfer_session_log",
+            p,
+            Some(timeout),
+            |data| match data.and_then(|d| d.get("log")) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(Value::Null) | None => Ok(String::new()),
+                Some(_) => Err(decode("`data.log` is not a string")),
+            },
+        )
+        .await
+    }
+
+    /// The accounts present on this server.
+    pub async fn listaccts(&self) -> Result<Vec<TargetAccount>, Error> {
+        self.call("listaccts", Params::new(), None, |data| {
+            let list = match data.and_then(|d| d.get("acct")) {
+                Some(Value::Array(a)) => a.as_slice(),
+                Some(Value::Null) | None => &[],
+                Some(_) => return Err(decode("`data.acct` is not a list")),
+            };
+            list.iter().map(account_info).collect()
+        })
+        .await
+    }
+
+    /// Can this server log in to `req.host` over SSH with `req.ssh`?
+    /// `Ok(())` = yes; a refusal is [`ErrorKind::Whm`] with WHM's reason.
+    pub async fn remote_basic_credential_check(&self, req: &CredentialCheck) -> Result<(), Error> {
+        let mut p = Params::new();
+        p.ssh(&req.host, &req.ssh);
+        self.call("remote_basic_credential_check", p, None, |_| Ok(()))
+            .await
+    }
+
+    /// Whether `user` exists, is reserved, and is valid for a new account or
+    /// a transfer on this server.
+    pub async fn validate_system_user(&self, user: &str) -> Result<SystemUser, Error> {
+        let mut p = Params::new();
+        p.add("user", user);
+        self.call("validate_system_user", p, None, |data| {
+            let b = |k: &str| -> Result<bool, ErrorKind> {
+                as_flag(field(data, k)?).ok_or_else(|| decode(&format!("`data.{k}` is not 0/1")))
+            };
+            Ok(SystemUser {
+                exists: b("exists")?,
+                reserved: b("reserved")?,
+                valid_for_new: b("valid_for_new")?,
+                valid_for_transfer: b("valid_for_transfer")?,
+            })
+        })
+        .await
+    }
+
+    /// Runs `analyze_transfer_session_remote` then returns
+    /// `retrieve_transfer_session_remote_analysis`: the source's accounts
+    /// and packages as seen by session `s`.
+    pub async fn analyze_remote(&self, s: &SessionId) -> Result<RemoteAnalysis, Error> {
+        self.call(
+            "analyze_transfer_session_remote",
+            Params::session(s),
+            None,
+            |_| Ok(()),
+        )
+        .await?;
+        self.call(
+            "retrieve_transfer_session_remote_analysis",
+            Params::session(s),
+            None,
+            |data| {
+                let items = field(data, "items")?;
+                let accounts = match items.get("accounts") {
+                    Some(Value::Array(a)) => {
+                        a.iter().map(account_info).collect::<Result<_, _>>()?
+                    }
+                    Some(Value::Object(m)) => m
+                        .iter()
+                        .map(|(user, v)| {
+                            let mut a = account_info(v).unwrap_or_default();
+                            if a.user.is_empty() {
+                                a.user = user.clone();
+                            }
+                            Ok(a)
+                        })
+                        .collect::<Result<_, ErrorKind>>()?,
+                    None | Some(Value::Null) => vec![],
+                    Some(_) => return Err(decode("`data.items.accounts` is not a list")),
+                };
+                let packages = match items.get("packages") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|p| {
+                            package_name(p).ok_or_else(|| {
+                                decode("an entry of `data.items.packages` has no name")
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Some(Value::Object(m)) => m.keys().cloned().collect(),
+                    None | Some(Value::Null) => vec![],
+                    Some(_) => return Err(decode("`data.items.packages` is not a list")),
+                };
+                Ok(RemoteAnalysis { accounts, packages })
+            },
+        )
+        .await
+    }
+
+    /// One HTTP attempt: POST the form, classify the failure or decode the
+    /// envelope and hand `data` to `parse`.
+    async fn call<T>(
+        &self,
+        function: &'static str,
+        params: Params,
+        timeout: Option<Duration>,
+        parse: impl FnOnce(Option<&Value>) -> Result<T, ErrorKind>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let session = params.session_id().unwrap_or("").to_string();
+        let result = self.attempt(function, &params, timeout, parse).await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok((status, v)) => {
+                tracing::debug!(
+                    function,
+                    host = %self.inner.host,
+                    session = %session,
+                    status,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "whm call ok"
+                );
+                Ok(v)
+            }
+            Err(kind) => {
+                let kind = self.scrub(kind, &params);
+                tracing::debug!(
+                    function,
+                    host = %self.inner.host,
+                    session = %session,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    error = %kind,
+                    "whm call failed"
+                );
+                Err(Error {
+                    function,
+                    kind,
+                    elapsed,
+                })
+            }
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        function: &'static str,
+        params: &Params,
+        timeout: Option<Duration>,
+        parse: impl FnOnce(Option<&Value>) -> Result<T, ErrorKind>,
+    ) -> Result<(u16, T), ErrorKind> {
+        let url = format!("{}/json-api/{function}?api.version=1", self.inner.base);
+        // The only place secrets are exposed: into the form body, which
+        // reqwest serialises right here and never logs.
+        let form: Vec<(&str, &str)> = params
+            .0
+            .iter()
+            .map(|(k, v)| match v {
+                Param::Plain(s) => (*k, s.as_str()),
+                Param::Secret(s) => (*k, s.expose()),
+            })
+            .collect();
+        let resp = self
+            .inner
+            .http
+            .post(&url)
+            .header(AUTHORIZATION, self.inner.auth.clone())
+            .form(&form)
+            .timeout(timeout.unwrap_or(self.inner.request_timeout))
+            .send()
+            .await
+            .map_err(|e| self.send_error(&e))?;
+        drop(form);
+        let status = resp.status().as_u16();
+        tracing::trace!(function, status, "whm answer headers");
+        if status == 401 || status == 403 {
+            return Err(ErrorKind::AuthRefused { status });
+        }
+        if status != 200 {
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Err(ErrorKind::Http {
+                status,
+                retry_after,
+            });
+        }
+        let body = resp.bytes().await.map_err(|e| body_error(&e))?;
+        let data = envelope::decode(&body)?;
+        let value = parse(data.as_ref())?;
+        Ok((status, value))
+    }
+
+    /// Classifies a failure of `send()` (nothing or only headers received).
+    fn send_error(&self, e: &reqwest::Error) -> ErrorKind {
+        let host = &self.inner.host;
+        if let Some(detail) = tls::find_tls_error(e) {
+            return ErrorKind::Tls(tls::tls_failure_message(host, &detail));
+        }
+        if e.is_connect() {
+            let why = if e.is_timeout() {
+                "connect timed out".to_string()
+            } else {
+                tls::root_message(e)
+            };
+            return ErrorKind::Connect(format!("{host}: {why}"));
+        }
+        if e.is_timeout() {
+            return ErrorKind::Timeout;
+        }
+        // Sent (at least partly) and then the connection broke: reset,
+        // closed, incomplete message.
+        ErrorKind::ConnectionLost(tls::root_message(e))
+    }
+
+    /// Removes any secret we sent (and the token) from a reason the server
+    /// echoed back, so errors can be printed anywhere.
+    fn scrub(&self, kind: ErrorKind, params: &Params) -> ErrorKind {
+        let ErrorKind::Whm { mut reason } = kind else {
+            return kind;
+        };
+        for s in params.secrets().chain(std::iter::once(&self.inner.token)) {
+            let v = s.expose();
+            if v.len() >= 3 && reason.contains(v) {
+                reason = reason.replace(v, "[REDACTED]");
+            }
+        }
+        ErrorKind::Whm { reason }
+    }
+}
+
+/// A failure while reading the body of a 200 answer.
+fn body_error(e: &reqwest::Error) -> ErrorKind {
+    if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::ConnectionLost(tls::root_message(e))
+    }
+}
+
+fn decode(msg: &str) -> ErrorKind {
+    ErrorKind::Decode(msg.to_string())
+}
+
+fn flag(b: bool) -> &'static str {
+    if b { "1" } else { "0" }
+}
+
+/// WHM's duplicate-item refusal: `(XID …) An item with a “user” key value of
+/// “bob” and a type of “AccountRemoteRoot” already exists in the queue.`
+pub fn is_duplicate_refusal(reason: &str) -> bool {
+    reason.contains("already exists in the queue")
+}
+
+fn account_info(v: &Value) -> Result<AccountInfo, ErrorKind> {
+    let get = |k: &str| v.get(k).and_then(as_text).filter(|s| !s.is_empty());
+    let user = get("user").ok_or_else(|| decode("an account entry has no `user`"))?;
+    Ok(AccountInfo {
+        user,
+        domain: get("domain"),
+        owner: get("owner"),
+        plan: get("plan").or_else(|| get("package")),
+    })
+}
+
+fn package_name(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(_) => ["name", "package", "plan"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(as_text)),
+        _ => None,
+    }
+}
+
+/// `Retry-After`: delay-seconds, or an IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) turned into a delay from now.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_imf_fixdate(v)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the epoch of an IMF-fixdate (RFC 9110 §5.6.7).
+fn parse_imf_fixdate(s: &str) -> Option<u64> {
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let rest = s.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, mon, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: u64 = day.parse().ok()?;
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mon = months.iter().position(|m| m == mon)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || year < 1970 || *h > 23 || *mi > 59 || *se > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if mon <= 2 {
+        (year - 1, mon + 9)
+    } else {
+        (year, mon - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Escalation;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
+        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        // A date in the past is "now".
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-5"), None);
+    }
+
+    #[test]
+    fn duplicate_refusal_text() {
+        assert!(is_duplicate_refusal(
+            "(XID 3hq8z2) An item with a “user” key value of “bob” and a type of “AccountRemoteRoot” already exists in the queue."
+        ));
+        assert!(!is_duplicate_refusal(
+            "The “user” parameter is required for the “AccountRemoteRoot” module."
+        ));
+    }
+
+    #[test]
+    fn ssh_params_put_secrets_only_as_secret_params() {
+        let mut p = Params::new();
+        p.ssh(
+            "old1.example.com",
+            &SshLogin {
+                user: "admin".into(),
+                port: 2222,
+                auth: SshAuth::Key {
+                    name: "id_ferry".into(),
+                    passphrase: Some(Secret::new("pp-secret")),
+                },
+                escalation: Some((Escalation::Su, Some(Secret::new("root-secret")))),
+            },
+        );
+        let keys: Vec<_> = p.0.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "host",
+                "user",
+                "port",
+                "sshkey_name",
+                "sshkey_passphrase",
+                "root_escalation_method",
+                "root_password"
+            ]
+        );
+        let secret_keys: Vec<_> =
+            p.0.iter()
+                .filter(|(_, v)| matches!(v, Param::Secret(_)))
+                .map(|(k, _)| *k)
+                .collect();
+        assert_eq!(secret_keys, ["sshkey_passphrase", "root_password"]);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let c = WhmClient::new(ClientConfig::new(
+            "http://127.0.0.1:9",
+            "root",
+            Secret::new("tok-very-secret-42"),
+        ))
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("tok-very-secret-42"), "{d}");
+        assert_eq!(c.host(), "127.0.0.1:9");
+        let cfg = ClientConfig::new(
+            "http://127.0.0.1:9",
+            "root",
+            Secret::new("tok-very-secret-42"),
+        );
+        assert!(!format!("{cfg:?}").contains("tok-very-secret-42"));
+    }
+
+    #[test]
+    fn new_refuses_bad_urls_without_echoing_credentials() {
+        let e = WhmClient::new(ClientConfig::new(
+            "http://whm.example.net:2086",
+            "root",
+            Secret::new("t"),
+        ))
+        .unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Config(_)));
+        assert!(!e.may_have_applied());
+        let e = WhmClient::new(ClientConfig::new(
+            "https://root:pw-in-url@whm.example.net:2087",
+            "root",
+            Secret::new("t"),
+        ))
+        .unwrap_err();
+        assert!(!e.to_string().contains("pw-in-url"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_connect_and_not_applied() {
+        // Bind then drop a listener: the port is (almost surely) closed.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = WhmClient::new(ClientConfig::new(
+            format!("http://127.0.0.1:{port}"),
+            "root",
+            Secret::new("t"),
+        ))
+        .unwrap();
+        let e = c.listaccts().await.unwrap_err();
+        assert_eq!(e.function, "listaccts");
+        assert!(matches!(e.kind, ErrorKind::Connect(_)), "{e:?}");
+        assert!(!e.may_have_applied());
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+}

@@ -1,0 +1,437 @@
+//! Plan → sessions → step graph.
+//!
+//! The rules, in the order they are applied:
+//! 1. **Levels.** An account's level is 0 when no account of the plan owns
+//!    it, else 1 + its owner's level (owners may live in other sources).
+//!    Every dependency between sessions goes from a lower level to a higher
+//!    one, or from an earlier session of a source to a later one of the same
+//!    level, which is why the session graph has no cycle (given the plan
+//!    rules: no owner cycle, no `after` cycle, no `after` against a reseller).
+//! 2. **Sessions.** Per source, accounts are grouped by level and cut into
+//!    sessions of at most `batch_size`, lower levels first. A reseller is
+//!    therefore never in the same session as an account it owns, and
+//!    `prerequisite_user` is never needed.
+//! 3. **Order within a level and a session:** size descending, then target
+//!    username. Starting the largest transfers first keeps a big account from
+//!    being the last thing running while the other workers sit idle (the
+//!    "longest processing time first" rule), which shortens the whole move;
+//!    the name makes the order total, so the same plan always compiles to
+//!    the same sessions. Accounts without a `size` go after those with one.
+//! 4. **Dependencies** (`depends_on`, and `await → create` edges):
+//!    * a session holding an account owned by a plan reseller depends on the
+//!      reseller's session;
+//!    * a package is enqueued once per source, in the first session that
+//!      needs it; a later session of that source needing it depends on that
+//!      first session;
+//!    * `after`: each session of a source that depends on no other session of
+//!      its own source depends on the *last* sessions of every named source
+//!      (those no other session of that source depends on), so every session
+//!      of the named sources has finished first, transitively, without an
+//!      edge from every session to every session.
+//! 5. **Steps.** Per source a `preflight`; per session the chain `create →
+//!    package/<p>… → enqueue/<user>… → start → await → verify`, with
+//!    `preflight → create`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{CompiledPlan, Limits, SessionAccount, SessionPlan, SourcePlan, Step, StepKind};
+use crate::plan::rules::AccountIndex;
+use crate::plan::{AccountEntry, Plan};
+
+/// Compiles a valid plan (as returned by `plan::load`/`plan::parse`).
+///
+/// Deterministic: the same plan gives the same sessions, steps and ids in
+/// the same order.
+pub fn compile(plan: &Plan) -> CompiledPlan {
+    let index = AccountIndex::new(plan);
+    let levels = levels(plan, &index);
+    let batch = plan.concurrency.batch_size.max(1) as usize;
+
+    // --- sessions, per source
+    let mut sessions: Vec<SessionPlan> = Vec::new();
+    // (source, entry) → global session index
+    let mut session_of: Vec<Vec<usize>> = plan
+        .sources
+        .iter()
+        .map(|s| vec![usize::MAX; s.accounts.len()])
+        .collect();
+    let mut sources: Vec<SourcePlan> = Vec::with_capacity(plan.sources.len());
+    for (i, src) in plan.sources.iter().enumerate() {
+        let mut order: Vec<usize> = (0..src.accounts.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ea, eb) = (&src.accounts[a], &src.accounts[b]);
+            levels[i][a]
+                .cmp(&levels[i][b])
+                .then_with(|| size_key(eb).cmp(&size_key(ea)))
+                .then_with(|| ea.target_user().cmp(eb.target_user()))
+                .then_with(|| a.cmp(&b))
+        });
+        let options = src.session.or(&plan.defaults.session);
+        let mut mine = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            // A session holds one level only.
+            let level = levels[i][order[start]];
+            let mut end = start;
+            while end < order.len() && end - start < batch && levels[i][order[end]] == level {
+                end += 1;
+            }
+            let global = sessions.len();
+            let index_in_source = mine.len() + 1;
+            let accounts = order[start..end]
+                .iter()
+                .enumerate()
+                .map(|(rank, &j)| {
+                    session_of[i][j] = global;
+                    session_account(plan, i, j, rank)
+                })
+                .collect();
+            sessions.push(SessionPlan {
+                key: format!("{}/s{}", src.name, index_in_source),
+                source: i,
+                source_name: src.name.clone(),
+                index: index_in_source,
+                packages: Vec::new(),
+                accounts,
+                depends_on: Vec::new(),
+                options: options.clone(),
+            });
+            mine.push(global);
+            start = end;
+        }
+        sources.push(SourcePlan {
+            name: src.name.clone(),
+            wave: 0,
+            sessions: mine,
+            preflight: format!("{}/preflight", src.name),
+        });
+    }
+
+    // --- dependencies: owners and packages
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); sessions.len()];
+    for src_sessions in sources.iter().map(|s| s.sessions.clone()) {
+        let mut first_with: HashMap<String, usize> = HashMap::new();
+        for &s in &src_sessions {
+            let mut needed: BTreeSet<&str> = BTreeSet::new();
+            for a in &sessions[s].accounts {
+                if let Some(p) = &a.package {
+                    needed.insert(p);
+                }
+                if let Some(r) = index.owner_of(plan, (a.source, a.entry)) {
+                    let rs = session_of[r.0][r.1];
+                    if rs != s {
+                        deps[s].insert(rs);
+                    }
+                }
+            }
+            let mut enqueue_here = Vec::new();
+            for p in needed {
+                match first_with.get(p) {
+                    Some(&first) => {
+                        deps[s].insert(first);
+                    }
+                    None => {
+                        first_with.insert(p.to_string(), s);
+                        enqueue_here.push(p.to_string());
+                    }
+                }
+            }
+            sessions[s].packages = enqueue_here;
+        }
+    }
+
+    // --- waves and `after`
+    let by_name: HashMap<&str, usize> = plan
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let waves = waves(plan, &by_name);
+    for (i, w) in waves.iter().enumerate() {
+        sources[i].wave = *w;
+    }
+    // Last sessions of each source: no session of the same source depends on them.
+    let mut has_dependent_in_source = vec![false; sessions.len()];
+    for (s, d) in deps.iter().enumerate() {
+        for &t in d {
+            if sessions[t].source == sessions[s].source {
+                has_dependent_in_source[t] = true;
+            }
+        }
+    }
+    let roots: Vec<Vec<usize>> = sources
+        .iter()
+        .map(|sp| {
+            sp.sessions
+                .iter()
+                .copied()
+                .filter(|&s| {
+                    deps[s]
+                        .iter()
+                        .all(|&t| sessions[t].source != sessions[s].source)
+                })
+                .collect()
+        })
+        .collect();
+    for (i, src) in plan.sources.iter().enumerate() {
+        for name in &src.after {
+            let Some(&b) = by_name.get(name.as_str()) else {
+                continue;
+            };
+            let lasts: Vec<usize> = sources[b]
+                .sessions
+                .iter()
+                .copied()
+                .filter(|&t| !has_dependent_in_source[t])
+                .collect();
+            for &r in &roots[i] {
+                deps[r].extend(lasts.iter().copied());
+            }
+        }
+    }
+    for (s, d) in deps.into_iter().enumerate() {
+        sessions[s].depends_on = d.into_iter().collect();
+    }
+
+    let graph = build_graph(&sessions, &sources);
+    let compiled = CompiledPlan {
+        graph,
+        sessions,
+        limits: Limits {
+            target_sessions: plan.concurrency.target_sessions,
+            source_sessions: plan.concurrency.source_sessions,
+            batch_size: plan.concurrency.batch_size,
+        },
+        sources,
+    };
+    debug_assert!(
+        petgraph::algo::toposort(&compiled.graph, None).is_ok(),
+        "compiled step graph has a cycle"
+    );
+    compiled
+}
+
+/// Sort key for "largest first": known sizes above unknown ones.
+fn size_key(e: &AccountEntry) -> (bool, u64) {
+    match e.details().and_then(|a| a.size) {
+        Some(s) => (true, s),
+        None => (false, 0),
+    }
+}
+
+fn session_account(plan: &Plan, i: usize, j: usize, rank: usize) -> SessionAccount {
+    let e = &plan.sources[i].accounts[j];
+    let d = e.details();
+    let own = d.map(|a| a.options.clone()).unwrap_or_default();
+    SessionAccount {
+        source: i,
+        entry: j,
+        user: e.user().to_string(),
+        target_user: e.target_user().to_string(),
+        package: d.and_then(|a| a.package.clone()),
+        owner: d.and_then(|a| a.owner.clone()),
+        prerequisite_user: None,
+        priority: (rank + 1).min(255) as u8,
+        size: d.and_then(|a| a.size),
+        options: own.or(&plan.defaults.account),
+    }
+}
+
+/// Level of every account (see the module docs), computed along owner
+/// chains with an explicit stack: linear, and no recursion on long chains.
+fn levels(plan: &Plan, index: &AccountIndex) -> Vec<Vec<usize>> {
+    const UNKNOWN: usize = usize::MAX;
+    let mut lv: Vec<Vec<usize>> = plan
+        .sources
+        .iter()
+        .map(|s| vec![UNKNOWN; s.accounts.len()])
+        .collect();
+    for (i, s) in plan.sources.iter().enumerate() {
+        for j in 0..s.accounts.len() {
+            let mut chain = Vec::new();
+            let mut cur = (i, j);
+            let base = loop {
+                if lv[cur.0][cur.1] != UNKNOWN {
+                    break lv[cur.0][cur.1];
+                }
+                chain.push(cur);
+                // The plan rules exclude owner cycles; the bound keeps an
+                // unchecked plan from looping forever.
+                match index.owner_of(plan, cur) {
+                    Some(o) if chain.len() <= index.targets.len() + 1 => cur = o,
+                    _ => break usize::MAX,
+                }
+            };
+            // `base` is the level of the first known owner, or MAX when the
+            // chain ended (its last element has no owner: level 0).
+            let mut level = if base == usize::MAX { 0 } else { base + 1 };
+            for &slot in chain.iter().rev() {
+                lv[slot.0][slot.1] = level;
+                level += 1;
+            }
+        }
+    }
+    lv
+}
+
+/// Wave of each source: 1 + the highest wave among the sources it waits
+/// for (1 without `after`). Iterative; the plan rules exclude cycles, and a
+/// bound keeps an unchecked plan from looping.
+fn waves(plan: &Plan, by_name: &HashMap<&str, usize>) -> Vec<usize> {
+    let n = plan.sources.len();
+    let mut wave = vec![1usize; n];
+    for _ in 0..n {
+        let mut changed = false;
+        for (i, s) in plan.sources.iter().enumerate() {
+            let w = s
+                .after
+                .iter()
+                .filter_map(|a| by_name.get(a.as_str()))
+                .map(|&b| wave[b] + 1)
+                .max()
+                .unwrap_or(1);
+            if w > wave[i] && w <= n {
+                wave[i] = w;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    wave
+}
+
+fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step, ()> {
+    let steps: usize = sessions
+        .iter()
+        .map(|s| 5 + s.packages.len() + s.accounts.len())
+        .sum::<usize>()
+        + sources.len();
+    let mut g = DiGraph::with_capacity(steps, steps + sessions.len());
+    let mut preflight = Vec::with_capacity(sources.len());
+    for (i, sp) in sources.iter().enumerate() {
+        preflight.push(g.add_node(Step {
+            id: sp.preflight.clone(),
+            kind: StepKind::Preflight,
+            source: i,
+            session: None,
+        }));
+    }
+    let mut create: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
+    let mut awaits: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
+    for (s, sp) in sessions.iter().enumerate() {
+        let add = |g: &mut DiGraph<Step, ()>, suffix: &str, kind: StepKind| {
+            g.add_node(Step {
+                id: format!("{}/{}", sp.key, suffix),
+                kind,
+                source: sp.source,
+                session: Some(s),
+            })
+        };
+        let c = add(&mut g, "create", StepKind::CreateSession);
+        g.add_edge(preflight[sp.source], c, ());
+        let mut prev = c;
+        for p in &sp.packages {
+            let n = add(
+                &mut g,
+                &format!("package/{p}"),
+                StepKind::EnqueuePackage { package: p.clone() },
+            );
+            g.add_edge(prev, n, ());
+            prev = n;
+        }
+        for a in &sp.accounts {
+            let n = add(
+                &mut g,
+                &format!("enqueue/{}", a.user),
+                StepKind::EnqueueAccount {
+                    user: a.user.clone(),
+                    target_user: a.target_user.clone(),
+                },
+            );
+            g.add_edge(prev, n, ());
+            prev = n;
+        }
+        let st = add(&mut g, "start", StepKind::Start);
+        g.add_edge(prev, st, ());
+        let aw = add(&mut g, "await", StepKind::Await);
+        g.add_edge(st, aw, ());
+        let v = add(&mut g, "verify", StepKind::Verify);
+        g.add_edge(aw, v, ());
+        create.push(c);
+        awaits.push(aw);
+    }
+    for (s, sp) in sessions.iter().enumerate() {
+        for &d in &sp.depends_on {
+            g.add_edge(awaits[d], create[s], ());
+        }
+    }
+    g
+}
+
+/// Sessions grouped per source, then by wave (used by the renderers).
+pub(crate) fn sources_by_wave(c: &CompiledPlan) -> BTreeMap<usize, Vec<usize>> {
+    let mut m: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, s) in c.sources.iter().enumerate() {
+        m.entry(s.wave).or_default().push(i);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(yaml: &str) -> Plan {
+        crate::plan::parse("t.yaml", yaml).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    const HEAD: &str =
+        "version: 1\ntarget: {url: 'https://whm.example.net:2087', token: {env: T}}\n";
+
+    #[test]
+    fn resellers_go_first_and_packages_once() {
+        let p = plan(&format!(
+            "{HEAD}concurrency: {{batch_size: 2}}\nsources:\n  - name: old1\n    host: old1.example.com\n    ssh: {{password: {{env: P}}}}\n    packages: [gold]\n    accounts:\n      - {{user: res, package: gold}}\n      - {{user: a, owner: res, package: gold, size: 10}}\n      - {{user: b, owner: res, size: 30}}\n      - {{user: c, package: gold, size: 20}}\n"
+        ));
+        let c = compile(&p);
+        let keys: Vec<(&str, Vec<&str>)> = c
+            .sessions
+            .iter()
+            .map(|s| {
+                (
+                    s.key.as_str(),
+                    s.accounts.iter().map(|a| a.user.as_str()).collect(),
+                )
+            })
+            .collect();
+        // level 0: c (20), res (no size); level 1: b (30), a (10)
+        assert_eq!(
+            keys,
+            vec![("old1/s1", vec!["c", "res"]), ("old1/s2", vec!["b", "a"])]
+        );
+        assert_eq!(c.sessions[0].packages, vec!["gold"]);
+        assert!(c.sessions[1].packages.is_empty());
+        assert_eq!(c.sessions[1].depends_on, vec![0]);
+        assert!(petgraph::algo::toposort(&c.graph, None).is_ok());
+        let ids: Vec<&str> = c.graph.node_weights().map(|s| s.id.as_str()).collect();
+        assert!(ids.contains(&"old1/s2/enqueue/a"));
+        assert!(ids.contains(&"old1/s1/package/gold"));
+        assert!(ids.contains(&"old1/preflight"));
+    }
+
+    #[test]
+    fn after_waits_for_the_last_sessions() {
+        let p = plan(&format!(
+            "{HEAD}concurrency: {{batch_size: 1}}\nsources:\n  - name: a\n    host: a.example.com\n    ssh: {{password: {{env: P}}}}\n    accounts: [x, y]\n  - name: b\n    host: b.example.com\n    ssh: {{password: {{env: P}}}}\n    after: [a]\n    accounts: [z]\n"
+        ));
+        let c = compile(&p);
+        assert_eq!(c.sources[1].wave, 2);
+        let b = c.sources[1].sessions[0];
+        assert_eq!(c.sessions[b].depends_on, vec![0, 1]);
+    }
+}

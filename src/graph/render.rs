@@ -1,0 +1,826 @@
+//! `ferry plan` output: text (for a pull-request reviewer), markdown (a PR
+//! comment), JSON (for tools) and DOT (Graphviz).
+//!
+//! Owns: turning a [`CompiledPlan`] into bytes. Every format is
+//! deterministic: the same plan gives the same bytes (no maps with random
+//! order, no times, no absolute paths unless the caller passes one).
+//! Does not own: printing (`cli`), or reading the journal: progress marks
+//! come in through [`RenderOptions::marks`], a callback from step id to
+//! [`StepMark`] that the journal's owner provides; without it every step is
+//! shown unmarked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use petgraph::Direction;
+use serde::Serialize;
+use serde_json::json;
+
+use super::compile::sources_by_wave;
+use super::{CompiledPlan, SessionPlan, StepKind};
+use crate::plan::{Plan, Ssh};
+
+/// Output format of `ferry plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Dot,
+    Markdown,
+}
+
+/// A step's progress, as recorded in a journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepMark {
+    Done,
+    InProgress,
+    Pending,
+}
+
+impl StepMark {
+    fn label(self) -> &'static str {
+        match self {
+            StepMark::Done => "done",
+            StepMark::InProgress => "in progress",
+            StepMark::Pending => "pending",
+        }
+    }
+}
+
+/// What to render besides the plan itself.
+#[derive(Default)]
+pub struct RenderOptions<'a> {
+    /// Shown in headers, e.g. the plan's path as the user typed it.
+    pub title: Option<String>,
+    /// Progress of each step by id (from the journal), if there is one.
+    pub marks: Option<&'a dyn Fn(&str) -> StepMark>,
+}
+
+/// Renders `c` (compiled from `plan`) in `format`.
+pub fn render(c: &CompiledPlan, plan: &Plan, format: Format, opts: &RenderOptions) -> String {
+    match format {
+        Format::Text => text(c, plan, opts),
+        Format::Markdown => markdown(c, plan, opts),
+        Format::Json => json_out(c, plan, opts),
+        Format::Dot => dot(c, opts),
+    }
+}
+
+// ------------------------------------------------------------ shared facts
+
+struct Facts {
+    accounts: usize,
+    resellers: BTreeMap<(usize, usize), Vec<String>>,
+    packages: usize,
+    steps: usize,
+}
+
+fn facts(c: &CompiledPlan, plan: &Plan) -> Facts {
+    let index = crate::plan::rules::AccountIndex::new(plan);
+    let mut resellers: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let mut accounts = 0;
+    for s in &c.sessions {
+        for a in &s.accounts {
+            accounts += 1;
+            if let Some(r) = index.owner_of(plan, (a.source, a.entry)) {
+                resellers.entry(r).or_default().push(a.target_user.clone());
+            }
+        }
+    }
+    for v in resellers.values_mut() {
+        v.sort();
+    }
+    Facts {
+        accounts,
+        resellers,
+        packages: c.sessions.iter().map(|s| s.packages.len()).sum(),
+        steps: c.graph.node_count(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Bytes in binary units, one decimal: `1.5 GiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn ssh_summary(host: &str, ssh: &Ssh) -> String {
+    let how = if ssh.sshkey_name.is_some() {
+        "SSH key"
+    } else {
+        "password"
+    };
+    let esc = match ssh.root_escalation_method {
+        Some(m) => format!(", then {} to root", m.as_str()),
+        None => String::new(),
+    };
+    format!("{}@{}:{} ({how}{esc})", ssh.user, host, ssh.port)
+}
+
+/// Why session `s` waits for session `d`, in words.
+fn reasons(c: &CompiledPlan, plan: &Plan, s: usize, d: usize) -> Vec<String> {
+    let (ss, ds) = (&c.sessions[s], &c.sessions[d]);
+    let mut out = BTreeSet::new();
+    let in_d: BTreeSet<&str> = ds.accounts.iter().map(|a| a.target_user.as_str()).collect();
+    let in_d_src: BTreeSet<&str> = ds.accounts.iter().map(|a| a.user.as_str()).collect();
+    for a in &ss.accounts {
+        if let Some(o) = &a.owner
+            && (in_d.contains(o.as_str())
+                || (ds.source == ss.source && in_d_src.contains(o.as_str())))
+        {
+            out.insert(format!("reseller {o}"));
+        }
+        if let Some(p) = &a.package
+            && ds.source == ss.source
+            && ds.packages.contains(p)
+        {
+            out.insert(format!("package {p}"));
+        }
+    }
+    if plan.sources[ss.source].after.contains(&ds.source_name) {
+        out.insert(format!("after {}", ds.source_name));
+    }
+    out.into_iter().collect()
+}
+
+/// Each session's progress from its steps' marks: done when all are done,
+/// in progress when any has begun, else pending. One pass over the steps.
+fn session_marks(c: &CompiledPlan, marks: &dyn Fn(&str) -> StepMark) -> Vec<StepMark> {
+    // (done, total, started) per session
+    let mut acc = vec![(0usize, 0usize, false); c.sessions.len()];
+    for st in c.graph.node_weights() {
+        if let Some(s) = st.session {
+            let e = &mut acc[s];
+            e.1 += 1;
+            match marks(&st.id) {
+                StepMark::Done => e.0 += 1,
+                StepMark::InProgress => e.2 = true,
+                StepMark::Pending => {}
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|(done, total, started)| {
+            if total > 0 && done == total {
+                StepMark::Done
+            } else if started || done > 0 {
+                StepMark::InProgress
+            } else {
+                StepMark::Pending
+            }
+        })
+        .collect()
+}
+
+fn wave_line(c: &CompiledPlan, plan: &Plan, wave: usize, members: &[usize]) -> String {
+    let names: Vec<&str> = members
+        .iter()
+        .map(|&i| c.sources[i].name.as_str())
+        .collect();
+    let mut line = format!("wave {wave}: {}", names.join(", "));
+    let mut notes = Vec::new();
+    if members.len() > 1 {
+        let t = c.limits.target_sessions;
+        notes.push(format!(
+            "in parallel, at most {} on the target",
+            plural(t as usize, "session", "sessions")
+        ));
+    }
+    for &i in members {
+        let after = &plan.sources[i].after;
+        if !after.is_empty() {
+            notes.push(format!("{} after {}", c.sources[i].name, after.join(", ")));
+        }
+    }
+    if !notes.is_empty() {
+        // With one source, "old3 after old1" reads better as "after old1".
+        if members.len() == 1 && notes.len() == 1 {
+            let n = &notes[0];
+            let prefix = format!("{} ", c.sources[members[0]].name);
+            line.push_str(&format!(" ({})", n.strip_prefix(&prefix).unwrap_or(n)));
+        } else {
+            line.push_str(&format!(" ({})", notes.join("; ")));
+        }
+    }
+    line
+}
+
+// ------------------------------------------------------------ text
+
+fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
+    let f = facts(c, plan);
+    let mut o = String::new();
+    let title = opts.title.as_deref().unwrap_or("plan");
+    let _ = writeln!(o, "ferry plan {title}");
+    o.push('\n');
+    for line in summary_lines(c, plan, &f) {
+        let _ = writeln!(o, "{line}");
+    }
+
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "Waves (sources in one wave run side by side; `after` makes a later wave)"
+    );
+    for (w, members) in sources_by_wave(c) {
+        let _ = writeln!(o, "  {}", wave_line(c, plan, w, &members));
+    }
+
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "Sessions in order (a session starts once every session it waits for is complete)"
+    );
+    for (rank, group) in session_ranks(c).iter().enumerate() {
+        // Sessions that wait for nothing but their preflight share a line;
+        // the others get a line each, with what they wait for.
+        let (free, waiting): (Vec<usize>, Vec<usize>) = group
+            .iter()
+            .partition(|&&s| c.sessions[s].depends_on.is_empty());
+        let mut lines: Vec<String> = Vec::new();
+        if !free.is_empty() {
+            let keys: Vec<&str> = free.iter().map(|&s| c.sessions[s].key.as_str()).collect();
+            lines.push(keys.join(", "));
+        }
+        for s in waiting {
+            lines.push(format!(
+                "{} — waits for {}",
+                c.sessions[s].key,
+                waits_text(c, plan, s)
+            ));
+        }
+        for (k, line) in lines.iter().enumerate() {
+            if k == 0 {
+                let _ = writeln!(o, "  {:>2}. {line}", rank + 1);
+            } else {
+                let _ = writeln!(o, "      {line}");
+            }
+        }
+    }
+
+    let smarks = opts.marks.map(|m| session_marks(c, m));
+    for (i, sp) in c.sources.iter().enumerate() {
+        let src = &plan.sources[i];
+        let n: usize = sp
+            .sessions
+            .iter()
+            .map(|&s| c.sessions[s].accounts.len())
+            .sum();
+        o.push('\n');
+        let after = if src.after.is_empty() {
+            String::new()
+        } else {
+            format!(", after {}", src.after.join(", "))
+        };
+        let _ = writeln!(
+            o,
+            "Source {} — {} (wave {}{after}): {} in {}",
+            sp.name,
+            src.host,
+            sp.wave,
+            plural(n, "account", "accounts"),
+            plural(sp.sessions.len(), "session", "sessions")
+        );
+        let mark = |id: &str| {
+            opts.marks
+                .map(|m| format!(" [{}]", m(id).label()))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            o,
+            "  {}{}  the target checks it can log in: {}",
+            sp.preflight,
+            mark(&sp.preflight),
+            ssh_summary(&src.host, &src.ssh)
+        );
+        for &s in &sp.sessions {
+            text_session(&mut o, c, plan, &f, s, smarks.as_ref().map(|m| m[s]));
+        }
+        let unused: Vec<&str> = src
+            .packages
+            .iter()
+            .filter(|p| {
+                !sp.sessions
+                    .iter()
+                    .any(|&s| c.sessions[s].packages.contains(p))
+            })
+            .map(String::as_str)
+            .collect();
+        if !unused.is_empty() {
+            let _ = writeln!(
+                o,
+                "  not transferred (no account of this plan uses them): {}",
+                unused.join(", ")
+            );
+        }
+    }
+    o.push('\n');
+    let example = c
+        .sessions
+        .first()
+        .and_then(|s| {
+            s.accounts
+                .first()
+                .map(|a| format!("{}/enqueue/{}", s.key, a.user))
+        })
+        .unwrap_or_else(|| "old1/s1/enqueue/shop".into());
+    let _ = writeln!(
+        o,
+        "Each session: after its source's preflight, create a WHM transfer session, enqueue its\n\
+         packages, then its accounts (largest first), start it, await completion, and verify the\n\
+         accounts on the target. Step ids are <session>/<step>, e.g. {example}."
+    );
+    o
+}
+
+/// The opening lines: what moves where, how big, how fast, what on error.
+fn summary_lines(c: &CompiledPlan, plan: &Plan, f: &Facts) -> Vec<String> {
+    let on_error = match plan.policy.on_error {
+        crate::plan::OnError::Pause => "pause the run (`ferry apply` resumes it)",
+        crate::plan::OnError::Abort => "abort the run",
+        crate::plan::OnError::Continue => "carry on with the other accounts and report it",
+    };
+    vec![
+        format!(
+            "Moves {}{} and {} from {} to {} (API user {}).",
+            plural(f.accounts, "account", "accounts"),
+            match f.resellers.len() {
+                0 => String::new(),
+                n => format!(" ({})", plural(n, "reseller", "resellers")),
+            },
+            plural(f.packages, "package", "packages"),
+            plural(c.sources.len(), "source server", "source servers"),
+            plan.target.url,
+            plan.target.user
+        ),
+        format!(
+            "Uses {} of at most {}; {} steps in all.",
+            plural(c.sessions.len(), "transfer session", "transfer sessions"),
+            plural(c.limits.batch_size as usize, "account", "accounts"),
+            f.steps
+        ),
+        format!(
+            "At most {} at once on the target, and {} per source.",
+            plural(
+                c.limits.target_sessions as usize,
+                "session runs",
+                "sessions run"
+            ),
+            c.limits.source_sessions
+        ),
+        match plan.policy.item_retries {
+            0 => format!("If an account fails: {on_error}."),
+            1 => format!(
+                "If an account fails, it is retried once in a new session; if it fails again: {on_error}."
+            ),
+            n => format!(
+                "If an account fails, it is retried up to {n} times in new sessions; if it still fails: {on_error}."
+            ),
+        },
+    ]
+}
+
+/// Sessions grouped by how many sessions must complete before them (the
+/// length of their longest chain of `depends_on`): rank 1 can start at
+/// once, rank 2 after some rank-1 session, and so on.
+fn session_ranks(c: &CompiledPlan) -> Vec<Vec<usize>> {
+    let mut rank = vec![0usize; c.sessions.len()];
+    // depends_on only points to... any session; iterate in a topological
+    // order from the graph (sessions are created in order by their create
+    // steps, which toposort orders).
+    let order: Vec<usize> = match petgraph::algo::toposort(&c.graph, None) {
+        Ok(nodes) => nodes
+            .into_iter()
+            .filter_map(|n| {
+                let st = &c.graph[n];
+                matches!(st.kind, StepKind::CreateSession)
+                    .then_some(st.session)
+                    .flatten()
+            })
+            .collect(),
+        Err(_) => (0..c.sessions.len()).collect(),
+    };
+    for s in order {
+        rank[s] = c.sessions[s]
+            .depends_on
+            .iter()
+            .map(|&d| rank[d] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (s, &r) in rank.iter().enumerate() {
+        if groups.len() <= r {
+            groups.resize(r + 1, Vec::new());
+        }
+        groups[r].push(s);
+    }
+    groups
+}
+
+fn text_session(
+    o: &mut String,
+    c: &CompiledPlan,
+    plan: &Plan,
+    f: &Facts,
+    s: usize,
+    smark: Option<StepMark>,
+) {
+    let sp = &c.sessions[s];
+    let mark = smark
+        .map(|m| format!(" [{}]", m.label()))
+        .unwrap_or_default();
+    let mut head = format!(
+        "  {}{}  {}",
+        sp.key,
+        mark,
+        plural(sp.accounts.len(), "account", "accounts")
+    );
+    if !sp.packages.is_empty() {
+        let _ = write!(
+            head,
+            ", {} {}",
+            if sp.packages.len() == 1 {
+                "package"
+            } else {
+                "packages"
+            },
+            sp.packages.join(", ")
+        );
+    }
+    let waits = waits_text(c, plan, s);
+    if !waits.is_empty() {
+        let _ = write!(head, "; waits for {waits}");
+    }
+    let _ = writeln!(o, "{head}");
+    let names: Vec<String> = sp.accounts.iter().map(account_name).collect();
+    let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for p in &sp.packages {
+        let _ = writeln!(o, "      package  {p}");
+    }
+    for (a, name) in sp.accounts.iter().zip(&names) {
+        let mut line = format!("      account  {name:<w$}");
+        let size = a.size.map(human_size).unwrap_or_default();
+        let _ = write!(line, "  {size:>9}");
+        let mut notes = Vec::new();
+        if let Some(p) = &a.package {
+            notes.push(format!("package {p}"));
+        }
+        if let Some(owner) = &a.owner {
+            notes.push(format!("owned by {owner}"));
+        }
+        if let Some(owned) = f.resellers.get(&(a.source, a.entry)) {
+            notes.push(format!("reseller of {}", list_short(owned, 4)));
+        }
+        if !notes.is_empty() {
+            let _ = write!(line, "  {}", notes.join("; "));
+        }
+        let _ = writeln!(o, "{}", line.trim_end());
+    }
+}
+
+/// What session `s` waits for besides its preflight, with reasons:
+/// `old1/s1 (reseller agency), all of old1 (after old1)`. Empty when
+/// nothing.
+fn waits_text(c: &CompiledPlan, plan: &Plan, s: usize) -> String {
+    let sp = &c.sessions[s];
+    let mut parts = Vec::new();
+    // `after` dependencies are grouped per source: "all of old1".
+    let mut after_groups: BTreeSet<&str> = BTreeSet::new();
+    for &d in &sp.depends_on {
+        let r = reasons(c, plan, s, d);
+        let own: Vec<&str> = r
+            .iter()
+            .map(String::as_str)
+            .filter(|x| !x.starts_with("after "))
+            .collect();
+        if r.iter().any(|x| x.starts_with("after ")) {
+            after_groups.insert(c.sessions[d].source_name.as_str());
+        }
+        if !own.is_empty() || r.is_empty() {
+            parts.push(format!("{} ({})", c.sessions[d].key, own.join(", ")));
+        }
+    }
+    for src in &after_groups {
+        parts.push(format!("all of {src} (its `after`)"));
+    }
+    parts.join(", ")
+}
+
+fn account_name(a: &super::SessionAccount) -> String {
+    if a.user == a.target_user {
+        a.user.clone()
+    } else {
+        format!("{} → {}", a.user, a.target_user)
+    }
+}
+
+fn list_short(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        items.join(", ")
+    } else {
+        format!("{} and {} more", items[..max].join(", "), items.len() - max)
+    }
+}
+
+// ------------------------------------------------------------ markdown
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
+    let f = facts(c, plan);
+    let mut o = String::new();
+    let title = opts.title.as_deref().unwrap_or("plan");
+    let _ = writeln!(o, "### ferry plan `{}`\n", md_escape(title));
+    for line in summary_lines(c, plan, &f) {
+        let _ = writeln!(o, "{}  ", md_escape(&line));
+    }
+    let _ = writeln!(o, "\n| wave | sources | when |\n|---|---|---|");
+    for (w, members) in sources_by_wave(c) {
+        let line = wave_line(c, plan, w, &members);
+        let when = line
+            .split_once(" (")
+            .map(|(_, r)| r.trim_end_matches(')').to_string())
+            .unwrap_or_else(|| "first".into());
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| c.sources[i].name.as_str())
+            .collect();
+        let _ = writeln!(
+            o,
+            "| {w} | {} | {} |",
+            md_escape(&names.join(", ")),
+            md_escape(&when)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n**Sessions in order** (a session starts once every session it waits for is complete):\n"
+    );
+    for (rank, group) in session_ranks(c).iter().enumerate() {
+        let keys: Vec<String> = group
+            .iter()
+            .map(|&s| format!("`{}`", c.sessions[s].key))
+            .collect();
+        let _ = writeln!(o, "{}. {}", rank + 1, keys.join(", "));
+    }
+    let smarks = opts.marks.map(|m| session_marks(c, m));
+    for (i, sp) in c.sources.iter().enumerate() {
+        let src = &plan.sources[i];
+        let _ = writeln!(
+            o,
+            "\n#### {} — `{}` (wave {})\n",
+            md_escape(&sp.name),
+            md_escape(&src.host),
+            sp.wave
+        );
+        let _ = writeln!(o, "Login check: `{}`\n", ssh_summary(&src.host, &src.ssh));
+        let status = smarks.is_some();
+        let _ = writeln!(
+            o,
+            "| session |{} accounts | packages | waits for |\n|---|{}---|---|---|",
+            if status { " status |" } else { "" },
+            if status { "---|" } else { "" }
+        );
+        for &s in &sp.sessions {
+            let ss = &c.sessions[s];
+            let accts: Vec<String> = ss
+                .accounts
+                .iter()
+                .map(|a| {
+                    let mut n = account_name(a);
+                    if f.resellers.contains_key(&(a.source, a.entry)) {
+                        n.push_str(" (reseller)");
+                    }
+                    n
+                })
+                .collect();
+            let mark = smarks
+                .as_ref()
+                .map(|m| format!(" {} |", m[s].label()))
+                .unwrap_or_default();
+            let waits = waits_text(c, plan, s);
+            let _ = writeln!(
+                o,
+                "| `{}` |{mark} {} | {} | {} |",
+                ss.key,
+                md_escape(&list_short(&accts, 12)),
+                md_escape(&ss.packages.join(", ")),
+                if waits.is_empty() {
+                    "—".to_string()
+                } else {
+                    md_escape(&waits)
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nEach session: create → enqueue packages, then accounts (largest first) → start → await → verify."
+    );
+    o
+}
+
+// ------------------------------------------------------------ json
+
+fn json_out(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
+    let key = |s: usize| c.sessions[s].key.clone();
+    let sources: Vec<_> = c
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, sp)| {
+            json!({
+                "name": sp.name,
+                "host": plan.sources[i].host,
+                "wave": sp.wave,
+                "after": plan.sources[i].after,
+                "preflight": sp.preflight,
+                "sessions": sp.sessions.iter().map(|&s| key(s)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let sessions: Vec<_> = c.sessions.iter().map(|s| session_json(s, &key)).collect();
+    let steps: Vec<_> = c
+        .graph
+        .node_indices()
+        .map(|n| {
+            let st = &c.graph[n];
+            let mut after: Vec<_> = c.graph.neighbors_directed(n, Direction::Incoming).collect();
+            after.sort();
+            let mut v = json!({
+                "id": st.id,
+                "kind": st.kind.name(),
+                "source": c.sources[st.source].name,
+                "session": st.session.map(key),
+                "after": after.iter().map(|&p| c.graph[p].id.clone()).collect::<Vec<_>>(),
+            });
+            match &st.kind {
+                StepKind::EnqueuePackage { package } => v["package"] = json!(package),
+                StepKind::EnqueueAccount { user, target_user } => {
+                    v["user"] = json!(user);
+                    v["target_user"] = json!(target_user);
+                }
+                _ => {}
+            }
+            if let Some(m) = opts.marks {
+                v["mark"] = json!(m(&st.id));
+            }
+            v
+        })
+        .collect();
+    let doc = json!({
+        "plan": opts.title,
+        "target": plan.target.url,
+        "limits": c.limits,
+        "sources": sources,
+        "sessions": sessions,
+        "steps": steps,
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("plan JSON serializes");
+    s.push('\n');
+    s
+}
+
+fn session_json(s: &SessionPlan, key: &dyn Fn(usize) -> String) -> serde_json::Value {
+    json!({
+        "key": s.key,
+        "source": s.source_name,
+        "index": s.index,
+        "packages": s.packages,
+        "accounts": s.accounts.iter().map(|a| json!({
+            "user": a.user,
+            "target_user": a.target_user,
+            "package": a.package,
+            "owner": a.owner,
+            "priority": a.priority,
+            "size": a.size,
+        })).collect::<Vec<_>>(),
+        "depends_on": s.depends_on.iter().map(|&d| key(d)).collect::<Vec<_>>(),
+        "options": s.options,
+    })
+}
+
+// ------------------------------------------------------------ dot
+
+fn dot_id(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn dot(c: &CompiledPlan, opts: &RenderOptions) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "digraph ferry {{");
+    let _ = writeln!(o, "  rankdir=LR;");
+    let _ = writeln!(
+        o,
+        "  node [shape=box, fontname=\"monospace\", fontsize=10];"
+    );
+    let color = |id: &str| -> String {
+        match opts.marks.map(|m| m(id)) {
+            Some(StepMark::Done) => ", style=filled, fillcolor=\"palegreen\"".into(),
+            Some(StepMark::InProgress) => ", style=filled, fillcolor=\"khaki\"".into(),
+            _ => String::new(),
+        }
+    };
+    // Preflights outside clusters; each session a cluster.
+    let mut by_session: BTreeMap<usize, Vec<petgraph::graph::NodeIndex>> = BTreeMap::new();
+    for n in c.graph.node_indices() {
+        let st = &c.graph[n];
+        match st.session {
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  {} [label={}{}];",
+                    dot_id(&st.id),
+                    dot_id(&st.id),
+                    color(&st.id)
+                );
+            }
+            Some(s) => by_session.entry(s).or_default().push(n),
+        }
+    }
+    for (s, nodes) in &by_session {
+        let sp = &c.sessions[*s];
+        let _ = writeln!(
+            o,
+            "  subgraph {} {{",
+            dot_id(&format!("cluster_{}", sp.key))
+        );
+        let _ = writeln!(
+            o,
+            "    label={};",
+            dot_id(&format!(
+                "{} ({})",
+                sp.key,
+                plural(sp.accounts.len(), "account", "accounts")
+            ))
+        );
+        for &n in nodes {
+            let st = &c.graph[n];
+            let label = st
+                .id
+                .strip_prefix(&format!("{}/", sp.key))
+                .unwrap_or(&st.id);
+            let _ = writeln!(
+                o,
+                "    {} [label={}{}];",
+                dot_id(&st.id),
+                dot_id(label),
+                color(&st.id)
+            );
+        }
+        let _ = writeln!(o, "  }}");
+    }
+    let mut edges: Vec<(usize, usize)> = c
+        .graph
+        .edge_indices()
+        .filter_map(|e| c.graph.edge_endpoints(e))
+        .map(|(a, b)| (a.index(), b.index()))
+        .collect();
+    edges.sort_unstable();
+    for (a, b) in edges {
+        let (sa, sb) = (
+            &c.graph[petgraph::graph::NodeIndex::new(a)],
+            &c.graph[petgraph::graph::NodeIndex::new(b)],
+        );
+        let style = if sa.session.is_some() && sa.session != sb.session {
+            " [style=bold, color=\"firebrick\"]"
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "  {} -> {}{style};", dot_id(&sa.id), dot_id(&sb.id));
+    }
+    let _ = writeln!(o, "}}");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}
