@@ -622,11 +622,10 @@ impl Scheduler {
 
     /// Records a pause/abort the policy asked for (once).
     fn policy_request(&mut self, action: ControlAction, reason: &str) -> Result<(), ExecError> {
-        let already = match (&self.stop, action) {
-            (Some(Stop::Pause(_)), ControlAction::Pause) => true,
-            (Some(Stop::Abort(_)), _) => true,
-            _ => false,
-        };
+        let already = matches!(
+            (&self.stop, action),
+            (Some(Stop::Pause(_)), ControlAction::Pause) | (Some(Stop::Abort(_)), _)
+        );
         if !already {
             let req = ControlRequest::here(action);
             let policy = match action {

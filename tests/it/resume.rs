@@ -46,8 +46,8 @@ fn plan_change_new_account_is_scheduled() {
 /// finishes without it.
 #[test]
 fn plan_change_removed_never_started_is_dropped() {
-    let mut fleet = Fleet::standard(2, 6);
-    fleet.policy = fleet.policy.replace("on_error: pause", "on_error: pause");
+    // The standard policy pauses on the failure below.
+    let fleet = Fleet::standard(2, 6);
     let mut sc = fleet.scenario(0.001);
     sc.faults.fail_items.insert(
         "s1u05".into(),
