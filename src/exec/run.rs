@@ -50,6 +50,10 @@ enum Stop {
     Interrupted,
 }
 
+/// Instances of a batch in a row that may end without concluding any
+/// account before the batch is given up.
+const BARREN_LIMIT: u32 = 3;
+
 struct Live {
     batch: Option<usize>,
     source: String,
@@ -66,6 +70,9 @@ pub(crate) struct Scheduler {
     blocked: BTreeMap<usize, String>,
     /// Consecutive abandoned creates per batch.
     create_failures: BTreeMap<usize, u32>,
+    /// Consecutive instances per batch that ended without concluding any
+    /// of their accounts.
+    barren: BTreeMap<usize, u32>,
     journal_path: std::path::PathBuf,
     mode: Mode,
     started: Instant,
@@ -150,6 +157,7 @@ impl Scheduler {
             stop,
             blocked: BTreeMap::new(),
             create_failures: BTreeMap::new(),
+            barren: BTreeMap::new(),
             journal_path,
             mode,
             started: Instant::now(),
@@ -614,11 +622,10 @@ impl Scheduler {
 
     /// Records a pause/abort the policy asked for (once).
     fn policy_request(&mut self, action: ControlAction, reason: &str) -> Result<(), ExecError> {
-        let already = match (&self.stop, action) {
-            (Some(Stop::Pause(_)), ControlAction::Pause) => true,
-            (Some(Stop::Abort(_)), _) => true,
-            _ => false,
-        };
+        let already = matches!(
+            (&self.stop, action),
+            (Some(Stop::Pause(_)), ControlAction::Pause) | (Some(Stop::Abort(_)), _)
+        );
         if !already {
             let req = ControlRequest::here(action);
             let policy = match action {
@@ -636,8 +643,34 @@ impl Scheduler {
         let batch = live.and_then(|l| l.batch);
         match end {
             TaskEnd::Finished => {
-                if let Some(b) = batch {
-                    self.create_failures.remove(&b);
+                let Some(b) = batch else { return };
+                self.create_failures.remove(&b);
+                // A replacement that ends without concluding any account
+                // (a server that fails every session at once) must not make
+                // new instances forever.
+                let concluded = self.ctx.with_state(|st| {
+                    st.session(&key).is_some_and(|s| {
+                        s.accounts.iter().any(|a| {
+                            st.accounts.get(a).is_some_and(|acc| {
+                                acc.session.as_deref() == Some(key.as_str())
+                                    && !matches!(acc.progress, Progress::Pending)
+                            })
+                        })
+                    })
+                });
+                let n = self.barren.entry(b).or_insert(0);
+                if concluded {
+                    *n = 0;
+                } else {
+                    *n += 1;
+                    if *n >= BARREN_LIMIT {
+                        self.block(
+                            b,
+                            format!(
+                                "{BARREN_LIMIT} sessions in a row ended without moving any account"
+                            ),
+                        );
+                    }
                 }
             }
             TaskEnd::Paused => {}

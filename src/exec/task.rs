@@ -888,18 +888,38 @@ impl Driver {
                 .collect()
         });
         for (user, target) in open {
-            if outcome::conclude(view, &user) == Conclusion::Unfinished {
+            let rec = match outcome::conclude(view, &user) {
                 // Its RESTORE may have begun: never retried automatically
                 // (a second restore of a live account is an outage).
-                if let Err(e) = self.ctx.record(Record::RestoreUnfinished {
+                Conclusion::Unfinished => Record::RestoreUnfinished {
+                    session: self.key.clone(),
+                    account: target.clone(),
+                },
+                // A COMPLETED session has a final line for every item it
+                // held. None means WHM dropped the item: count it as a
+                // failure so `item_retries` and the policy bound the retries.
+                Conclusion::NotBegun if state == "COMPLETED" => Record::ItemOutcome {
+                    session: self.key.clone(),
+                    account: Some(target.clone()),
+                    package: None,
+                    result: ItemResult::Failed,
+                    message: Some("the session completed without a result for this account".into()),
+                },
+                // NotBegun in a FAILED/ABORTED session: freed by
+                // `session_finished` below (the ended session will never run
+                // it) and carried on by a replacement.
+                _ => continue,
+            };
+            let failed = matches!(rec, Record::ItemOutcome { .. });
+            if let Err(e) = self.ctx.record(rec) {
+                return e.into();
+            }
+            if failed {
+                self.ctx.send(Msg::ItemFailed {
                     session: self.key.clone(),
                     account: target,
-                }) {
-                    return e.into();
-                }
+                });
             }
-            // NotBegun: freed by `session_finished` below (the ended session
-            // will never run it).
         }
         if let Err(e) = self.ctx.record(Record::SessionFinished {
             session: self.key.clone(),

@@ -318,8 +318,13 @@ impl RunState {
                 self.index.insert(session.clone(), self.sessions.len());
                 self.sessions.push(rec);
                 for a in accounts {
+                    // Pending, or failed cleanly (a retry): the executor only
+                    // puts such accounts into a new instance.
                     if let Some(acc) = self.accounts.get_mut(a)
-                        && acc.progress == Progress::Pending
+                        && matches!(
+                            acc.progress,
+                            Progress::Pending | Progress::Failed { retryable: true }
+                        )
                     {
                         acc.progress = Progress::Queued;
                         acc.session = Some(session.clone());
@@ -668,6 +673,12 @@ mod tests {
         assert_eq!(st.accounts["b"].failures, 0);
         assert!(!st.accounts["b"].began());
         assert!(st.accounts["a"].began());
+        // A retry instance takes the failed account (not the transferred one).
+        st.apply(&intent("old1/s1#2", &["a", "b"]));
+        assert_eq!(st.accounts["b"].progress, Progress::Queued);
+        assert_eq!(st.accounts["b"].session.as_deref(), Some("old1/s1#2"));
+        assert_eq!(st.accounts["a"].progress, Progress::Transferred);
+        assert_eq!(st.accounts["a"].session.as_deref(), Some("old1/s1"));
     }
 
     #[test]

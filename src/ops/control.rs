@@ -55,7 +55,13 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
     let req = ControlRequest::here(opts.action);
     let deadline = Instant::now() + opts.wait;
     let mut written = false;
+    let mut holder_pid = None;
     loop {
+        // Acknowledged first: the apply may consume the request and exit
+        // (freeing the lock) between two of our checks.
+        if written && !control::request_pending(&path) {
+            return Ok(ControlResult::Acknowledged { pid: holder_pid });
+        }
         match journal::lock::acquire(&path) {
             Ok(lock) => {
                 // No apply runs: a request file left behind is obeyed here.
@@ -65,6 +71,7 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
                 return r;
             }
             Err(LockError::Held { holder, .. }) => {
+                holder_pid = holder.pid.or(holder_pid);
                 if !written {
                     control::write_request(&path, &req).map_err(|e| {
                         CliError::msg(
@@ -76,9 +83,6 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
                         )
                     })?;
                     written = true;
-                }
-                if !control::request_pending(&path) {
-                    return Ok(ControlResult::Acknowledged { pid: holder.pid });
                 }
                 if Instant::now() >= deadline {
                     return Err(CliError::msg(

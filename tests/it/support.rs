@@ -263,7 +263,7 @@ impl World {
 
     /// `ferry apply fleet.yaml ARGS` to the end.
     pub fn apply(&self, extra: &[&str]) -> Output {
-        self.ferry(&apply_args(extra)).output().expect("ferry runs")
+        run_bounded(self.ferry(&apply_args(extra)), Duration::from_secs(120))
     }
 
     /// Starts `ferry apply` in the background (stdout and stderr to files).
@@ -320,7 +320,11 @@ impl World {
             let a = &accounts
                 .get(u)
                 .unwrap_or_else(|| panic!("{u} missing from the target: {st:#}"));
-            assert_eq!(a["restores_started"], 1, "{u} restores_started: {a}");
+            // A failed restore (an injected failure, an abort) may precede
+            // the one that completed; never two that began unprompted.
+            let started = a["restores_started"].as_u64().unwrap();
+            let failed = a["restores_failed"].as_u64().unwrap_or(0);
+            assert_eq!(started - failed, 1, "{u} restores_started: {a}");
             assert_eq!(a["restores_completed"], 1, "{u} restores_completed: {a}");
             assert_eq!(a["present"], true, "{u} not present: {a}");
             let spec = self.fleet.account(u);
@@ -329,6 +333,20 @@ impl World {
             }
             let owner = spec.owner.as_deref().unwrap_or("root");
             assert_eq!(a["owner"], owner, "{u} owner: {a}");
+        }
+    }
+
+    /// Every account of `users` restored exactly once and never failed:
+    /// `restores_started == restores_completed == 1`.
+    pub fn assert_strictly_once(&self, users: &[String]) {
+        self.assert_exactly_once(users);
+        let st = self.state();
+        for u in users {
+            assert_eq!(
+                st["accounts"][u]["restores_started"], 1,
+                "{u}: {}",
+                st["accounts"][u]
+            );
         }
     }
 
@@ -369,6 +387,58 @@ pub fn journal_records(path: &Path) -> Vec<Value> {
     text.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Waits for a child started by [`World::spawn_apply`] (at most 2 min).
+pub fn wait_child(mut child: Child, w: &World, tag: &str) -> Output {
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            kill9(&mut child);
+            panic!("ferry ({tag}) did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |ext: &str| std::fs::read(w.dir.path().join(format!("{tag}.{ext}"))).unwrap();
+    Output {
+        status,
+        stdout: read("out"),
+        stderr: read("err"),
+    }
+}
+
+/// Runs a command to its end, killing it (and failing the test) after
+/// `limit`: a hung ferry must not hang the test suite.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("ferry starts");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            kill9(&mut child);
+            panic!(
+                "ferry did not finish within {limit:?}\n--- stderr\n{}",
+                std::fs::read_to_string(&e).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    }
 }
 
 /// stdout + stderr of a finished process, for assertion messages.
