@@ -153,7 +153,7 @@ fn main() {
     let mut summary = String::new();
     let mut kept = None;
     for _ in 0..runs {
-        kept = None; // one plan and graph alive at a time
+        drop(kept.take()); // one plan and graph alive at a time
         let mut clock = Clock::start();
         let plan = match ferry::plan::parse("bench.yaml", &yaml) {
             Ok(p) => p,

@@ -212,9 +212,7 @@ fn mask_text(text: &str, spans: &[(usize, usize, usize)]) -> String {
             out.push(c);
             line += 1;
             col = 1;
-            if active > 0 {
-                active -= 1;
-            }
+            active = active.saturating_sub(1);
             continue;
         }
         if active > 0 {

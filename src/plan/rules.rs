@@ -1155,6 +1155,10 @@ fn report_after_cycle(
     );
 }
 
+/// Why one source needs another first: `None` for an `after` entry, or
+/// (owned account, its reseller) for a reseller in another source.
+type Witness = Option<(Slot, Slot)>;
+
 /// A source that runs `after` another cannot hold a reseller that the other
 /// source's accounts need first: neither could start.
 fn check_after_vs_owners(
@@ -1169,7 +1173,7 @@ fn check_after_vs_owners(
     let n = plan.sources.len();
     // needs[s] = sources s must see (partly) finished first, with a witness.
     // owner edge: owned account's source → reseller's source.
-    let mut needs: Vec<Vec<(usize, Option<(Slot, Slot)>)>> = vec![Vec::new(); n];
+    let mut needs: Vec<Vec<(usize, Witness)>> = vec![Vec::new(); n];
     let mut seen_pairs: HashSet<(usize, usize)> = HashSet::new();
     for (i, s) in plan.sources.iter().enumerate() {
         for &(b, _) in &waits[i] {
@@ -1190,7 +1194,7 @@ fn check_after_vs_owners(
     for (a, list) in waits.iter().enumerate() {
         for &(b, k) in list {
             // a waits for b. Can b reach a through `needs`? BFS with parents.
-            let mut parent: Vec<Option<(usize, Option<(Slot, Slot)>)>> = vec![None; n];
+            let mut parent: Vec<Option<(usize, Witness)>> = vec![None; n];
             let mut queue = std::collections::VecDeque::from([b]);
             let mut found = false;
             let mut visited = vec![false; n];
