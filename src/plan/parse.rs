@@ -365,6 +365,9 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
                     "YAML indentation must use spaces; replace the tab(s) on this line with spaces"
                         .into(),
                 );
+            } else if raw.contains("recursion limit") {
+                d.message = "the plan is nested too deeply".into();
+                d.help = Some("a plan is at most 6 levels deep; check the brackets".into());
             } else if raw.contains("did not find expected") && raw.contains("block") {
                 d.message = "this line is not indented like the lines around it".into();
                 d.help = Some(format!(
