@@ -577,9 +577,16 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     for (rank, group) in session_ranks(c).iter().enumerate() {
         let keys: Vec<String> = group
             .iter()
-            .map(|&s| format!("`{}`", c.sessions[s].key))
+            .map(|&s| {
+                let w = waits_text(c, plan, s);
+                if w.is_empty() {
+                    format!("`{}`", c.sessions[s].key)
+                } else {
+                    format!("`{}` — waits for {}", c.sessions[s].key, md_escape(&w))
+                }
+            })
             .collect();
-        let _ = writeln!(o, "{}. {}", rank + 1, keys.join(", "));
+        let _ = writeln!(o, "{}. {}", rank + 1, keys.join("; "));
     }
     let smarks = opts.marks.map(|m| session_marks(c, m));
     for (i, sp) in c.sources.iter().enumerate() {
