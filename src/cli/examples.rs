@@ -50,8 +50,6 @@ pub fn attach(cmd: clap::Command) -> clap::Command {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// The `ferry …` invocations of an example text: each line's command up
     /// to a pipe, a redirection or the two-space gap before its comment.
     fn invocations(text: &str) -> Vec<Vec<String>> {
