@@ -236,8 +236,11 @@ impl Reporter for ProgressReporter {
                     o.disable_steady_tick();
                     o.abandon();
                 }
+                // The final bar stays on screen; the summary goes below it,
+                // and nothing redraws the bars after it.
+                self.mp.set_draw_target(ProgressDrawTarget::hidden());
                 if let Some(text) = summary::from_event(event) {
-                    self.print(&text);
+                    self.out.write(&text);
                 }
             }
             _ => {}
