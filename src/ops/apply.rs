@@ -62,7 +62,14 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
     let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
     let rt = runtime()?;
     let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
-    Ok(exit_status(report.status))
+    match (report.status, report.reason) {
+        // Why the run stopped, once, as the command's error.
+        (RunStatus::Failed, Some(reason)) => Err(CliError::msg(
+            ExitStatus::Failure,
+            format!("{reason}\n{}", report.next),
+        )),
+        (status, _) => Ok(exit_status(status)),
+    }
 }
 
 /// Maps a run's status to design §3's exit code.
