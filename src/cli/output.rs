@@ -138,6 +138,10 @@ impl Reporter for TextReporter {
                 "ferry: paused: {reason}\n       resume with: {resume}"
             )),
             Event::RunAborted { reason } => self.line(&format!("ferry: aborted: {reason}")),
+            // The run did not start: the error itself is printed by `cli`.
+            Event::RunFinished {
+                accounts, failed, ..
+            } if accounts.total == 0 && failed.is_empty() => {}
             Event::RunFinished {
                 status,
                 accounts,

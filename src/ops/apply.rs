@@ -57,11 +57,33 @@ pub fn journal_path(plan: &Path, given: Option<&Path>, simulate: bool) -> PathBu
 
 /// Runs `ferry apply`.
 pub fn apply(opts: ApplyOptions) -> Outcome {
-    let loaded = load(&opts.plan)?;
-    let simulate = opts.simulate.is_some();
-    let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
-    let rt = runtime()?;
-    let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
+    let reporter = opts.reporter.clone();
+    let report = (|| {
+        let loaded = load(&opts.plan)?;
+        let simulate = opts.simulate.is_some();
+        let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
+        let rt = runtime()?;
+        rt.block_on(apply_async(&opts, &loaded, &path))
+    })();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            // design §7: the last event of every apply is `run_finished`,
+            // also when the run could not start (plan, lock, journal).
+            reporter.event(&Event::RunFinished {
+                status: if e.status == ExitStatus::Aborted {
+                    RunStatus::Aborted
+                } else {
+                    RunStatus::Failed
+                },
+                accounts: Default::default(),
+                duration_secs: 0.0,
+                failed: vec![],
+                next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            });
+            return Err(e);
+        }
+    };
     match (report.status, report.reason) {
         // Why the run stopped, once, as the command's error.
         (RunStatus::Failed, Some(reason)) => Err(CliError::msg(
