@@ -174,7 +174,7 @@ fn write_big_journal(path: &Path, n: u64) {
     let mut i = 0u64;
     while written < n - 80 {
         let key = format!("old{}/s{}", i % 10, (i / 10) % 4 + 1);
-        let rec = if i % 3 == 0 {
+        let rec = if i.is_multiple_of(3) {
             Record::StepFailed {
                 step: format!("{key}/state"),
                 error: "WHM get_transfer_session_state failed after 2.0s: no answer before the timeout (the call may have taken effect)".into(),
@@ -184,7 +184,12 @@ fn write_big_journal(path: &Path, n: u64) {
         } else {
             Record::SessionState {
                 session: key,
-                state: if i % 2 == 0 { "RUNNING" } else { "PAUSING" }.into(),
+                state: if i.is_multiple_of(2) {
+                    "RUNNING"
+                } else {
+                    "PAUSING"
+                }
+                .into(),
             }
         };
         put(&mut w, &mut written, rec);

@@ -213,6 +213,8 @@ fn run(sizes: &[Vec<u64>], concurrency: &str, chained: bool) -> Result {
 }
 
 /// Runs `ferry apply bench.yaml` and returns its exit code and peak RSS.
+// Reaped with wait4 (not `Child::wait`) to read its rusage.
+#[allow(clippy::zombie_processes)]
 fn run_ferry(dir: &Path) -> (i32, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
