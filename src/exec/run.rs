@@ -335,7 +335,8 @@ impl Scheduler {
 
     /// Starts new instances while the limits allow.
     fn schedule(&mut self) -> Result<(), ExecError> {
-        let plan = self.ctx.plan().clone();
+        let ctx = self.ctx.clone();
+        let plan = ctx.plan();
         let limits = &plan.concurrency;
         for (bi, batch) in plan.batches.iter().enumerate() {
             if self.live.len() >= limits.target_sessions as usize {
@@ -487,20 +488,11 @@ impl Scheduler {
     /// The account's reseller if it is in the plan (target username), and
     /// whether it is in the same batch.
     fn reseller_of(&self, st: &RunState, account: &str) -> Option<(String, bool)> {
-        let (bi, acc) = self.ctx.batch_account(account)?;
-        let owner = acc.owner.as_ref()?;
-        let plan = self.ctx.plan();
-        let src = plan.batches[bi].source;
-        plan.batches.iter().enumerate().find_map(|(rbi, b)| {
-            if b.source != src {
-                return None;
-            }
-            b.accounts
-                .iter()
-                .find(|r| &r.user == owner && r.target_user != account)
-                .filter(|r| st.accounts.get(&r.target_user).is_some_and(|s| s.in_plan))
-                .map(|r| (r.target_user.clone(), rbi == bi))
-        })
+        let (reseller, same_batch) = self.ctx.reseller(account)?;
+        st.accounts
+            .get(reseller)
+            .is_some_and(|s| s.in_plan)
+            .then(|| (reseller.to_string(), same_batch))
     }
 
     /// Failed for good in this apply, or its batch cannot get a session.
