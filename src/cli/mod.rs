@@ -51,6 +51,7 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Check(check::CheckArgs),
     Apply(apply::ApplyArgs),
     /// Pause a run: the running apply (if any) stops scheduling and pauses
     /// its sessions on the server; the journal records who asked.
@@ -62,6 +63,7 @@ pub enum Command {
 }
 
 mod apply;
+mod check;
 mod control;
 pub mod output;
 mod plan;
@@ -92,11 +94,20 @@ fn run(cli: Cli) -> Outcome {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Check(a) => check::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
         Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
         Command::Status(a) => status::run(a),
     }
+}
+
+/// Writes `text` to stdout. A closed pipe (`ferry plan p.yaml | head`) is
+/// not an error worth a panic: the reader has what it wanted.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Renders an error once and maps the outcome to the process exit code.

@@ -64,7 +64,7 @@ pub fn run(args: PlanArgs) -> Outcome {
             for n in &out.notes {
                 eprintln!("{n}");
             }
-            print!("{}", out.text);
+            super::print_stdout(&out.text);
             Ok(out.status)
         }
         Err(diags) => {

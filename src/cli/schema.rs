@@ -15,6 +15,6 @@ pub struct SchemaArgs {}
 
 pub fn run(_args: SchemaArgs) -> Outcome {
     let out = crate::ops::schema::schema();
-    print!("{}", out.text);
+    super::print_stdout(&out.text);
     Ok(out.status)
 }

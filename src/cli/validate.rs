@@ -32,12 +32,13 @@ pub fn run(args: ValidateArgs) -> Outcome {
     let report = validate(&ValidateOptions { plans: args.plans });
     match args.output {
         OutputFormat::Json => {
-            println!("{}", report.diagnostics.to_json());
+            super::print_stdout(&format!("{}\n", report.diagnostics.to_json()));
         }
         OutputFormat::Text => {
+            let mut lines = String::new();
             for v in &report.valid {
-                println!(
-                    "{}: valid ({} source{}, {} account{}, {} transfer session{})",
+                lines.push_str(&format!(
+                    "{}: valid ({} source{}, {} account{}, {} transfer session{})\n",
                     v.path.display(),
                     v.sources,
                     if v.sources == 1 { "" } else { "s" },
@@ -45,8 +46,9 @@ pub fn run(args: ValidateArgs) -> Outcome {
                     if v.accounts == 1 { "" } else { "s" },
                     v.sessions,
                     if v.sessions == 1 { "" } else { "s" },
-                );
+                ));
             }
+            super::print_stdout(&lines);
             if !report.diagnostics.is_empty() {
                 let color = std::io::stderr().is_terminal();
                 eprint!("{}", report.diagnostics.render_human(color));

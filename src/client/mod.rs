@@ -408,3 +408,101 @@ impl Error {
         retry::may_have_applied(&self.kind)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids() {
+        let id = SessionId::parse("remoteexamplecopya20140211211719FxjU").unwrap();
+        assert_eq!(id.as_str(), "remoteexamplecopya20140211211719FxjU");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"remoteexamplecopya20140211211719FxjU\""
+        );
+        let back: SessionId = serde_json::from_str("\"abc_123\"").unwrap();
+        assert_eq!(back.to_string(), "abc_123");
+        for bad in ["", "a b", "../etc", "x;rm", "ü"] {
+            assert!(SessionId::parse(bad).is_err(), "{bad:?}");
+            assert!(serde_json::from_str::<SessionId>(&format!("{bad:?}")).is_err());
+        }
+    }
+
+    #[test]
+    fn session_states_round_trip() {
+        for name in [
+            "PENDING",
+            "RUNNING",
+            "PAUSING",
+            "PAUSED",
+            "ABORTING",
+            "ABORTED",
+            "COMPLETED",
+            "FAILED",
+        ] {
+            let s = SessionState::from_name(name);
+            assert!(!matches!(s, SessionState::Other(_)), "{name}");
+            assert_eq!(s.as_str(), name);
+        }
+        let odd = SessionState::from_name("TRANSFER_INPROGRESS");
+        assert_eq!(odd, SessionState::Other("TRANSFER_INPROGRESS".into()));
+        assert!(!odd.is_terminal());
+        assert!(SessionState::Failed.is_terminal());
+        assert!(!SessionState::Paused.is_terminal());
+    }
+
+    #[test]
+    fn debug_of_requests_hides_every_secret() {
+        let login = SshLogin {
+            user: "admin".into(),
+            port: 22,
+            auth: SshAuth::Key {
+                name: "id_ferry".into(),
+                passphrase: Some(Secret::new("pp-Debug-1")),
+            },
+            escalation: Some((Escalation::Su, Some(Secret::new("rootpw-Debug-2")))),
+        };
+        let create = CreateSession {
+            host: "old1.example.com".into(),
+            ssh: SshLogin {
+                auth: SshAuth::Password(Secret::new("pw-Debug-3")),
+                ..login.clone()
+            },
+            transfer_threads: 1,
+            restore_threads: 1,
+            compressed: false,
+            low_priority: false,
+        };
+        let check = CredentialCheck {
+            host: "old1.example.com".into(),
+            ssh: login,
+        };
+        let cfg = ClientConfig::new(
+            "https://whm.example.net:2087",
+            "root",
+            Secret::new("tok-Debug-4"),
+        );
+        let text = format!("{create:?} {create:#?} {check:?} {cfg:?} {cfg:#?}");
+        for s in ["pp-Debug-1", "rootpw-Debug-2", "pw-Debug-3", "tok-Debug-4"] {
+            assert!(!text.contains(s), "{s} leaked: {text}");
+        }
+        assert!(text.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn error_display_is_one_readable_line() {
+        let e = Error {
+            function: "enqueue_transfer_item",
+            kind: ErrorKind::Http {
+                status: 503,
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            elapsed: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            e.to_string(),
+            "WHM enqueue_transfer_item failed after 1.5s: HTTP 503 (Retry-After 30s)"
+        );
+    }
+}

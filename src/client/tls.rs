@@ -8,7 +8,8 @@
 //! * building the one `reqwest::Client` per server ([`build_http_client`]):
 //!   rustls with the ring provider; trust = the platform's roots
 //!   (rustls-platform-verifier, reqwest's default for rustls), plus the
-//!   plan's `tls.ca_file` PEM if given (`tls_certs_merge`), or no
+//!   plan's `tls.ca_file` PEM if given (which also pins a server presenting
+//!   exactly one of its certificates: see `PinnedOrVerified`), or no
 //!   verification at all with `tls.insecure` (the caller warns); redirects
 //!   never followed (a redirect could carry the `Authorization` header to
 //!   another host); no proxy from the environment (reqwest's `system-proxy`
@@ -19,7 +20,13 @@
 //! or printing the `insecure` warning (ops/report do).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use reqwest::Url;
 
@@ -105,7 +112,13 @@ pub fn host_and_port(url: &Url) -> String {
 }
 
 /// Builds the HTTP client for one server. Nothing is sent here.
-pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKind> {
+/// `plain_http`: the URL is `http://` (loopback), so no certificate store
+/// is loaded at all (a machine without system roots can still talk to the
+/// simulator).
+pub fn build_http_client(
+    cfg: &ClientConfig,
+    plain_http: bool,
+) -> Result<reqwest::Client, ErrorKind> {
     install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
@@ -117,7 +130,9 @@ pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKin
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(16)
         .tcp_nodelay(true);
-    if cfg.insecure {
+    if plain_http {
+        b = b.tls_certs_only(Vec::new());
+    } else if cfg.insecure {
         b = b.tls_danger_accept_invalid_certs(true);
     } else if let Some(pem) = &cfg.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
@@ -134,8 +149,10 @@ pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKin
                     .into(),
             ));
         }
-        // Merge: the platform's roots stay trusted, the plan's CA is added.
-        b = b.tls_certs_merge(certs);
+        // The platform's roots stay trusted and the plan's CA is added; a
+        // server presenting exactly a certificate of the PEM is accepted
+        // too (see `PinnedOrVerified`).
+        b = b.tls_backend_preconfigured(ca_file_config(pem)?);
     }
     b.build().map_err(|e| {
         ErrorKind::Config(format!(
@@ -143,6 +160,111 @@ pub fn build_http_client(cfg: &ClientConfig) -> Result<reqwest::Client, ErrorKin
             root_message(&e)
         ))
     })
+}
+
+/// The rustls configuration for a plan with `tls.ca_file`: the platform's
+/// roots plus the file's certificates, through [`PinnedOrVerified`].
+fn ca_file_config(pem: &str) -> Result<rustls::ClientConfig, ErrorKind> {
+    let bad = |e: String| {
+        ErrorKind::Config(format!(
+            "tls.ca_file cannot be used ({e}); give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)"
+        ))
+    };
+    let pinned: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("{e:?}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        pinned.iter().cloned(),
+        provider.clone(),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedOrVerified {
+            inner: Arc::new(inner),
+            pinned,
+        }))
+        .with_no_client_auth();
+    // reqwest is built without HTTP/2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Certificate verification for `tls.ca_file`: the usual chain and name
+/// checks (platform roots + the file's CA); if they fail, a server whose
+/// certificate is byte for byte one of the file's certificates is accepted.
+///
+/// Why the second rule: many WHM hosts present a self-signed certificate
+/// marked `CA:TRUE` (what `openssl req -x509` makes by default). webpki
+/// refuses a CA certificate as a server certificate (`CaUsedAsEndEntity`)
+/// even when it is the trusted root, so the operator's obvious fix — "give
+/// the host's certificate as ca_file" — would not work. An exact match is
+/// certificate pinning: it is at least as strict as trusting that CA, and
+/// the handshake signature is still verified against the certificate's
+/// key, so only the holder of its private key gets through. (Validity dates
+/// and the host name are not re-checked for a pinned certificate: the
+/// operator named this exact certificate for this target.)
+#[derive(Debug)]
+struct PinnedOrVerified {
+    inner: Arc<dyn ServerCertVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrVerified {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(ok) => Ok(ok),
+            Err(e) => {
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// If a TLS error (rustls) is anywhere in the chain, its text.
@@ -262,7 +384,7 @@ mod tests {
             crate::secret::Secret::new("t"),
         );
         cfg.ca_pem = Some("not a certificate".into());
-        match build_http_client(&cfg) {
+        match build_http_client(&cfg, false) {
             Err(ErrorKind::Config(m)) => assert!(m.contains("ca_file"), "{m}"),
             other => panic!("{other:?}"),
         }

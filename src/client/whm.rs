@@ -141,7 +141,7 @@ impl WhmClient {
             ))
         })?;
         auth.set_sensitive(true);
-        let http = tls::build_http_client(&cfg).map_err(fail)?;
+        let http = tls::build_http_client(&cfg, url.scheme() == "http").map_err(fail)?;
         Ok(WhmClient {
             inner: Arc::new(Inner {
                 http,

@@ -228,49 +228,51 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     let mut o = String::new();
     let title = opts.title.as_deref().unwrap_or("plan");
     let _ = writeln!(o, "ferry plan {title}");
-    let _ = writeln!(
-        o,
-        "  moves {} ({}, {}) from {} to {} as {}",
-        plural(f.accounts, "account", "accounts"),
-        plural(f.resellers.len(), "reseller", "resellers"),
-        plural(f.packages, "package transfer", "package transfers"),
-        plural(c.sources.len(), "source", "sources"),
-        plan.target.url,
-        plan.target.user
-    );
-    let _ = writeln!(
-        o,
-        "  in {} ({} steps)",
-        plural(c.sessions.len(), "transfer session", "transfer sessions"),
-        f.steps
-    );
-    let _ = writeln!(
-        o,
-        "  limits: at most {} at once on the target, {} per source, {} per session",
-        plural(c.limits.target_sessions as usize, "session", "sessions"),
-        c.limits.source_sessions,
-        plural(c.limits.batch_size as usize, "account", "accounts"),
-    );
-    let _ = writeln!(
-        o,
-        "  on error: {} (retries: {} attempts; failed accounts re-tried {} times)",
-        match plan.policy.on_error {
-            crate::plan::OnError::Pause => "pause the run (resume with `ferry apply`)",
-            crate::plan::OnError::Abort => "abort the run",
-            crate::plan::OnError::Continue => "carry on with the other accounts",
-        },
-        plan.policy.retries.attempts,
-        plan.policy.item_retries
-    );
     o.push('\n');
-    let _ = writeln!(o, "Order");
+    for line in summary_lines(c, plan, &f) {
+        let _ = writeln!(o, "{line}");
+    }
+
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "Waves (sources in one wave run side by side; `after` makes a later wave)"
+    );
     for (w, members) in sources_by_wave(c) {
         let _ = writeln!(o, "  {}", wave_line(c, plan, w, &members));
     }
+
+    o.push('\n');
     let _ = writeln!(
         o,
-        "  within a source, a session starts only after the sessions it waits for are complete"
+        "Sessions in order (a session starts once every session it waits for is complete)"
     );
+    for (rank, group) in session_ranks(c).iter().enumerate() {
+        // Sessions that wait for nothing but their preflight share a line;
+        // the others get a line each, with what they wait for.
+        let (free, waiting): (Vec<usize>, Vec<usize>) = group
+            .iter()
+            .partition(|&&s| c.sessions[s].depends_on.is_empty());
+        let mut lines: Vec<String> = Vec::new();
+        if !free.is_empty() {
+            let keys: Vec<&str> = free.iter().map(|&s| c.sessions[s].key.as_str()).collect();
+            lines.push(keys.join(", "));
+        }
+        for s in waiting {
+            lines.push(format!(
+                "{} — waits for {}",
+                c.sessions[s].key,
+                waits_text(c, plan, s)
+            ));
+        }
+        for (k, line) in lines.iter().enumerate() {
+            if k == 0 {
+                let _ = writeln!(o, "  {:>2}. {line}", rank + 1);
+            } else {
+                let _ = writeln!(o, "      {line}");
+            }
+        }
+    }
 
     let smarks = opts.marks.map(|m| session_marks(c, m));
     for (i, sp) in c.sources.iter().enumerate() {
@@ -281,9 +283,14 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             .map(|&s| c.sessions[s].accounts.len())
             .sum();
         o.push('\n');
+        let after = if src.after.is_empty() {
+            String::new()
+        } else {
+            format!(", after {}", src.after.join(", "))
+        };
         let _ = writeln!(
             o,
-            "Source {} ({}, wave {}): {} in {}",
+            "Source {} — {} (wave {}{after}): {} in {}",
             sp.name,
             src.host,
             sp.wave,
@@ -297,7 +304,7 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
         };
         let _ = writeln!(
             o,
-            "  {}{}  check that the target can log in: {}",
+            "  {}{}  the target checks it can log in: {}",
             sp.preflight,
             mark(&sp.preflight),
             ssh_summary(&src.host, &src.ssh)
@@ -305,22 +312,126 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
         for &s in &sp.sessions {
             text_session(&mut o, c, plan, &f, s, smarks.as_ref().map(|m| m[s]));
         }
+        let unused: Vec<&str> = src
+            .packages
+            .iter()
+            .filter(|p| {
+                !sp.sessions
+                    .iter()
+                    .any(|&s| c.sessions[s].packages.contains(p))
+            })
+            .map(String::as_str)
+            .collect();
+        if !unused.is_empty() {
+            let _ = writeln!(
+                o,
+                "  not transferred (no account of this plan uses them): {}",
+                unused.join(", ")
+            );
+        }
     }
     o.push('\n');
+    let example = c
+        .sessions
+        .first()
+        .and_then(|s| {
+            s.accounts
+                .first()
+                .map(|a| format!("{}/enqueue/{}", s.key, a.user))
+        })
+        .unwrap_or_else(|| "old1/s1/enqueue/shop".into());
     let _ = writeln!(
         o,
-        "Each session runs: create (WHM transfer session) → enqueue its packages, then its accounts\n\
-         (largest first) → start → await completion → verify the accounts on the target.\n\
-         Step ids are <session>/<step>, e.g. {}.",
-        c.sessions
-            .first()
-            .and_then(|s| s
-                .accounts
-                .first()
-                .map(|a| format!("{}/enqueue/{}", s.key, a.user)))
-            .unwrap_or_else(|| "old1/s1/enqueue/shop".into())
+        "Each session: after its source's preflight, create a WHM transfer session, enqueue its\n\
+         packages, then its accounts (largest first), start it, await completion, and verify the\n\
+         accounts on the target. Step ids are <session>/<step>, e.g. {example}."
     );
     o
+}
+
+/// The opening lines: what moves where, how big, how fast, what on error.
+fn summary_lines(c: &CompiledPlan, plan: &Plan, f: &Facts) -> Vec<String> {
+    let on_error = match plan.policy.on_error {
+        crate::plan::OnError::Pause => "pause the run (`ferry apply` resumes it)",
+        crate::plan::OnError::Abort => "abort the run",
+        crate::plan::OnError::Continue => "carry on with the other accounts and report it",
+    };
+    vec![
+        format!(
+            "Moves {}{} and {} from {} to {} (API user {}).",
+            plural(f.accounts, "account", "accounts"),
+            match f.resellers.len() {
+                0 => String::new(),
+                n => format!(" ({})", plural(n, "reseller", "resellers")),
+            },
+            plural(f.packages, "package", "packages"),
+            plural(c.sources.len(), "source server", "source servers"),
+            plan.target.url,
+            plan.target.user
+        ),
+        format!(
+            "Uses {} of at most {}; {} steps in all.",
+            plural(c.sessions.len(), "transfer session", "transfer sessions"),
+            plural(c.limits.batch_size as usize, "account", "accounts"),
+            f.steps
+        ),
+        format!(
+            "At most {} at once on the target, and {} per source.",
+            plural(
+                c.limits.target_sessions as usize,
+                "session runs",
+                "sessions run"
+            ),
+            c.limits.source_sessions
+        ),
+        match plan.policy.item_retries {
+            0 => format!("If an account fails: {on_error}."),
+            1 => format!(
+                "If an account fails, it is retried once in a new session; if it fails again: {on_error}."
+            ),
+            n => format!(
+                "If an account fails, it is retried up to {n} times in new sessions; if it still fails: {on_error}."
+            ),
+        },
+    ]
+}
+
+/// Sessions grouped by how many sessions must complete before them (the
+/// length of their longest chain of `depends_on`): rank 1 can start at
+/// once, rank 2 after some rank-1 session, and so on.
+fn session_ranks(c: &CompiledPlan) -> Vec<Vec<usize>> {
+    let mut rank = vec![0usize; c.sessions.len()];
+    // depends_on only points to... any session; iterate in a topological
+    // order from the graph (sessions are created in order by their create
+    // steps, which toposort orders).
+    let order: Vec<usize> = match petgraph::algo::toposort(&c.graph, None) {
+        Ok(nodes) => nodes
+            .into_iter()
+            .filter_map(|n| {
+                let st = &c.graph[n];
+                matches!(st.kind, StepKind::CreateSession)
+                    .then_some(st.session)
+                    .flatten()
+            })
+            .collect(),
+        Err(_) => (0..c.sessions.len()).collect(),
+    };
+    for s in order {
+        rank[s] = c.sessions[s]
+            .depends_on
+            .iter()
+            .map(|&d| rank[d] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (s, &r) in rank.iter().enumerate() {
+        if groups.len() <= r {
+            groups.resize(r + 1, Vec::new());
+        }
+        groups[r].push(s);
+    }
+    groups
 }
 
 fn text_session(
@@ -354,8 +465,10 @@ fn text_session(
         );
     }
     let waits = waits_text(c, plan, s);
+    if !waits.is_empty() {
+        let _ = write!(head, "; waits for {waits}");
+    }
     let _ = writeln!(o, "{head}");
-    let _ = writeln!(o, "      starts after: {waits}");
     let names: Vec<String> = sp.accounts.iter().map(account_name).collect();
     let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     for p in &sp.packages {
@@ -370,7 +483,7 @@ fn text_session(
             notes.push(format!("package {p}"));
         }
         if let Some(owner) = &a.owner {
-            notes.push(format!("owner {owner}"));
+            notes.push(format!("owned by {owner}"));
         }
         if let Some(owned) = f.resellers.get(&(a.source, a.entry)) {
             notes.push(format!("reseller of {}", list_short(owned, 4)));
@@ -382,29 +495,30 @@ fn text_session(
     }
 }
 
+/// What session `s` waits for besides its preflight, with reasons:
+/// `old1/s1 (reseller agency), all of old1 (after old1)`. Empty when
+/// nothing.
 fn waits_text(c: &CompiledPlan, plan: &Plan, s: usize) -> String {
     let sp = &c.sessions[s];
-    let mut parts = vec![format!("{}/preflight", sp.source_name)];
-    // Group `after` dependencies per source to keep the line short.
-    let mut after_groups: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut parts = Vec::new();
+    // `after` dependencies are grouped per source: "all of old1".
+    let mut after_groups: BTreeSet<&str> = BTreeSet::new();
     for &d in &sp.depends_on {
         let r = reasons(c, plan, s, d);
-        let only_after = r.iter().all(|x| x.starts_with("after "));
-        if only_after && !r.is_empty() {
-            *after_groups
-                .entry(c.sessions[d].source_name.as_str())
-                .or_default() += 1;
-        } else {
-            let why: Vec<&str> = r
-                .iter()
-                .map(String::as_str)
-                .filter(|x| !x.starts_with("after "))
-                .collect();
-            parts.push(format!("{} ({})", c.sessions[d].key, why.join(", ")));
+        let own: Vec<&str> = r
+            .iter()
+            .map(String::as_str)
+            .filter(|x| !x.starts_with("after "))
+            .collect();
+        if r.iter().any(|x| x.starts_with("after ")) {
+            after_groups.insert(c.sessions[d].source_name.as_str());
+        }
+        if !own.is_empty() || r.is_empty() {
+            parts.push(format!("{} ({})", c.sessions[d].key, own.join(", ")));
         }
     }
-    for src in after_groups.keys() {
-        parts.push(format!("all of {src} (after {src})"));
+    for src in &after_groups {
+        parts.push(format!("all of {src} (its `after`)"));
     }
     parts.join(", ")
 }
@@ -435,26 +549,11 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     let f = facts(c, plan);
     let mut o = String::new();
     let title = opts.title.as_deref().unwrap_or("plan");
-    let _ = writeln!(o, "### ferry plan `{title}`\n");
-    let _ = writeln!(
-        o,
-        "Moves **{}** ({}, {}) from **{}** to `{}` in **{}** ({} steps).\n",
-        plural(f.accounts, "account", "accounts"),
-        plural(f.resellers.len(), "reseller", "resellers"),
-        plural(f.packages, "package transfer", "package transfers"),
-        plural(c.sources.len(), "source", "sources"),
-        plan.target.url,
-        plural(c.sessions.len(), "transfer session", "transfer sessions"),
-        f.steps
-    );
-    let _ = writeln!(
-        o,
-        "Limits: at most {} at once on the target, {} per source, {} per session.\n",
-        plural(c.limits.target_sessions as usize, "session", "sessions"),
-        c.limits.source_sessions,
-        plural(c.limits.batch_size as usize, "account", "accounts"),
-    );
-    let _ = writeln!(o, "| wave | sources | when |\n|---|---|---|");
+    let _ = writeln!(o, "### ferry plan `{}`\n", md_escape(title));
+    for line in summary_lines(c, plan, &f) {
+        let _ = writeln!(o, "{}  ", md_escape(&line));
+    }
+    let _ = writeln!(o, "\n| wave | sources | when |\n|---|---|---|");
     for (w, members) in sources_by_wave(c) {
         let line = wave_line(c, plan, w, &members);
         let when = line
@@ -472,27 +571,35 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             md_escape(&when)
         );
     }
+    let _ = writeln!(
+        o,
+        "\n**Sessions in order** (a session starts once every session it waits for is complete):\n"
+    );
+    for (rank, group) in session_ranks(c).iter().enumerate() {
+        let keys: Vec<String> = group
+            .iter()
+            .map(|&s| format!("`{}`", c.sessions[s].key))
+            .collect();
+        let _ = writeln!(o, "{}. {}", rank + 1, keys.join(", "));
+    }
     let smarks = opts.marks.map(|m| session_marks(c, m));
     for (i, sp) in c.sources.iter().enumerate() {
         let src = &plan.sources[i];
         let _ = writeln!(
             o,
             "\n#### {} — `{}` (wave {})\n",
-            sp.name, src.host, sp.wave
+            md_escape(&sp.name),
+            md_escape(&src.host),
+            sp.wave
         );
         let _ = writeln!(o, "Login check: `{}`\n", ssh_summary(&src.host, &src.ssh));
-        let status_col = opts.marks.is_some();
-        if status_col {
-            let _ = writeln!(
-                o,
-                "| session | status | accounts | packages | starts after |\n|---|---|---|---|---|"
-            );
-        } else {
-            let _ = writeln!(
-                o,
-                "| session | accounts | packages | starts after |\n|---|---|---|---|"
-            );
-        }
+        let status = smarks.is_some();
+        let _ = writeln!(
+            o,
+            "| session |{} accounts | packages | waits for |\n|---|{}---|---|---|",
+            if status { " status |" } else { "" },
+            if status { "---|" } else { "" }
+        );
         for &s in &sp.sessions {
             let ss = &c.sessions[s];
             let accts: Vec<String> = ss
@@ -506,17 +613,22 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
                     n
                 })
                 .collect();
-            let status = smarks
+            let mark = smarks
                 .as_ref()
                 .map(|m| format!(" {} |", m[s].label()))
                 .unwrap_or_default();
+            let waits = waits_text(c, plan, s);
             let _ = writeln!(
                 o,
-                "| `{}` |{status} {} | {} | {} |",
+                "| `{}` |{mark} {} | {} | {} |",
                 ss.key,
                 md_escape(&list_short(&accts, 12)),
                 md_escape(&ss.packages.join(", ")),
-                md_escape(&waits_text(c, plan, s))
+                if waits.is_empty() {
+                    "—".to_string()
+                } else {
+                    md_escape(&waits)
+                }
             );
         }
     }

@@ -39,13 +39,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use super::ExitStatus;
 use super::resolve::{Resolved, resolve};
-use super::{CliError, ExitStatus};
 use crate::client::{
     Class, CreateSession, CredentialCheck, Error as ClientError, ErrorKind, RetryPolicy, SshAuth,
     SshLogin, WhmClient, retry_idempotent,
 };
-use crate::plan::{Plan, Source};
+use crate::plan::{Diagnostics, Plan, Source};
 
 /// What `ferry check` needs to know.
 #[derive(Debug, Clone)]
@@ -246,32 +246,59 @@ impl CheckReport {
     }
 }
 
+/// Why `ferry check` could not run its checks at all (exit 2 unless said).
+#[derive(Debug)]
+pub enum CheckError {
+    /// The plan is invalid; render with `Diagnostics::render_human`.
+    Plan(Diagnostics),
+    /// A secret could not be resolved, the CA file is unreadable, or the
+    /// target URL is refused. Nothing was sent.
+    Invalid(String),
+    /// The async runtime could not start (exit 1).
+    Runtime(String),
+}
+
+impl CheckError {
+    pub fn status(&self) -> ExitStatus {
+        match self {
+            CheckError::Plan(_) | CheckError::Invalid(_) => ExitStatus::Invalid,
+            CheckError::Runtime(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+/// Runs `ferry check`: load the plan, resolve its secrets, check the
+/// servers. A plan error or a missing secret fails before any request.
+pub fn check(opts: &CheckOptions) -> Result<CheckReport, CheckError> {
+    let loaded = crate::plan::load(&opts.plan).map_err(CheckError::Plan)?;
+    check_plan(
+        &loaded.plan,
+        &loaded.base_dir,
+        &opts.plan.display().to_string(),
+        opts.concurrency,
+    )
+}
+
 /// The checks of an already loaded plan.
 pub fn check_plan(
     plan: &Plan,
     base_dir: &Path,
     plan_name: &str,
     concurrency: usize,
-) -> Result<CheckReport, CliError> {
+) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
     let resolved = resolve(plan, base_dir).map_err(|e| {
-        CliError::msg(
-            ExitStatus::Invalid,
-            format!("cannot resolve the plan's secrets (nothing was sent):\n{e}"),
-        )
+        CheckError::Invalid(format!(
+            "cannot resolve the plan's secrets (nothing was sent):\n{e}"
+        ))
     })?;
     let client = WhmClient::new(resolved.target.clone())
-        .map_err(|e| CliError::msg(ExitStatus::Invalid, e.kind.to_string()))?;
+        .map_err(|e| CheckError::Invalid(format!("target.url: {}", e.kind)))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| {
-            CliError::msg(
-                ExitStatus::Failure,
-                format!("cannot start the runtime: {e}"),
-            )
-        })?;
+        .map_err(|e| CheckError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let mut findings = rt.block_on(run_checks(plan, &resolved, client, concurrency));
     findings.sort_by_key(|f| f.order);
     Ok(CheckReport {
@@ -393,7 +420,46 @@ async fn run_checks(
             }),
         }
     }
-    findings
+    summarise_usernames(plan, findings)
+}
+
+/// One line per failing username, and one per source for all that passed:
+/// a fleet of thousands of accounts still gives a table worth reading.
+fn summarise_usernames(plan: &Plan, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut passed: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut out: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| {
+            let collapse = f.check == CheckKind::Username && f.verdict == Verdict::Pass;
+            if collapse {
+                *passed.entry(f.order.0).or_default() += 1;
+            }
+            !collapse
+        })
+        .collect();
+    for (si, n) in passed {
+        let source = &plan.sources[si - 1];
+        let total = source.accounts.len();
+        out.push(Finding {
+            check: CheckKind::Username,
+            subject: source.name.clone(),
+            verdict: Verdict::Pass,
+            detail: if n == total {
+                format!(
+                    "all {n} target username(s) of {} are free on the target",
+                    source.name
+                )
+            } else {
+                format!(
+                    "{n} of {total} target usernames of {} are free on the target",
+                    source.name
+                )
+            },
+            fix: None,
+            order: (si, CheckKind::Username, 0),
+        });
+    }
+    out
 }
 
 /// Fix text for failures that are about reaching the target at all.
@@ -514,7 +580,7 @@ async fn source_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin) -
                 check: CheckKind::Credentials,
                 subject: name.clone(),
                 verdict: Verdict::Fail,
-                detail: format!("{who} refused: {}", e.kind),
+                detail: format!("{who}: {}", e.kind),
                 fix,
                 order,
             });

@@ -56,6 +56,10 @@ pub struct Diagnostics {
     items: Vec<Diagnostic>,
     /// File name → its text (only files that were valid UTF-8).
     sources: BTreeMap<String, Arc<str>>,
+    /// File name → spans (line, column, length in chars) to mask with `*`
+    /// in snippets: secret values written in the plan, which must not be
+    /// copied into terminals and CI logs.
+    masks: BTreeMap<String, Vec<(usize, usize, usize)>>,
 }
 
 impl Diagnostics {
@@ -70,6 +74,14 @@ impl Diagnostics {
             .or_insert_with(|| Arc::from(text));
     }
 
+    /// Masks `len` characters from (`line`, `column`) of `file` in snippets.
+    pub fn mask(&mut self, file: &str, line: usize, column: usize, len: usize) {
+        self.masks
+            .entry(file.to_string())
+            .or_default()
+            .push((line, column, len));
+    }
+
     pub fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
     }
@@ -78,6 +90,9 @@ impl Diagnostics {
     pub fn extend(&mut self, other: Diagnostics) {
         for (k, v) in other.sources {
             self.sources.entry(k).or_insert(v);
+        }
+        for (k, v) in other.masks {
+            self.masks.entry(k).or_default().extend(v);
         }
         self.items.extend(other.items);
     }
@@ -120,8 +135,19 @@ impl Diagnostics {
             .with_width(100)
             .with_context_lines(2);
         let mut out = String::new();
+        let masked: BTreeMap<&str, Arc<str>> = self
+            .sources
+            .iter()
+            .map(|(f, t)| {
+                let t = match self.masks.get(f) {
+                    Some(m) if !m.is_empty() => Arc::from(mask_text(t, m)),
+                    _ => t.clone(),
+                };
+                (f.as_str(), t)
+            })
+            .collect();
         for d in &self.items {
-            match self.sources.get(&d.file) {
+            match masked.get(d.file.as_str()) {
                 Some(text) => {
                     let report = to_miette(d, text);
                     if handler.render_report(&mut out, report.as_ref()).is_err() {
@@ -169,6 +195,38 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// `text` with the characters of each (line, column, len) span replaced by
+/// `*` (line breaks kept), so positions in characters do not move.
+fn mask_text(text: &str, spans: &[(usize, usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut line, mut col) = (1usize, 1usize);
+    let mut active: usize = 0; // characters left to mask
+    for c in text.chars() {
+        for &(l, cc, len) in spans {
+            if l == line && cc == col {
+                active = active.max(len);
+            }
+        }
+        if c == '\n' {
+            out.push(c);
+            line += 1;
+            col = 1;
+            if active > 0 {
+                active -= 1;
+            }
+            continue;
+        }
+        if active > 0 {
+            out.push('*');
+            active -= 1;
+        } else {
+            out.push(c);
+        }
+        col += 1;
+    }
+    out
+}
 
 /// Byte offset of 1-based (`line`, `column`), the column counted in chars.
 /// Clamped to the text, so a position past the end lands on the last byte.
@@ -227,6 +285,12 @@ mod tests {
         assert_eq!(byte_offset(t, 2, 2), 5); // after the 2-byte 'ç'
         assert_eq!(byte_offset(t, 2, 99), 9); // end of line 2
         assert_eq!(byte_offset(t, 9, 1), t.len());
+    }
+
+    #[test]
+    fn masks_keep_positions() {
+        let t = "a: 1\ntoken: hunter2\nb: ç\n";
+        assert_eq!(mask_text(t, &[(2, 8, 7)]), "a: 1\ntoken: *******\nb: ç\n");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use serde_saphyr::granit_parser::{Event, Parser, Span};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
 
 /// One step of a [`DocPath`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,8 +109,9 @@ pub struct Located {
     pub exact: bool,
 }
 
+/// The kind of a YAML node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Map,
     Seq,
     Scalar,
@@ -124,6 +125,9 @@ struct Node {
     end: Pos,
     /// Scalar length in characters (0 for collections).
     len: usize,
+    /// A scalar's text; `None` for collections, aliases and null
+    /// (`~`, `null`, or nothing).
+    value: Option<Box<str>>,
     /// For a mapping value: its key's text (or `?` for a complex key), the
     /// key's position and length.
     key: Option<(String, Pos, usize)>,
@@ -136,6 +140,8 @@ pub struct SourceIndex {
     nodes: Vec<Node>,
     /// Position of the document start (where root-level problems point).
     doc_start: Pos,
+    /// The whole document was read (no syntax error cut it short).
+    complete: bool,
 }
 
 struct Frame {
@@ -154,13 +160,18 @@ impl SourceIndex {
         let mut idx = SourceIndex {
             nodes: Vec::new(),
             doc_start: Pos { line: 1, column: 1 },
+            complete: false,
         };
         let mut opts = serde_saphyr::granit_parser::Options::default();
         opts.set_emit_comments(false);
         let mut parser = Parser::new_from_str_with_options(text, opts);
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0usize;
-        while let Some(Ok((event, span))) = parser.next_event() {
+        loop {
+            let (event, span) = match parser.next_event() {
+                Some(Ok(ev)) => ev,
+                _ => break,
+            };
             match event {
                 Event::DocumentStart(..) => {
                     documents += 1;
@@ -169,9 +180,15 @@ impl SourceIndex {
                     }
                     idx.doc_start = Pos::from_marker(&span.start);
                 }
-                Event::Scalar(value, ..) => {
+                Event::Scalar(value, style, ..) => {
                     let len = value.chars().count().max(span_chars(&span));
+                    let null = style == ScalarStyle::Plain
+                        && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                    let before = idx.nodes.len();
                     idx.add_leaf(&mut stack, Kind::Scalar, &span, len, Some(value.as_ref()));
+                    if idx.nodes.len() > before && !null {
+                        idx.nodes[before].value = Some(value.as_ref().into());
+                    }
                 }
                 Event::Alias(_) => {
                     idx.add_leaf(&mut stack, Kind::Alias, &span, span_chars(&span), None);
@@ -201,7 +218,8 @@ impl SourceIndex {
                     }
                 }
                 Event::DocumentEnd | Event::StreamEnd => {
-                    if documents >= 1 {
+                    if documents >= 1 || matches!(event, Event::StreamEnd) {
+                        idx.complete = stack.is_empty();
                         break;
                     }
                 }
@@ -252,6 +270,7 @@ impl SourceIndex {
             start,
             end,
             len,
+            value: None,
             key: None,
             children: Vec::new(),
         });
@@ -388,6 +407,42 @@ impl SourceIndex {
             (Some(id), m) if m == path.0.len() => self.nodes[id].kind == Kind::Map,
             _ => false,
         }
+    }
+}
+
+/// Read access for passes that walk the tree (`structure`, secret masking).
+impl SourceIndex {
+    /// Was the whole document read? A syntax error leaves a partial tree,
+    /// on which "missing key" would be wrong.
+    pub(crate) fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The document's root node, if the document has one.
+    pub(crate) fn root(&self) -> Option<usize> {
+        (!self.nodes.is_empty()).then_some(0)
+    }
+
+    pub(crate) fn kind(&self, id: usize) -> Kind {
+        self.nodes[id].kind
+    }
+
+    /// Children in document order, with their key in a mapping.
+    pub(crate) fn children(&self, id: usize) -> impl Iterator<Item = (usize, Option<&str>)> {
+        self.nodes[id].children.iter().map(|&c| {
+            let c = c as usize;
+            (c, self.nodes[c].key.as_ref().map(|(k, ..)| k.as_str()))
+        })
+    }
+
+    /// A scalar's text (`None` for null and non-scalars).
+    pub(crate) fn scalar(&self, id: usize) -> Option<&str> {
+        self.nodes[id].value.as_deref()
+    }
+
+    /// Where a node starts, and its length in characters.
+    pub(crate) fn extent(&self, id: usize) -> (Pos, usize) {
+        (self.nodes[id].start, self.nodes[id].len)
     }
 }
 

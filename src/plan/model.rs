@@ -554,9 +554,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map(HumanDuration)
-            .map_err(|e| {
+            .map_err(|_| {
                 serde::de::Error::custom(format!(
-                    "invalid duration `{text}` ({e}); write it like `500ms`, `5s`, `2m` or `1h`"
+                    "invalid duration `{text}`: write it like `500ms`, `5s`, `2m` or `1h`"
                 ))
             })
     }

@@ -68,14 +68,25 @@ pub fn parse(file_name: &str, text: &str) -> Result<Plan, Diagnostics> {
                 return Ok(plan);
             }
             let idx = SourceIndex::build(text);
+            mask_secrets(&mut diags, file_name, &idx);
             for p in problems {
                 diags.push(locate_problem(file_name, &idx, p));
             }
         }
         Err(e) => {
             let idx = SourceIndex::build(text);
+            mask_secrets(&mut diags, file_name, &idx);
             let first = from_yaml_error(file_name, text, &idx, &e);
+            // Required keys explained by the first error's misspelling are
+            // not reported again as missing.
             for p in super::structure::check(text, &idx) {
+                if p.message.starts_with("missing key") && first.message.starts_with("unknown key")
+                {
+                    let missing = p.message.split('`').nth(1).unwrap_or("");
+                    if first.message.contains(&format!("did you mean `{missing}`")) {
+                        continue;
+                    }
+                }
                 let d = locate_problem(file_name, &idx, p);
                 if d.line != first.line || d.column != first.column {
                     diags.push(d);
@@ -86,6 +97,12 @@ pub fn parse(file_name: &str, text: &str) -> Result<Plan, Diagnostics> {
     }
     diags.sort();
     Err(diags)
+}
+
+fn mask_secrets(diags: &mut Diagnostics, file: &str, idx: &SourceIndex) {
+    for (pos, len) in super::structure::secret_spans(idx) {
+        diags.mask(file, pos.line, pos.column, len);
+    }
 }
 
 /// Like [`parse`], for raw bytes: refuses non-UTF-8 input with the position
@@ -170,7 +187,18 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
         .filter(|(l, c)| *l > 0 && *c > 0)
         .unwrap_or((1, 1));
     let pos = Pos { line, column };
-    let (path, on_key) = idx.path_at(pos);
+    let (mut path, mut on_key) = idx.path_at(pos);
+    // A type error about a mapping is reported where the mapping starts,
+    // which is also where its first key is: it is about the mapping.
+    let about_mapping = match e {
+        YamlError::SerdeInvalidType { unexpected, .. } => unexpected == "map",
+        YamlError::Unexpected { expected, .. } => !expected.contains("mapping"),
+        _ => false,
+    };
+    if on_key && about_mapping {
+        path = path.parent();
+        on_key = false;
+    }
     let here = idx.locate(&path, if on_key { Anchor::Key } else { Anchor::Value });
     let mut d = Diagnostic {
         file: file.to_string(),
@@ -182,6 +210,12 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
         len: if here.pos == pos { here.len } else { 1 },
     };
     let field = leaf_key(&path).unwrap_or("value").to_string();
+    // "`version`", or "an entry of `accounts`" for a list item.
+    let subject = match path.0.last() {
+        Some(Seg::Index(_)) => format!("an entry of `{field}`"),
+        Some(Seg::Key(_)) => format!("`{field}`"),
+        None => "the plan".to_string(),
+    };
     match e {
         YamlError::SerdeUnknownField {
             field: key,
@@ -219,7 +253,7 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
             );
         }
         YamlError::InvalidScalar { ty, .. } => {
-            d.message = format!("`{field}` must be {}", scalar_kind(ty));
+            d.message = format!("{subject} must be {}", scalar_kind(ty));
             if matches!(*ty, "u8" | "u16" | "u32" | "u64") {
                 d.help = Some(number_help(&field));
             }
@@ -240,7 +274,7 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
             ..
         } => {
             d.message = format!(
-                "`{field}` must be {}, not {}",
+                "{subject} must be {}, not {}",
                 human_expected(expected),
                 human_unexpected(unexpected)
             );
@@ -256,6 +290,9 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
                 human_expected(expected)
             );
         }
+        YamlError::Unexpected { expected, .. } => {
+            d.message = format!("{subject} must be {}", human_expected(expected));
+        }
         YamlError::NullIntoString { .. } => {
             d.message = format!("`{field}` is empty");
             d.help = Some(format!("give `{field}` a value, or remove the key"));
@@ -269,7 +306,10 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
             d.help = Some("a plan is one document: remove the second `---` and what follows, or split it into another file".into());
         }
         YamlError::Eof { .. } => {
-            d.message = if text.trim().is_empty() {
+            let blank = text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+            d.message = if blank {
                 "the plan is empty".into()
             } else {
                 "the plan ends too early".into()
@@ -278,17 +318,33 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
         }
         YamlError::Message { msg, .. } if msg == LITERAL_SECRET => {
             d.message = format!("`{field}`: {LITERAL_SECRET}");
-            d.help = Some(secret_help(&field));
+            d.help = Some(secret_help(
+                &field,
+                &super::structure::env_hint(idx, &path, &field),
+            ));
             d.len = here.len.max(1);
         }
         other => {
             let raw = strip_location(&other.to_string());
             if raw.contains("tab") {
                 d.message = "a tab character is used for indentation".into();
+                // The reader may notice the tab late (at the end of the
+                // previous scalar): point at the tab itself.
+                if let Some((l, c)) = find_indent_tab(text, line) {
+                    d.line = l;
+                    d.column = c;
+                    d.len = 1;
+                    d.path = idx.path_at(Pos { line: l, column: c }).0.to_string();
+                }
                 d.help = Some(
                     "YAML indentation must use spaces; replace the tab(s) on this line with spaces"
                         .into(),
                 );
+            } else if raw.contains("did not find expected") && raw.contains("block") {
+                d.message = "this line is not indented like the lines around it".into();
+                d.help = Some(format!(
+                    "align it with the other keys of its mapping (or the `-` of its list); the YAML reader says: {raw}"
+                ));
             } else if is_syntax(other) {
                 d.message = format!("YAML syntax error: {raw}");
                 d.help = Some(
@@ -306,6 +362,19 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
         d.message = strip_location(&e.to_string());
     }
     d
+}
+
+/// The first tab in the leading whitespace of `line` or the two after it:
+/// (line, column), 1-based.
+fn find_indent_tab(text: &str, line: usize) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .take(3)
+        .find_map(|(i, l)| {
+            let lead: String = l.chars().take_while(|c| c.is_whitespace()).collect();
+            lead.chars().position(|c| c == '\t').map(|c| (i + 1, c + 1))
+        })
 }
 
 fn is_syntax(e: &YamlError) -> bool {
@@ -382,7 +451,14 @@ fn number_help(field: &str) -> String {
 
 fn human_expected(expected: &str) -> String {
     match expected {
-        "struct Plan" => "a mapping with `version`, `target` and `sources`".into(),
+        "string scalar" | "a string scalar" | "scalar" => {
+            "a single value, not a list or mapping".into()
+        }
+        "mapping" | "mapping start" => "a mapping (`key: value` lines or `{key: value}`)".into(),
+        "sequence" | "sequence start" => "a list (`- item` lines or `[a, b]`)".into(),
+        "struct Plan" => {
+            "a mapping with `version`, `target` and `sources` (see plans/ for examples)".into()
+        }
         e if e.starts_with("struct ") => "a mapping (`key: value` lines)".into(),
         "a sequence" => "a list (`- item` lines or `[a, b]`)".into(),
         "a string" => "text".into(),
@@ -401,7 +477,7 @@ fn human_unexpected(unexpected: &str) -> String {
     }
 }
 
-fn missing_help(field: &str) -> String {
+pub(crate) fn missing_help(field: &str) -> String {
     match field {
         "version" => "plans start with `version: 1`".into(),
         "target" => "add the target server:\n  target:\n    url: https://whm.example.net:2087\n    token: {env: WHM_TOKEN}".into(),
@@ -417,11 +493,8 @@ fn missing_help(field: &str) -> String {
     }
 }
 
-pub(crate) fn secret_help(field: &str) -> String {
-    let var = match field {
-        "token" => "WHM_TOKEN".to_string(),
-        other => other.to_ascii_uppercase(),
-    };
+/// How to write a secret reference for `field`, suggesting variable `var`.
+pub(crate) fn secret_help(field: &str, var: &str) -> String {
     format!(
         "write `{field}: {{env: {var}}}` and export {var} before running ferry, \
          or `{field}: {{file: secrets/{field}}}` (a file relative to the plan, mode 600)"

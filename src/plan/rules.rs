@@ -493,7 +493,7 @@ fn check_source(s: &Source, p: &DocPath, names: &HashMap<&str, usize>, out: &mut
             );
         }
     }
-    check_ssh(&s.ssh, &p.key("ssh"), out);
+    check_ssh(&s.ssh, &s.name, &p.key("ssh"), out);
     check_session_options(&s.session, &p.key("session"), out);
     // after: known sources, not itself, no repeats.
     let mut seen = HashSet::new();
@@ -506,7 +506,7 @@ fn check_source(s: &Source, p: &DocPath, names: &HashMap<&str, usize>, out: &mut
             );
         } else if !names.contains_key(a.as_str()) {
             let known: Vec<&str> = {
-                let mut v: Vec<&str> = names.keys().copied().collect();
+                let mut v: Vec<&str> = names.keys().copied().filter(|n| *n != s.name).collect();
                 v.sort_unstable();
                 v
             };
@@ -579,7 +579,23 @@ fn valid_package(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_ssh(ssh: &Ssh, p: &DocPath, out: &mut Vec<Problem>) {
+/// The environment variable name suggested for a source's secret.
+fn env_name(source: &str, what: &str) -> String {
+    let up: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{up}_{what}")
+}
+
+fn check_ssh(ssh: &Ssh, source: &str, p: &DocPath, out: &mut Vec<Problem>) {
+    let root_pw = env_name(source, "ROOT_PASSWORD");
     if ssh.user.trim().is_empty() || ssh.user.chars().any(|c| c.is_whitespace() || c == ':') {
         out.push(
             Problem::at(p.key("user"), "the SSH `user` is empty or invalid")
@@ -599,7 +615,7 @@ fn check_ssh(ssh: &Ssh, p: &DocPath, out: &mut Vec<Problem>) {
         ),
         (None, None) => out.push(
             Problem::key(p.clone(), "`ssh` says neither `password` nor `sshkey_name`")
-                .help("add how the target logs in to the source: `password: {env: OLD1_ROOT_PASSWORD}`, or `sshkey_name: <a key stored in root's WHM>`"),
+                .help(format!("add how the target logs in to the source: `password: {{env: {}}}`, or `sshkey_name: <the name of an SSH key stored on the target>`", env_name(source, "SSH_PASSWORD"))),
         ),
         _ => {}
     }
@@ -630,7 +646,7 @@ fn check_ssh(ssh: &Ssh, p: &DocPath, out: &mut Vec<Problem>) {
                 p.key("user"),
                 format!("SSH user `{}` is not root, so `root_escalation_method` is needed", ssh.user),
             )
-            .help("add `root_escalation_method: sudo` (the user's sudo rights) or `root_escalation_method: su` with `root_password: {env: OLD1_ROOT_PASSWORD}`"),
+            .help(format!("add `root_escalation_method: sudo` (the user's sudo rights) or `root_escalation_method: su` with `root_password: {{env: {root_pw}}}`")),
         ),
         (true, Some(_)) => out.push(
             Problem::at(p.key("root_escalation_method"), "`root_escalation_method` is only for a non-root SSH `user`")
@@ -642,15 +658,15 @@ fn check_ssh(ssh: &Ssh, p: &DocPath, out: &mut Vec<Problem>) {
         check_secret(s, &p.key("root_password"), out);
     }
     match (ssh.root_escalation_method, &ssh.root_password) {
-        (Some(Escalation::Su), None) => out.push(
+        (Some(Escalation::Su), None) if !is_root => out.push(
             Problem::at(p.key("root_escalation_method"), "`su` needs `root_password`")
-                .help("add `root_password: {env: OLD1_ROOT_PASSWORD}`, or use `root_escalation_method: sudo`"),
+                .help(format!("add `root_password: {{env: {root_pw}}}`, or use `root_escalation_method: sudo`")),
         ),
         (Some(Escalation::Sudo), Some(_)) => out.push(
             Problem::key(p.key("root_password"), "`root_password` is only used with `root_escalation_method: su`")
                 .help("remove `root_password` (sudo uses the SSH user's own rights), or switch to `su`"),
         ),
-        (None, Some(_)) if !is_root || ssh.root_escalation_method.is_none() => out.push(
+        (None, Some(_)) => out.push(
             Problem::key(p.key("root_password"), "`root_password` is set without `root_escalation_method: su`")
                 .help("add `root_escalation_method: su` for a non-root SSH user, or remove `root_password`"),
         ),

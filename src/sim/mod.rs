@@ -103,10 +103,7 @@ impl SimServer {
 
     /// The same JSON as `GET /__sim/state`.
     pub fn state(&self) -> serde_json::Value {
-        let shared = &self.running.shared;
-        let mut w = shared.world();
-        w.advance(shared.clock.now());
-        inspect::state(&w)
+        inspect::state(&self.running.shared.world_now())
     }
 
     /// The same JSON as `GET /__sim/requests`.
@@ -122,9 +119,8 @@ impl SimServer {
     /// Kill every transfer process now, as `crash_at` does (`POST /__sim/crash`).
     pub fn crash_now(&self) {
         let shared = &self.running.shared;
-        let mut w = shared.world();
-        w.advance(shared.clock.now());
-        w.crash_now();
+        shared.world_now().crash_now();
+        shared.touched();
     }
 
     /// Stop serving; open connections are dropped.

@@ -69,7 +69,7 @@ impl fmt::Display for Size {
             (1_000, "kB"),
         ];
         for (mult, unit) in UNITS {
-            if self.0 >= mult && self.0 % mult == 0 {
+            if self.0 >= mult && self.0.is_multiple_of(mult) {
                 return write!(f, "{}{}", self.0 / mult, unit);
             }
         }
@@ -394,7 +394,8 @@ pub struct FaultSpec {
     /// Simulated seconds at which every transfer process dies.
     pub crash_at: Vec<f64>,
     pub crash_leaves: CrashLeaves,
-    /// Upper bound, in real seconds, of a `hang`.
+    /// Upper bound, in real seconds, of a `hang` and of a blocked log fetch
+    /// (`log_blocking`); then the connection is closed unanswered.
     pub hang_max_secs: f64,
 }
 

@@ -57,8 +57,9 @@ impl Shared {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Lock the world advanced to the current simulated time.
-    fn world_now(&self) -> MutexGuard<'_, World> {
+    /// Lock the world advanced to the current simulated time (waking blocked
+    /// log fetches if anything happened).
+    pub(crate) fn world_now(&self) -> MutexGuard<'_, World> {
         let mut w = self.world();
         let now = self.clock.now();
         if w.advance(now) {
@@ -68,7 +69,7 @@ impl Shared {
     }
 
     /// After a mutation: let the engine and blocked readers re-check.
-    fn touched(&self) {
+    pub(crate) fn touched(&self) {
         self.changed.send_modify(|g| *g += 1);
         self.wake.notify_one();
     }
@@ -474,7 +475,11 @@ async fn api_route(
     } else {
         let mut args = params.clone();
         args.retain(|k, _| !k.starts_with("api."));
-        apply(&shared, &function, &args, &user).await
+        match apply(&shared, &function, &args, &user, hang_max).await {
+            Some(a) => a,
+            // a log that never completed within the hang bound: no answer
+            None => return hang(&shared, &ctl, Duration::ZERO).await,
+        }
     };
     let envelope = answer.envelope(
         &function,
@@ -489,14 +494,17 @@ async fn api_route(
 }
 
 /// Run a function against the world; a blocking log fetch waits (without
-/// the lock) until its log completes or the server stops.
+/// the lock) until its log completes. None: it did not complete within
+/// `max` (or the server stops), and the request is dropped unanswered.
 async fn apply(
     shared: &Arc<Shared>,
     function: &str,
     args: &BTreeMap<String, String>,
     user: &str,
-) -> Answer {
+    max: Duration,
+) -> Option<Answer> {
     let mut changed = shared.changed.subscribe();
+    let deadline = tokio::time::Instant::now() + max;
     loop {
         let answer = {
             let mut w = shared.world_now();
@@ -511,12 +519,13 @@ async fn apply(
         };
         let Some(_) = answer.wait_for_log else {
             shared.touched();
-            return answer;
+            return Some(answer);
         };
         changed.borrow_and_update();
         tokio::select! {
-            r = changed.changed() => if r.is_err() { return answer },
-            _ = shared.shutdown.cancelled() => return answer,
+            r = changed.changed() => if r.is_err() { return None },
+            _ = tokio::time::sleep_until(deadline) => return None,
+            _ = shared.shutdown.cancelled() => return None,
         }
     }
 }

@@ -19,6 +19,13 @@
 //! | ABORTED            | refused: "… has been aborted."          | refused               | refused                                |
 //! | COMPLETED / FAILED | a master runs anyway: pending items run (remote work fails: credentials were nulled), state stays, ends COMPLETED | refused | refused |
 //!
+//! The table is the documentation's summary; the code decides the edge
+//! cases and whm-sim follows the code: an aborted session ends ABORTED only
+//! if some worker exited ABORTED (its queue still had work when it saw the
+//! marker). So aborting a PAUSING session whose last item is in flight ends
+//! PAUSED (the idle RESTORE worker already exited PAUSED), with the abort
+//! marker left behind: a later start is refused as aborted.
+//!
 //! Refusals: pause/abort answer `The system failed to “pause”|“abort” the
 //! transfer session.`; start answers `The system failed to start the transfer
 //! session “ID” because of an error: <err>`. A master that finishes writes
@@ -144,7 +151,7 @@ impl World {
         sess.state = SessionState::Pausing;
         let pid = sess.pid.unwrap_or(0);
         // the master notices `.pause` within its 0.25 s loop
-        self.master_line(s, pid, 0, "pausing", None, None, None);
+        self.master_line(s, (pid, 0), "pausing", None, None, None);
         self.pump();
         true
     }
@@ -171,7 +178,7 @@ impl World {
         } else {
             if first {
                 let pid = self.sessions[s].pid.unwrap_or(0);
-                self.master_line(s, pid, 0, "aborting", None, None, None);
+                self.master_line(s, (pid, 0), "aborting", None, None, None);
             }
             self.pump();
         }

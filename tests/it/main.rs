@@ -3,9 +3,17 @@
 //! the `ferry` binary.
 
 mod apply;
+mod check;
+mod client;
+mod graph;
 mod journal;
+mod plan;
 mod policy;
 mod resume;
 mod sim;
+mod sim_conformance;
+mod sim_faults;
+mod sim_states;
+mod sim_timing;
 mod simkit;
 mod support;

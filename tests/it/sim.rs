@@ -243,6 +243,13 @@ async fn auth_refusals_never_run_the_function() {
 async fn refusal_texts_are_whm_s() {
     let mut sc = scenario(2, 1_000_000);
     sc.hostname = "target.example.net".into();
+    sc.tokens.push(ferry::sim::TokenSpec {
+        user: "resell1".into(),
+        token: "r3s".into(),
+    });
+    let mut failing = ferry::sim::RemoteSpec::new("old2.example.com");
+    failing.analysis_error = Some("The remote server did not answer the analysis.".into());
+    sc.remotes.push(failing);
     let sim = Sim::start(sc).await;
     let w = &sim.whm;
     let r = |v: Value| without_xid(&reason(&v));
@@ -469,6 +476,31 @@ async fn refusal_texts_are_whm_s() {
         .misuse("transfer_module_schema", &[("module", "Nope")])
         .await;
     assert_eq!(r(m), "The transfer session module “Nope” does not exist.");
+
+    // a non-root token: no root-only module, no access to root's sessions
+    let reseller = Whm::new(&w.base, None, Some("whm resell1:r3s".into()));
+    let e = reseller
+        .misuse(
+            "enqueue_transfer_item",
+            &[
+                ("transfer_session_id", &id),
+                ("module", "AccountRemoteRoot"),
+                ("user", "u001"),
+                ("localuser", "u001"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r(e),
+        "The transfer session module “AccountRemoteRoot” can not be enqueued as a non-root user."
+    );
+    let g = reseller
+        .misuse(
+            "get_transfer_session_state",
+            &[("transfer_session_id", &id)],
+        )
+        .await;
+    assert_eq!(r(g), format!("Access Denied to the session: {id}"));
 
     let u = w.misuse("no_such_function", &[]).await;
     assert_eq!(
@@ -846,4 +878,17 @@ async fn scenario_files_round_trip_and_defaults_follow_the_design() {
         vec![ferry::sim::RemoteSpec::new("old1")],
     );
     assert_eq!(Scenario::from_yaml(&r.to_yaml()).unwrap(), r);
+}
+
+#[test]
+fn the_readme_scenario_parses() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme
+        .find("### Scenario")
+        .expect("README has the scenario section")..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let sc = Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.faults.seed, 7);
+    assert_eq!(sc.target.existing_accounts.len(), 2);
 }

@@ -520,118 +520,74 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
         })
     };
     let is_01 = |x: &Value| x == 0 || x == 1;
-    match function {
+    let fine = match function {
         "create_remote_root_transfer_session" => {
-            if !id_ok(&d["transfer_session_id"])
-                || !d["create_rawout"].is_string()
-                || !d["analyze_rawout"].is_string()
-            {
-                bad(format!("data {d}"));
-            }
+            id_ok(&d["transfer_session_id"])
+                && d["create_rawout"].is_string()
+                && d["analyze_rawout"].is_string()
         }
-        "create_remote_user_transfer_session" => {
-            if !id_ok(&d["transfer_session_id"]) {
-                bad(format!("data {d}"));
-            }
-        }
-        "start_transfer_session" => {
-            if !d["pid"].as_u64().is_some_and(|p| p >= 1) {
-                bad(format!("pid {}", d["pid"]));
-            }
-        }
+        "create_remote_user_transfer_session" => id_ok(&d["transfer_session_id"]),
+        "start_transfer_session" => d["pid"].as_u64().is_some_and(|p| p >= 1),
         "get_transfer_session_state" => {
             let allowed = &rules()["functions"][function]["returns"]["state_name"];
             let s = d["state_name"].as_str().unwrap_or_default();
-            if !enum_allows(allowed, s) && !matches!(s, "PAUSING" | "ABORTING") {
-                bad(format!("state_name {s:?}"));
-            }
+            enum_allows(allowed, s) || matches!(s, "PAUSING" | "ABORTING")
         }
-        "fetch_transfer_session_log" => match d["log"].as_str() {
-            None => bad("no log".into()),
-            Some(log) => {
-                for line in log.lines() {
-                    match serde_json::from_str::<Value>(line) {
-                        Err(_) => bad(format!("log line is not JSON: {line}")),
-                        Ok(l) => {
-                            let c = &l["contents"];
-                            let control_ok = l["type"] == "control"
-                                && l["pid"].is_u64()
-                                && c["action"].is_string()
-                                && c["time"].is_i64()
-                                && c["child_number"].is_u64();
-                            let out_ok = l["type"] == "out" && c.is_string();
-                            if !control_ok && !out_ok {
-                                bad(format!("log line shape: {line}"));
-                            }
-                        }
-                    }
-                }
-            }
-        },
+        "fetch_transfer_session_log" => d["log"]
+            .as_str()
+            .is_some_and(|log| log.lines().all(log_line_ok)),
         "pause_transfer_session"
         | "abort_transfer_session"
         | "enqueue_transfer_item"
-        | "analyze_transfer_session_remote" => {
-            if v.get("data").is_some() {
-                bad("metadata-only function returned data".into());
-            }
-        }
+        | "analyze_transfer_session_remote" => v.get("data").is_none(),
         "retrieve_transfer_session_remote_analysis" => {
-            for k in [
+            [
                 "transfer_session_id",
                 "local",
                 "remote",
                 "modules",
                 "options",
                 "config",
-            ] {
-                if d.get(k).is_none() {
-                    bad(format!("data.{k} missing"));
-                }
-            }
-            if !d["items"]["accounts"].is_array() || !d["items"]["packages"].is_array() {
-                bad("data.items.accounts/packages".into());
-            }
-            if !is_01(&d["options"]["unrestricted"]) || !is_01(&d["config"]["shared_mysql_server"])
-            {
-                bad("options/config flags".into());
-            }
+            ]
+            .iter()
+            .all(|k| d.get(*k).is_some())
+                && d["items"]["accounts"].is_array()
+                && d["items"]["packages"].is_array()
+                && is_01(&d["options"]["unrestricted"])
+                && is_01(&d["config"]["shared_mysql_server"])
         }
-        "remote_basic_credential_check" => {
-            if !d["output"].is_string() || !d["response"].is_string() {
-                bad(format!("data {d}"));
-            }
-        }
-        "validate_system_user" => {
-            for k in ["exists", "reserved", "valid_for_new", "valid_for_transfer"] {
-                if !is_01(&d[k]) {
-                    bad(format!("{k} = {}", d[k]));
-                }
-            }
-        }
-        "available_transfer_modules" => {
-            let m = d["modules"].as_object();
-            if m.is_none_or(|m| m.is_empty() || m.values().any(|x| !x.is_string())) {
-                bad(format!("modules {}", d["modules"]));
-            }
-        }
+        "remote_basic_credential_check" => d["output"].is_string() && d["response"].is_string(),
+        "validate_system_user" => ["exists", "reserved", "valid_for_new", "valid_for_transfer"]
+            .iter()
+            .all(|k| is_01(&d[*k])),
+        "available_transfer_modules" => d["modules"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty() && m.values().all(Value::is_string)),
         "transfer_module_schema" => {
             let s = &d["schema"];
-            if !s["keys"].is_object() || !s["primary"].is_array() || !s["required"].is_array() {
-                bad(format!("schema {s}"));
-            }
+            s["keys"].is_object() && s["primary"].is_array() && s["required"].is_array()
         }
-        "listaccts" => match d["acct"].as_array() {
-            None => bad("acct is not a list".into()),
-            Some(a) => {
-                for x in a {
-                    if !x.is_object() {
-                        bad(format!("acct entry {x}"));
-                    }
-                }
-            }
-        },
-        _ => {}
+        "listaccts" => d["acct"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_object)),
+        _ => true,
+    };
+    if !fine {
+        bad(format!("unexpected answer {v}"));
     }
     out
+}
+
+/// A master.log or item log line: a `control` message or an `out` line.
+fn log_line_ok(line: &str) -> bool {
+    let Ok(l) = serde_json::from_str::<Value>(line) else {
+        return false;
+    };
+    let c = &l["contents"];
+    let control = l["type"] == "control"
+        && l["pid"].is_u64()
+        && c["action"].is_string()
+        && c["time"].is_i64()
+        && c["child_number"].is_u64();
+    control || (l["type"] == "out" && c.is_string())
 }

@@ -1,0 +1,58 @@
+//! `ferry check PLAN [--output text|json]`: flags → [`ops::check`]; prints
+//! the report (table or JSON lines on stdout; warnings and errors on stderr).
+//!
+//! [`ops::check`]: crate::ops::check
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::OutputFormat;
+use crate::ops::check::{CheckError, CheckOptions, check};
+use crate::ops::{CliError, Outcome};
+
+/// Read-only preflight against the live servers: the target answers and
+/// accepts the token, each source's SSH credentials work, every account and
+/// package exists on its source, every target username is free.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+ferry check plans/fleet.yaml\n  \
+ferry check plans/fleet.yaml --output json | jq 'select(.verdict == \"fail\")'\n\n\
+Nothing is transferred: each source's analysis session is created, never started, then aborted.\n\
+Exit codes: 0 every check passed, 1 a check failed, 2 invalid plan or missing secret.")]
+pub struct CheckArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// `text`: a table and a verdict; `json`: one JSON object per finding.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub fn run(args: CheckArgs) -> Outcome {
+    let report = match check(&CheckOptions::new(args.plan)) {
+        Ok(r) => r,
+        Err(e) => {
+            let status = e.status();
+            match e {
+                CheckError::Plan(d) => {
+                    eprint!("{}", d.render_human(std::io::stderr().is_terminal()))
+                }
+                CheckError::Invalid(m) | CheckError::Runtime(m) => eprintln!("error: {m}"),
+            }
+            return Err(CliError::silent(status));
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("{w}");
+    }
+    match args.output {
+        OutputFormat::Text => super::print_stdout(&report.render_text()),
+        OutputFormat::Json => {
+            super::print_stdout(&report.render_json());
+            eprintln!("{}", report.verdict_line());
+        }
+    }
+    Ok(report.status())
+}

@@ -1,0 +1,150 @@
+//! Functions about the target itself: `validate_system_user`,
+//! `available_transfer_modules`, `transfer_module_schema`, `listaccts`.
+
+use serde_json::{Map, Value, json};
+
+use super::super::engine::World;
+use super::super::modules::{self, MODULES};
+use super::{Answer, Call, missing, required};
+
+/// Reserved names (a subset of `Cpanel::Validate::Username`'s list).
+const RESERVED: &[&str] = &[
+    "root",
+    "nobody",
+    "cpanel",
+    "cpanelhorde",
+    "cpanelphpmyadmin",
+    "cpanelphppgadmin",
+    "cpanelroundcube",
+    "cpses",
+    "mailman",
+    "mysql",
+    "postgres",
+    "postgresql",
+    "apache",
+    "named",
+    "bin",
+    "daemon",
+    "adm",
+    "lp",
+    "sync",
+    "shutdown",
+    "halt",
+    "mail",
+    "ftp",
+    "virtfs",
+    "all",
+    "dovecot",
+    "exim",
+    "www",
+    "system",
+    "admin",
+    "administrator",
+];
+
+pub(super) fn validate_system_user(w: &mut World, call: &Call<'_>) -> Answer {
+    let user = match call.params.get("user") {
+        Some(u) if !u.is_empty() => u.clone(),
+        _ => return missing(w, "user", None),
+    };
+    let exists = w.accounts.get(&user).is_some_and(|a| a.present);
+    let reserved = RESERVED.contains(&user.as_str());
+    let shape = |max: usize, extra: &[char]| {
+        let mut cs = user.chars();
+        user.len() <= max
+            && cs.next().is_some_and(|c| c.is_ascii_lowercase())
+            && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c))
+    };
+    let valid_for_new = !reserved && shape(16, &[]) && !user.starts_with("test");
+    let valid_for_transfer = !reserved && shape(16, &['_', '-', '.']);
+    Answer::ok(Some(json!({
+        "exists": exists as u8,
+        "reserved": reserved as u8,
+        "valid_for_new": valid_for_new as u8,
+        "valid_for_transfer": valid_for_transfer as u8,
+    })))
+}
+
+pub(super) fn available_modules() -> Answer {
+    let modules: Map<String, Value> = MODULES
+        .iter()
+        .map(|m| (m.name.to_string(), Value::String(m.type_id.to_string())))
+        .collect();
+    Answer::ok(Some(json!({ "modules": modules })))
+}
+
+pub(super) fn module_schema(w: &mut World, call: &Call<'_>) -> Answer {
+    let name = match required(w, call, "module") {
+        Ok(v) => v.to_string(),
+        Err(a) => return a,
+    };
+    match modules::find(&name) {
+        None => Answer::fail(format!(
+            "The transfer session module “{name}” does not exist."
+        )),
+        Some(m) => match m.schema {
+            Some(sc) => Answer::ok(Some(json!({ "schema": modules::schema_json(sc) }))),
+            None => Answer::fail(format!(
+                "whm-sim does not know the schema of the “{name}” module."
+            )),
+        },
+    }
+}
+
+pub(super) fn listaccts(w: &mut World, call: &Call<'_>) -> Answer {
+    let p = call.params;
+    let search = p.get("search").filter(|s| !s.is_empty());
+    let searchtype = p.get("searchtype").map_or("user", String::as_str);
+    let exact = p.get("searchmethod").is_some_and(|m| m == "exact");
+    let re = match (search, exact) {
+        (Some(s), false) => match regex::Regex::new(s) {
+            Ok(r) => Some(r),
+            Err(_) => return Answer::fail(format!("Invalid regular expression: {s}")),
+        },
+        _ => None,
+    };
+    let want: Option<Vec<&str>> = p
+        .get("want")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(str::trim).collect());
+    let mut acct = Vec::new();
+    for (name, a) in w.accounts.iter().filter(|(_, a)| a.present) {
+        let domain = a
+            .domain
+            .clone()
+            .unwrap_or_else(|| format!("{name}.example.com"));
+        let plan = a.package.clone().unwrap_or_else(|| "default".into());
+        let owner = a.owner.clone().unwrap_or_else(|| "root".into());
+        let field = match searchtype {
+            "domain" => domain.clone(),
+            "owner" => owner.clone(),
+            "package" => plan.clone(),
+            "ip" => "192.0.2.10".to_string(),
+            _ => name.clone(),
+        };
+        let hit = match (search, &re) {
+            (None, _) => true,
+            (Some(s), None) => &field == s,
+            (Some(_), Some(r)) => r.is_match(&field),
+        };
+        if !hit {
+            continue;
+        }
+        let mut rec = json!({
+            "user": name,
+            "domain": domain,
+            "owner": owner,
+            "plan": plan,
+            "suspended": 0,
+            "ip": "192.0.2.10",
+            "partition": "home",
+            "email": "*unknown*",
+            "unix_startdate": a.restored_at.map_or(w.clock.unix(0.0), |t| w.clock.unix(t)),
+        });
+        if let (Some(want), Some(obj)) = (&want, rec.as_object_mut()) {
+            obj.retain(|k, _| want.contains(&k.as_str()));
+        }
+        acct.push(rec);
+    }
+    Answer::ok(Some(json!({ "acct": acct })))
+}

@@ -1,0 +1,573 @@
+//! The worker model: what a worker does at the top of its loop (pause and
+//! abort checks, the type barrier, `priority`/key order, prerequisites), how
+//! long each step takes and how it ends, and the target's restore slots.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+impl World {
+    /// `dequeue_next_item` for one queue: Some(item) to fetch, or whether the
+    /// worker is blocked (true) or its queue is empty (false).
+    pub(super) fn dequeue(&self, s: usize, q: Queue) -> Result<usize, bool> {
+        let sess = &self.sessions[s];
+        let master = sess.master.as_ref();
+        // type of an in-progress row whose worker is alive
+        let inprog_type = master.and_then(|m| {
+            m.workers(q)
+                .iter()
+                .filter_map(|w| w.busy)
+                .map(|i| sess.items[i].module.type_id)
+                .min()
+        });
+        let pending = match q {
+            Queue::Transfer => &sess.transfer_pending,
+            Queue::Restore => &sess.restore_pending,
+        };
+        let lowest_pending = pending.iter().next().map(|k| k.0);
+        let type_to_process = inprog_type.or(lowest_pending);
+        let same = lowest_pending.is_some() && lowest_pending == type_to_process;
+        if same && let Some(t) = type_to_process {
+            let threshold = q.inprogress() as u32;
+            let found = pending
+                .range((t, 0, String::new(), 0)..)
+                .take_while(|k| k.0 == t)
+                .find(|k| sess.items[k.3].prerequisite_state > threshold);
+            if let Some(k) = found {
+                return Ok(k.3);
+            }
+        }
+        Err(same || lowest_pending.is_some() || sess.has_next_item(q))
+    }
+
+    /// Whether item `idx` needs one of the target's restore slots.
+    pub(super) fn needs_slot(&self, s: usize, idx: usize) -> bool {
+        modules::is_account(self.sessions[s].items[idx].module.name)
+    }
+
+    /// Run every live session's workers until nothing more can start.
+    pub(crate) fn pump(&mut self) {
+        loop {
+            let mut progress = false;
+            for s in 0..self.sessions.len() {
+                if self.sessions[s].alive() {
+                    progress |= self.pump_session(s);
+                }
+            }
+            progress |= self.grant_restore_slots();
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// One pass over a session's idle workers (the top of `_process_items`).
+    /// Account restores that need a target slot are left to `grant_restore_slots`.
+    pub(super) fn pump_session(&mut self, s: usize) -> bool {
+        let mut progress = false;
+        for q in [Queue::Transfer, Queue::Restore] {
+            let n = self.sessions[s]
+                .master
+                .as_ref()
+                .map_or(0, |m| m.workers(q).len());
+            for w in 0..n {
+                let Some(m) = self.sessions[s].master.as_ref() else {
+                    return progress;
+                };
+                let wk = &m.workers(q)[w];
+                if wk.busy.is_some() || wk.exited.is_some() {
+                    continue;
+                }
+                let sess = &self.sessions[s];
+                if (sess.is_paused() || sess.is_aborted()) && sess.has_next_item(q) {
+                    let code = if sess.is_aborted() {
+                        Exit::Aborted
+                    } else {
+                        Exit::Paused
+                    };
+                    self.worker_exit(s, q, w, code);
+                    progress = true;
+                    continue;
+                }
+                match self.dequeue(s, q) {
+                    Ok(idx) => {
+                        if q == Queue::Restore && self.needs_slot(s, idx) {
+                            continue;
+                        }
+                        self.start_item(s, q, w, idx);
+                        progress = true;
+                    }
+                    Err(true) => {}
+                    Err(false) => {
+                        let (pid, child) = {
+                            let wk = &self.sessions[s]
+                                .master
+                                .as_ref()
+                                .unwrap_or_else(|| unreachable!())
+                                .workers(q)[w];
+                            (wk.pid, wk.child_number)
+                        };
+                        self.master_line(s, (pid, child), "complete", Some(q), None, None);
+                        self.worker_exit(s, q, w, Exit::Completed);
+                        progress = true;
+                    }
+                }
+            }
+        }
+        if self.sessions[s]
+            .master
+            .as_ref()
+            .is_some_and(|m| m.all_exited())
+        {
+            self.finish_master(s);
+            progress = true;
+        }
+        progress
+    }
+
+    pub(super) fn worker_exit(&mut self, s: usize, q: Queue, w: usize, code: Exit) {
+        if let Some(m) = self.sessions[s].master.as_mut() {
+            m.workers_mut(q)[w].exited = Some(code);
+        }
+    }
+
+    /// Grant free restore slots, oldest RESTORE_PENDING first across sessions.
+    pub(super) fn grant_restore_slots(&mut self) -> bool {
+        let mut progress = false;
+        while self.restores_busy < self.scenario.target.max_restores {
+            let mut best: Option<(f64, usize, usize, usize)> = None;
+            for s in 0..self.sessions.len() {
+                let Some(m) = self.sessions[s].master.as_ref() else {
+                    continue;
+                };
+                let Some(w) = m
+                    .restore
+                    .iter()
+                    .position(|w| w.busy.is_none() && w.exited.is_none())
+                else {
+                    continue;
+                };
+                let sess = &self.sessions[s];
+                if (sess.is_paused() || sess.is_aborted()) && sess.has_next_item(Queue::Restore) {
+                    continue;
+                }
+                if let Ok(idx) = self.dequeue(s, Queue::Restore)
+                    && self.needs_slot(s, idx)
+                {
+                    let ready = self.sessions[s].items[idx].ready_since;
+                    if best.is_none_or(|b| ready < b.0) {
+                        best = Some((ready, s, w, idx));
+                    }
+                }
+            }
+            let Some((_, s, w, idx)) = best else { break };
+            self.start_item(s, Queue::Restore, w, idx);
+            progress = true;
+        }
+        progress
+    }
+
+    /// A worker fetched an item: log it, decide how the step ends, schedule it.
+    pub(super) fn start_item(&mut self, s: usize, q: Queue, w: usize, idx: usize) {
+        let (pid, child) = {
+            let m = self.sessions[s]
+                .master
+                .as_mut()
+                .unwrap_or_else(|| unreachable!());
+            let wk = &mut m.workers_mut(q)[w];
+            wk.busy = Some(idx);
+            (wk.pid, wk.child_number)
+        };
+        self.set_item_state(s, idx, q.inprogress());
+        {
+            let it = &mut self.sessions[s].items[idx];
+            it.pid = pid;
+            it.worker = Some((q, w));
+        }
+        let log = self.sessions[s].items[idx].log_name(q);
+        let size = self.sessions[s].items[idx].row_size;
+        self.master_line(s, (pid, child), "start", Some(q), Some(idx), None);
+        self.master_line(
+            s,
+            (pid, child),
+            "process-item",
+            Some(q),
+            Some(idx),
+            Some(log.clone().into()),
+        );
+        self.master_line(
+            s,
+            (pid, child),
+            "start-item",
+            Some(q),
+            Some(idx),
+            Some(json!({"size": size})),
+        );
+        self.sessions[s].logs.item_create(&log);
+        let (dur, outcome) = match q {
+            Queue::Transfer => self.plan_transfer(s, idx),
+            Queue::Restore => self.plan_restore(s, idx),
+        };
+        let text = match q {
+            Queue::Transfer => format!(
+                "Transferring “{}” from “{}” …",
+                self.sessions[s].items[idx].key, self.sessions[s].host
+            ),
+            Queue::Restore => format!("Restoring “{}” …", self.sessions[s].items[idx].localuser),
+        };
+        self.sessions[s]
+            .logs
+            .item_append(&log, &out_line(pid, &text));
+        let it = &mut self.sessions[s].items[idx];
+        it.outcome = Some(outcome);
+        it.token += 1;
+        let token = it.token;
+        self.schedule(
+            self.now + dur,
+            Ev::ItemDone {
+                s,
+                item: idx,
+                token,
+            },
+        );
+    }
+
+    pub(super) fn account_spec(
+        &self,
+        s: usize,
+        idx: usize,
+    ) -> Option<&crate::sim::scenario::AccountSpec> {
+        let key = &self.sessions[s].items[idx].key;
+        self.remote(s)?.accounts.iter().find(|a| &a.user == key)
+    }
+
+    pub(super) fn take_fail(&mut self, user: &str, stage: FailStage) -> Option<String> {
+        let spec = self.faults.fail_items.get(user)?;
+        if spec.stage != stage {
+            return None;
+        }
+        let left = self.fail_left.get_mut(user)?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        Some(spec.message.clone())
+    }
+
+    /// How long the TRANSFER step of an item takes and how it ends.
+    pub(super) fn plan_transfer(&mut self, s: usize, idx: usize) -> (f64, Outcome) {
+        let module = self.sessions[s].items[idx].module;
+        let key = self.sessions[s].items[idx].key.clone();
+        let host = self.sessions[s].host.clone();
+        if !modules::simulated(module.name) {
+            return (
+                0.0,
+                Outcome::Failure(format!(
+                    "whm-sim does not simulate the “{}” module.",
+                    module.name
+                )),
+            );
+        }
+        if self.sessions[s].credentials_cleared {
+            return (
+                0.0,
+                Outcome::Failure(format!(
+                    "The system failed to authenticate to “{host}” because the session’s credentials were removed when it completed."
+                )),
+            );
+        }
+        let rate = self.remote(s).map_or(50e6, |r| r.transfer_rate.0 as f64);
+        match module.name {
+            "PackageRemoteRoot" => {
+                let has = self.remote(s).is_some_and(|r| r.packages.contains(&key));
+                if has {
+                    (1.0, Outcome::Success { warnings: vec![] })
+                } else {
+                    (
+                        1.0,
+                        Outcome::Failure(format!(
+                            "The package “{key}” does not exist on “{host}”."
+                        )),
+                    )
+                }
+            }
+            "FeatureListRemoteRoot" => (1.0, Outcome::Success { warnings: vec![] }),
+            _ => {
+                let localuser = self.sessions[s].items[idx].localuser.clone();
+                self.accounts
+                    .entry(localuser.clone())
+                    .or_default()
+                    .transfers_started += 1;
+                let skipaccount = self.sessions[s].items[idx]
+                    .params
+                    .get("skipaccount")
+                    .is_some_and(|v| v == "1");
+                let present = self.accounts.get(&localuser).is_some_and(|a| a.present);
+                if present && !skipaccount {
+                    return (
+                        0.0,
+                        Outcome::Failure(format!(
+                            "A user named “{localuser}” already exists on this server."
+                        )),
+                    );
+                }
+                if !present && skipaccount {
+                    return (
+                        0.0,
+                        Outcome::Failure(format!(
+                            "No user named “{localuser}” exists on this server."
+                        )),
+                    );
+                }
+                let Some(spec) = self.account_spec(s, idx) else {
+                    return (
+                        1.0,
+                        Outcome::Failure(format!(
+                            "The account “{key}” does not exist on “{host}”."
+                        )),
+                    );
+                };
+                let dur = spec.size.0 as f64 / rate;
+                match self.take_fail(&key, FailStage::Transfer) {
+                    Some(msg) => (dur, Outcome::Failure(msg)),
+                    None => (dur, Outcome::Success { warnings: vec![] }),
+                }
+            }
+        }
+    }
+
+    /// How long the RESTORE step of an item takes and how it ends; takes a
+    /// restore slot and the local user's restore mutex for accounts.
+    pub(super) fn plan_restore(&mut self, s: usize, idx: usize) -> (f64, Outcome) {
+        let module = self.sessions[s].items[idx].module;
+        if !modules::is_account(module.name) {
+            return (0.0, Outcome::Success { warnings: vec![] });
+        }
+        let key = self.sessions[s].items[idx].key.clone();
+        let localuser = self.sessions[s].items[idx].localuser.clone();
+        self.restores_busy += 1;
+        self.sessions[s].items[idx].holds_slot = true;
+        self.accounts
+            .entry(localuser.clone())
+            .or_default()
+            .restores_started += 1;
+        if self.restoring.contains(&localuser) {
+            return (
+                0.0,
+                Outcome::Failure(format!(
+                    "Another process claims to be restoring {localuser}."
+                )),
+            );
+        }
+        self.restoring.insert(localuser.clone());
+        self.sessions[s].items[idx].holds_mutex = true;
+        if self.accounts.get(&localuser).is_some_and(|a| a.present) {
+            return (
+                0.0,
+                Outcome::Failure(format!(
+                    "A user named “{localuser}” already exists on this server."
+                )),
+            );
+        }
+        let (size, warnings) = self
+            .account_spec(s, idx)
+            .map_or((50_000_000, vec![]), |a| (a.size.0, a.warnings.clone()));
+        let dur = size as f64 / self.scenario.target.restore_rate.0 as f64;
+        match self.take_fail(&key, FailStage::Restore) {
+            Some(msg) => (dur, Outcome::Failure(msg)),
+            None => (dur, Outcome::Success { warnings }),
+        }
+    }
+
+    /// The scheduled end of an item's step.
+    pub(super) fn finish_item(&mut self, s: usize, idx: usize) {
+        let Some((q, w)) = self.sessions[s].items[idx].worker else {
+            return;
+        };
+        let outcome = self.sessions[s].items[idx]
+            .outcome
+            .take()
+            .unwrap_or(Outcome::Failure("Internal code error".into()));
+        match outcome {
+            Outcome::Success { warnings } => self.item_succeeded(s, idx, q, w, warnings),
+            Outcome::Failure(msg) => self.item_failed(s, idx, q, w, &msg),
+        }
+    }
+
+    pub(super) fn worker_ids(&self, s: usize, q: Queue, w: usize) -> (u32, u32) {
+        self.sessions[s].master.as_ref().map_or((0, 0), |m| {
+            let wk = &m.workers(q)[w];
+            (wk.pid, wk.child_number)
+        })
+    }
+
+    pub(super) fn release_worker(&mut self, s: usize, idx: usize) {
+        let Some((q, w)) = self.sessions[s].items[idx].worker.take() else {
+            return;
+        };
+        if let Some(m) = self.sessions[s].master.as_mut() {
+            m.workers_mut(q)[w].busy = None;
+        }
+        let it = &mut self.sessions[s].items[idx];
+        it.pid = 0;
+        release_slot_and_mutex(it, &mut self.restores_busy, &mut self.restoring);
+    }
+
+    pub(super) fn item_succeeded(
+        &mut self,
+        s: usize,
+        idx: usize,
+        q: Queue,
+        w: usize,
+        warnings: Vec<String>,
+    ) {
+        let (pid, child) = self.worker_ids(s, q, w);
+        let log = self.sessions[s].items[idx].log_name(q);
+        let size = self.sessions[s].items[idx].row_size;
+        let msg = summary(size, &warnings, None, Some("Done"));
+        let action = if warnings.is_empty() {
+            "success-item"
+        } else {
+            "warning-item"
+        };
+        self.sessions[s]
+            .logs
+            .item_append(&log, &out_line(pid, "Done."));
+        self.sessions[s].logs.item_complete(&log);
+        self.master_line(s, (pid, child), action, Some(q), Some(idx), Some(msg));
+        self.release_worker(s, idx);
+        match q {
+            Queue::Transfer => {
+                let module = self.sessions[s].items[idx].module.name;
+                if module == "PackageRemoteRoot" {
+                    let key = self.sessions[s].items[idx].key.clone();
+                    let p = self.packages.entry(key).or_default();
+                    p.present = true;
+                    p.transfers += 1;
+                }
+                self.sessions[s].items[idx].ready_since = self.now;
+                self.set_item_state(s, idx, ItemState::RestorePending);
+            }
+            Queue::Restore => {
+                if modules::is_account(self.sessions[s].items[idx].module.name) {
+                    self.account_restored(s, idx);
+                }
+                self.set_item_state(s, idx, ItemState::Completed);
+            }
+        }
+    }
+
+    pub(super) fn account_restored(&mut self, s: usize, idx: usize) {
+        let spec = self.account_spec(s, idx).cloned();
+        let it = &self.sessions[s].items[idx];
+        let localuser = it.localuser.clone();
+        let domain = it
+            .params
+            .get("domain")
+            .cloned()
+            .or_else(|| spec.as_ref().and_then(|a| a.domain.clone()));
+        let wanted_owner = spec
+            .as_ref()
+            .map_or("root".to_string(), |a| a.owner.clone());
+        // The owner is kept only when that reseller exists on the target.
+        let owner = if wanted_owner == "root"
+            || self.accounts.get(&wanted_owner).is_some_and(|a| a.present)
+        {
+            wanted_owner
+        } else {
+            "root".to_string()
+        };
+        let now = self.now;
+        let rec = self.accounts.entry(localuser).or_default();
+        rec.restores_completed += 1;
+        rec.present = true;
+        rec.owner = Some(owner);
+        rec.package = spec.and_then(|a| a.package);
+        rec.domain = domain;
+        rec.restored_at = Some(now);
+    }
+
+    pub(super) fn item_failed(&mut self, s: usize, idx: usize, q: Queue, w: usize, message: &str) {
+        let (pid, child) = self.worker_ids(s, q, w);
+        let log = self.sessions[s].items[idx].log_name(q);
+        let size = self.sessions[s].items[idx].row_size;
+        self.sessions[s]
+            .logs
+            .item_append(&log, &out_line(pid, message));
+        self.sessions[s].logs.item_complete(&log);
+        self.master_line(
+            s,
+            (pid, child),
+            "failed-item",
+            Some(q),
+            Some(idx),
+            Some(summary(size, &[], Some(message), None)),
+        );
+        if q == Queue::Restore && modules::is_account(self.sessions[s].items[idx].module.name) {
+            let lu = self.sessions[s].items[idx].localuser.clone();
+            self.accounts.entry(lu).or_default().restores_failed += 1;
+        }
+        if q == Queue::Transfer {
+            // `_mark_item_failed_in_subsequent_queues`: a synthetic RESTORE pair.
+            let rlog = self.sessions[s].items[idx].log_name(Queue::Restore);
+            self.master_line(
+                s,
+                (pid, child),
+                "start-item",
+                Some(Queue::Restore),
+                Some(idx),
+                Some(json!({"size": size})),
+            );
+            self.master_line(
+                s,
+                (pid, child),
+                "failed-item",
+                Some(Queue::Restore),
+                Some(idx),
+                Some(json!({"failure": message, "size": size})),
+            );
+            self.sessions[s].logs.item_create(&rlog);
+            self.sessions[s]
+                .logs
+                .item_append(&rlog, &out_line(pid, message));
+            self.sessions[s].logs.item_complete(&rlog);
+        }
+        self.sessions[s].items[idx].failure = Some(message.to_string());
+        self.release_worker(s, idx);
+        self.set_item_state(s, idx, ItemState::Failed);
+    }
+}
+
+pub(super) fn release_slot_and_mutex(
+    it: &mut Item,
+    busy: &mut usize,
+    restoring: &mut HashSet<String>,
+) {
+    if it.holds_slot {
+        it.holds_slot = false;
+        *busy -= 1;
+    }
+    if it.holds_mutex {
+        it.holds_mutex = false;
+        restoring.remove(&it.localuser);
+    }
+}
+
+/// `{size, warnings, skipped_items, …, contents:{…}, message|failure}`.
+fn summary(size: u64, warnings: &[String], failure: Option<&str>, message: Option<&str>) -> Value {
+    let mut v = json!({
+        "size": size,
+        "warnings": warnings.len(),
+        "skipped_items": 0,
+        "dangerous_items": 0,
+        "altered_items": 0,
+        "contents": {"warnings": warnings, "skipped_items": [], "dangerous_items": [], "altered_items": []},
+    });
+    if let Some(f) = failure {
+        v["failure"] = f.into();
+    }
+    if let Some(m) = message {
+        v["message"] = m.into();
+    }
+    v
+}
