@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::ops::{CliError, ExitStatus, Outcome};
 
@@ -16,6 +16,15 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+}
+
+impl From<OutputFormat> for crate::report::Output {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Text => crate::report::Output::Text,
+            OutputFormat::Json => crate::report::Output::Json,
+        }
+    }
 }
 
 /// Log line format (`--log-format`); verbosity comes from `RUST_LOG`.
@@ -60,20 +69,34 @@ pub enum Command {
     /// `apply --restart`.
     Abort(control::ControlArgs),
     Status(status::StatusArgs),
+    Report(report::ReportArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 mod apply;
 mod check;
+mod completions;
 mod control;
+mod examples;
 pub mod output;
 mod plan;
+mod report;
 mod schema;
 mod status;
 mod validate;
 
+/// The clap command tree with every subcommand's `--help` examples
+/// ([`examples`]); what `main` parses with and what completions describe.
+pub fn command() -> clap::Command {
+    examples::attach(Cli::command())
+}
+
 /// Entry point of the `ferry` binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -99,6 +122,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
         Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
         Command::Status(a) => status::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Completions(a) => completions::run(a),
     }
 }
 

@@ -17,3 +17,6 @@ mod sim_states;
 mod sim_timing;
 mod simkit;
 mod support;
+mod conveniences;
+mod gitops;
+mod report;
