@@ -44,6 +44,11 @@ impl Reporter for JsonReporter {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+        // A warning (e.g. `tls.insecure`) must reach a person too, not only
+        // the program reading stdout.
+        if let Event::Warning { message } = event {
+            let _ = writeln!(std::io::stderr().lock(), "ferry: {message}");
+        }
     }
 }
 
