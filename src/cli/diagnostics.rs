@@ -4,7 +4,7 @@
 //!
 //! Owns:
 //! * [`init_logging`]: `tracing` to stderr. Verbosity from `RUST_LOG`
-//!   (default `warn`: an operator watches events, not logs;
+//!   (default [`DEFAULT_LOG`], warnings: an operator watches events, not logs;
 //!   `RUST_LOG=ferry=debug` shows one line per WHM call and retry), format
 //!   from `--log-format text|json`. Every line goes through [`Scrubbing`],
 //!   so a registered secret is `[REDACTED]` whatever a dependency logs at
@@ -39,6 +39,9 @@ pub fn log_writer() -> BoxMakeWriter {
     BoxMakeWriter::new(std::io::stderr)
 }
 
+/// The filter without `RUST_LOG`.
+pub const DEFAULT_LOG: &str = "warn,rustls_platform_verifier=off";
+
 /// Initialises `tracing` for the process (once; later calls do nothing).
 /// `RUST_LOG` sets the verbosity (default `warn`; an unreadable directive
 /// is ignored), `format` the line format.
@@ -51,9 +54,14 @@ pub fn init_logging_to<W>(format: LogFormat, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env_lossy();
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
+            .with_default_directive(LevelFilter::WARN.into())
+            .parse_lossy(v),
+        // The default: warnings, except the certificate verifier's own
+        // error line, which ferry's message (host and fix) replaces.
+        _ => EnvFilter::new(DEFAULT_LOG),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Scrubbing(writer));

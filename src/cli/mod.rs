@@ -149,10 +149,28 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
         Err(CliError { status, report }) => {
             if let Some(report) = report {
                 // Last line of defence: no registered secret in an error.
-                let text = format!("{report:?}");
-                eprintln!("{}", crate::secret::scrub(&text));
+                eprintln!("{}", crate::secret::scrub(&render_error(&report)));
             }
             ExitCode::from(status.code())
         }
+    }
+}
+
+/// A plain one-line message as `error: …`; a message that is already
+/// rendered (several lines, e.g. a plan's diagnostics) as it is; a rich
+/// diagnostic (labels, source, help) through miette's graphical handler.
+fn render_error(report: &miette::Report) -> String {
+    let plain = report.labels().is_none()
+        && report.source_code().is_none()
+        && report.help().is_none()
+        && report.related().is_none();
+    if !plain {
+        return format!("{report:?}");
+    }
+    let text = report.to_string();
+    if text.contains('\n') {
+        text
+    } else {
+        format!("error: {text}")
     }
 }

@@ -62,6 +62,12 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
     let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
     let rt = runtime()?;
     let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
+    // A run that stopped on a fatal error (a refused token, an untrusted
+    // certificate, an unreachable target) ends with its cause, which names
+    // the host and the fix; the events only carry the counts.
+    if let (RunStatus::Failed, Some(reason)) = (report.status, &report.reason) {
+        return Err(CliError::msg(ExitStatus::Failure, reason));
+    }
     Ok(exit_status(report.status))
 }
 

@@ -10,6 +10,7 @@ mod journal;
 mod plan;
 mod policy;
 mod resume;
+mod secrets;
 mod sim;
 mod sim_conformance;
 mod sim_faults;
