@@ -189,7 +189,10 @@ mod tests {
         assert!(joined.is_err());
         let text = seen.lock().unwrap().clone();
         assert!(!text.contains("PANIC-ROOTPW-9f8e7d"), "{text}");
-        assert!(text.contains("login failed with password [REDACTED]"), "{text}");
+        assert!(
+            text.contains("login failed with password [REDACTED]"),
+            "{text}"
+        );
         assert!(text.contains("'worker-7'"), "{text}");
         assert!(text.contains("src/cli/diagnostics.rs:"), "{text}");
         assert!(text.ends_with(PANIC_ADVICE), "{text}");

@@ -22,8 +22,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry::sim::{
-    AccountSpec, FailItem, FailStage, FaultSpec, RemoteSpec, Scenario, SimServer, SshSpec,
-    TlsMode, TokenSpec,
+    AccountSpec, FailItem, FailStage, FaultSpec, RemoteSpec, Scenario, SimServer, SshSpec, TlsMode,
+    TokenSpec,
 };
 use rand::Rng;
 use serde_json::Value;
@@ -144,14 +144,20 @@ fn encodings(value: &str) -> Vec<(String, String)> {
         ("form-urlencoded".into(), form.clone()),
         ("percent-encoded".into(), form.replace('+', "%20")),
         ("json-escaped".into(), json[1..json.len() - 1].to_string()),
-        ("debug-escaped".into(), debug[1..debug.len() - 1].to_string()),
+        (
+            "debug-escaped".into(),
+            debug[1..debug.len() - 1].to_string(),
+        ),
     ];
     for k in 0..3 {
         out.push((format!("base64@{k}"), base64_core(value, k, B64)));
         out.push((format!("base64url@{k}"), base64_core(value, k, B64URL)));
     }
     for (name, e) in &out {
-        assert!(e.len() >= 8, "{name} of a secret is too short to search for");
+        assert!(
+            e.len() >= 8,
+            "{name} of a secret is too short to search for"
+        );
     }
     out
 }
@@ -222,15 +228,27 @@ fn the_search_finds_each_encoding_at_any_offset() {
     let s = Secrets::new();
     for (name, value) in s.all() {
         let mut a = Artifacts::default();
-        a.add("form body", format!("user=root&password={}&port=22", {
-            let f: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            f
-        }));
-        a.add("json", serde_json::json!({ "m": format!("x {value} y") }).to_string());
+        a.add(
+            "form body",
+            format!("user=root&password={}&port=22", {
+                let f: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                f
+            }),
+        );
+        a.add(
+            "json",
+            serde_json::json!({ "m": format!("x {value} y") }).to_string(),
+        );
         for prefix in ["", "w", "wh", "whm root:"] {
             let raw = format!("{prefix}{value}!");
-            a.add(format!("base64 after {prefix:?}"), base64(raw.as_bytes(), B64));
-            a.add(format!("base64url after {prefix:?}"), base64(raw.as_bytes(), B64URL));
+            a.add(
+                format!("base64 after {prefix:?}"),
+                base64(raw.as_bytes(), B64),
+            );
+            a.add(
+                format!("base64url after {prefix:?}"),
+                base64(raw.as_bytes(), B64URL),
+            );
         }
         let hits = a.hits(&[(name, value)]);
         for artifact in a.names() {
@@ -489,7 +507,10 @@ fn rehearsal_with_real_secrets_leaks_nothing() {
         "{err}"
     );
     // trace really was on: the WHM client's own lines are there.
-    assert!(err.contains("TRACE"), "RUST_LOG=trace produced no trace lines");
+    assert!(
+        err.contains("TRACE"),
+        "RUST_LOG=trace produced no trace lines"
+    );
     assert!(err.contains("whm call ok"), "no client log lines");
     let ev = events(&out);
     assert_eq!(ev.last().unwrap()["status"], "succeeded");
@@ -577,7 +598,11 @@ fn tls_run_with_faults_and_a_pause_leaks_nothing() {
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let dir = tempfile::tempdir().unwrap();
     s.write_token(dir.path());
-    std::fs::write(dir.path().join("whm-ca.pem"), sim.server().ca_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("whm-ca.pem"),
+        sim.server().ca_pem().unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("plan.yaml"),
         plan_yaml(&url, "  tls: {ca_file: whm-ca.pem}\n"),
@@ -634,7 +659,10 @@ fn tls_run_with_faults_and_a_pause_leaks_nothing() {
     let state = sim.server().state();
     assert_all_present(&state);
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("TRACE"), "RUST_LOG=trace produced no trace lines");
+    assert!(
+        err.contains("TRACE"),
+        "RUST_LOG=trace produced no trace lines"
+    );
 
     let journal = dir.path().join(".ferry/plan.journal");
     let outcome = journal_records(&journal)
@@ -658,7 +686,10 @@ fn tls_run_with_faults_and_a_pause_leaks_nothing() {
     ));
     assert_eq!(report.status.code(), Some(0), "{}", text(&report));
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(html.contains("[REDACTED]"), "the echoed failure is in the report, scrubbed");
+    assert!(
+        html.contains("[REDACTED]"),
+        "the echoed failure is in the report, scrubbed"
+    );
 
     // What the simulator saw: only `api.version` in a query string, every
     // password only in a POST body, and (the test oracle itself) never a
@@ -680,7 +711,10 @@ fn tls_run_with_faults_and_a_pause_leaks_nothing() {
             }
         }
     }
-    assert!(saw_password >= 6, "passwords were sent {saw_password} times");
+    assert!(
+        saw_password >= 6,
+        "passwords were sent {saw_password} times"
+    );
 
     let mut a = Artifacts::default();
     a.add_output("check", &check);
