@@ -178,6 +178,20 @@ impl Artifacts {
         self.add(name, bytes);
     }
 
+    /// Every file under `dir` (the journal, its lock, a control request…).
+    fn add_dir(&mut self, name: &str, dir: &Path) {
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let file = p.file_name().unwrap().to_string_lossy().into_owned();
+                self.add(format!("{name}/{file}"), std::fs::read(&p).unwrap());
+                n += 1;
+            }
+        }
+        assert!(n > 0, "{name} is empty");
+    }
+
     fn add_output(&mut self, name: &str, out: &Output) {
         self.add(format!("{name} stdout"), out.stdout.clone());
         self.add(format!("{name} stderr"), out.stderr.clone());
@@ -498,10 +512,26 @@ fn rehearsal_with_real_secrets_leaks_nothing() {
     let (out, cmdlines) = run_watching(ferry(
         dir.path(),
         &env,
-        &["apply", "--simulate", "plan.yaml", "--output", "json"],
+        &[
+            "apply",
+            "--simulate",
+            "plan.yaml",
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+        ],
     ));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
+    let json_logs = err
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["level"].is_string()))
+        .count();
+    assert!(
+        json_logs > 100,
+        "--log-format json: {json_logs} JSON log lines"
+    );
     assert!(
         err.contains("credentials: the plan's own (its 5 secret references resolve here"),
         "{err}"
@@ -546,7 +576,7 @@ fn rehearsal_with_real_secrets_leaks_nothing() {
 
     let mut a = Artifacts::default();
     a.add_output("apply --simulate", &out);
-    a.add_file("journal", &journal);
+    a.add_dir(".ferry", &dir.path().join(".ferry"));
     a.add_output("status --output json", &status);
     a.add_output("report", &report);
     a.add_file("report.html", &dir.path().join("report.html"));
@@ -720,7 +750,7 @@ fn tls_run_with_faults_and_a_pause_leaks_nothing() {
     a.add_output("check", &check);
     a.add_output("apply #1", &first);
     a.add_output("apply #2", &second);
-    a.add_file("journal", &journal);
+    a.add_dir(".ferry", &dir.path().join(".ferry"));
     a.add_output("status --output json", &status);
     a.add_output("report", &report);
     a.add_file("report.html", &dir.path().join("report.html"));
