@@ -266,6 +266,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn references_that_resolve_seed_the_simulator_the_others_get_stand_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "file-token-XYZ-123\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join("tok");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let plan = dir.path().join("p.yaml");
+        std::fs::write(
+            &plan,
+            "version: 1\ntarget:\n  url: https://whm.example.net:2087\n  token: {file: tok}\n\
+             sources:\n  - name: old1\n    host: old1.example.com\n    \
+             ssh: {user: admin, password: {env: FERRY_T_SIM_UNSET_1}, root_escalation_method: su, \
+             root_password: {env: FERRY_T_SIM_UNSET_2}}\n    accounts: [a]\n",
+        )
+        .unwrap();
+        let loaded = crate::plan::load(&plan).unwrap();
+        let r = rehearsal_for(&loaded);
+        assert_eq!(r.scenario.tokens[0].token, "file-token-XYZ-123");
+        assert_eq!(r.token.expose(), "file-token-XYZ-123");
+        assert_eq!(r.scenario.tls, TlsMode::SelfSigned);
+        assert!(
+            r.note.contains("(1 of 3)")
+                && r.note.contains("{env: FERRY_T_SIM_UNSET_1}")
+                && r.note.contains("{env: FERRY_T_SIM_UNSET_2}"),
+            "{}",
+            r.note
+        );
+        // The simulated remote accepts exactly the stand-ins ferry sends.
+        let spec = r.scenario.remotes[0].ssh.clone().unwrap();
+        let login = &r.logins[0];
+        assert_eq!(spec.user, "admin");
+        match &login.auth {
+            SshAuth::Password(p) => {
+                assert_eq!(spec.password.as_deref(), Some(p.expose()));
+                assert!(p.expose().starts_with("ferry-stand-in-"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_, su) = login.escalation.as_ref().unwrap();
+        assert_eq!(
+            spec.root_password.as_deref(),
+            su.as_ref().map(|s| s.expose())
+        );
+        // Stand-ins are registered secrets too.
+        assert_eq!(
+            crate::secret::scrub(&format!("pw {}", spec.password.unwrap())),
+            "pw [REDACTED]"
+        );
+        r.scenario.validate().unwrap();
+    }
+
+    #[test]
     fn every_planned_account_and_package_is_on_its_remote() {
         let loaded = crate::plan::load(Path::new("plans/single-server.yaml")).unwrap();
         let sc = rehearsal(&loaded.plan);
