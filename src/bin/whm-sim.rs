@@ -84,6 +84,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, scenario: Scenario) -> ExitCode {
+    let shutdown = match shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("whm-sim: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -103,7 +110,7 @@ async fn run(args: Args, scenario: Scenario) -> ExitCode {
         println!("listening on {url}");
         Ok(())
     };
-    match sim::serve_with(listener, scenario, on_ready, shutdown_signal()).await {
+    match sim::serve_with(listener, scenario, on_ready, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -112,17 +119,17 @@ async fn run(args: Args, scenario: Scenario) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called (before
+/// the server announces itself), so a signal sent right after the
+/// `listening on` line is never lost to the default action.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }

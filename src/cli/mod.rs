@@ -156,9 +156,9 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
-/// A plain one-line message as `error: …`; a message that is already
-/// rendered (several lines, e.g. a plan's diagnostics) as it is; a rich
-/// diagnostic (labels, source, help) through miette's graphical handler.
+/// A plain message as `error: …`; a message that is already rendered (a
+/// plan's diagnostics, which start indented) as it is; a rich diagnostic
+/// (labels, source, help) through miette's graphical handler.
 fn render_error(report: &miette::Report) -> String {
     let plain = report.labels().is_none()
         && report.source_code().is_none()
@@ -168,7 +168,7 @@ fn render_error(report: &miette::Report) -> String {
         return format!("{report:?}");
     }
     let text = report.to_string();
-    if text.contains('\n') {
+    if text.starts_with(char::is_whitespace) {
         text
     } else {
         format!("error: {text}")

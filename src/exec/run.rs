@@ -75,6 +75,8 @@ pub(crate) struct Scheduler {
     barren: BTreeMap<usize, u32>,
     journal_path: std::path::PathBuf,
     mode: Mode,
+    /// `apply --simulate`: advice names the rehearsal.
+    simulate: bool,
     started: Instant,
 }
 
@@ -160,6 +162,7 @@ impl Scheduler {
             barren: BTreeMap::new(),
             journal_path,
             mode,
+            simulate,
             started: Instant::now(),
         };
         s.resume_open(&planned)?;
@@ -622,11 +625,10 @@ impl Scheduler {
 
     /// Records a pause/abort the policy asked for (once).
     fn policy_request(&mut self, action: ControlAction, reason: &str) -> Result<(), ExecError> {
-        let already = match (&self.stop, action) {
-            (Some(Stop::Pause(_)), ControlAction::Pause) => true,
-            (Some(Stop::Abort(_)), _) => true,
-            _ => false,
-        };
+        let already = matches!(
+            (&self.stop, action),
+            (Some(Stop::Pause(_)), ControlAction::Pause) | (Some(Stop::Abort(_)), _)
+        );
         if !already {
             let req = ControlRequest::here(action);
             let policy = match action {
@@ -753,7 +755,13 @@ impl Scheduler {
         });
         pending.sort();
         let control = matches!(self.mode, Mode::Control(_));
-        let plan_path = self.ctx.plan().path.clone();
+        // A rehearsal cannot be resumed (its simulator is gone): the advice
+        // is to rehearse again.
+        let plan_path = if self.simulate {
+            format!("--simulate {}", self.ctx.plan().path)
+        } else {
+            self.ctx.plan().path.clone()
+        };
         let (status, reason, next) = match self.stop.clone() {
             Some(Stop::Pause(reason)) => {
                 self.ctx.record(Record::RunPaused {

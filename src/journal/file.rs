@@ -377,12 +377,12 @@ impl JournalWriter {
         mut fold: impl FnMut(&Entry),
     ) -> Result<(JournalWriter, Opened), JournalError> {
         let mut opened = Opened::default();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|e| JournalError::io(parent, e))?;
-                if let Some(grand) = parent.parent() {
-                    sync_dir(grand);
-                }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| JournalError::io(parent, e))?;
+            if let Some(grand) = parent.parent() {
+                sync_dir(grand);
             }
         }
         let mut file = open_rw(path).map_err(|e| JournalError::io(path, e))?;

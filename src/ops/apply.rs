@@ -62,13 +62,14 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
     let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
     let rt = runtime()?;
     let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
-    // A run that stopped on a fatal error (a refused token, an untrusted
-    // certificate, an unreachable target) ends with its cause, which names
-    // the host and the fix; the events only carry the counts.
-    if let (RunStatus::Failed, Some(reason)) = (report.status, &report.reason) {
-        return Err(CliError::msg(ExitStatus::Failure, reason));
+    match (report.status, report.reason) {
+        // Why the run stopped, once, as the command's error.
+        (RunStatus::Failed, Some(reason)) => Err(CliError::msg(
+            ExitStatus::Failure,
+            format!("{reason}\n{}", report.next),
+        )),
+        (status, _) => Ok(exit_status(status)),
     }
-    Ok(exit_status(report.status))
 }
 
 /// Maps a run's status to design §3's exit code.

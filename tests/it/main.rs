@@ -6,6 +6,7 @@ mod apply;
 mod check;
 mod client;
 mod conveniences;
+mod crash;
 mod gitops;
 mod graph;
 mod journal;

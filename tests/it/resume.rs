@@ -46,8 +46,8 @@ fn plan_change_new_account_is_scheduled() {
 /// finishes without it.
 #[test]
 fn plan_change_removed_never_started_is_dropped() {
-    let mut fleet = Fleet::standard(2, 6);
-    fleet.policy = fleet.policy.replace("on_error: pause", "on_error: pause");
+    // The standard policy pauses on the failure below.
+    let fleet = Fleet::standard(2, 6);
     let mut sc = fleet.scenario(0.001);
     sc.faults.fail_items.insert(
         "s1u05".into(),
@@ -182,7 +182,14 @@ fn ferry_pause_without_a_running_apply() {
         .iter()
         .filter(|s| s["state"] == "COMPLETED")
         .count();
-    assert!(paused + completed >= 1, "{:#}", w.state()["sessions"]);
+    assert!(paused >= 1, "{:#}", w.state()["sessions"]);
+    assert!(paused + completed == w.state()["sessions"].as_array().unwrap().len());
+    let ctl = w.records("session_control");
+    assert!(
+        ctl.iter()
+            .any(|c| c["rec"]["action"] == "pause" && c["rec"]["result"] == "ok"),
+        "{ctl:?}"
+    );
     let out = w.apply(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let users = fleet.target_users();

@@ -892,3 +892,86 @@ fn the_readme_scenario_parses() {
     assert_eq!(sc.faults.seed, 7);
     assert_eq!(sc.target.existing_accounts.len(), 2);
 }
+
+fn count_items(st: &Value, state: &str) -> usize {
+    st["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["items"].as_array().unwrap().iter())
+        .filter(|i| i["state"] == state)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_clamped_and_restores_share_the_target_s_slots() {
+    // 12 accounts of 1 TB: nothing finishes during the test
+    let sim = Sim::start(scenario(12, 1_000_000_000_000)).await;
+    let w = &sim.whm;
+    let id = w.session((20, 20)).await;
+    for i in 0..12 {
+        w.enqueue_account(&id, &format!("u{i:03}"), &[]).await;
+    }
+    w.start(&id).await;
+    assert_eq!(
+        count_items(&sim.state(), "TRANSFER_INPROGRESS"),
+        9,
+        "clamped to 9 workers"
+    );
+    // two items, five threads: two workers per queue
+    let id2 = w.session((5, 5)).await;
+    w.enqueue(&id2, "PackageRemoteRoot", &[("package", "pkg1")])
+        .await;
+    w.enqueue(&id2, "FeatureListRemoteRoot", &[("featurelist", "default")])
+        .await;
+    w.start(&id2).await;
+    sim.wait_state(&id2, &["COMPLETED"], T).await;
+    let log = w.master_log(&id2).await;
+    let children: std::collections::BTreeSet<(String, u64)> = log
+        .iter()
+        .filter(|c| c["child_number"].as_u64() > Some(0))
+        .map(|c| {
+            (
+                c["queue"].as_str().unwrap().to_string(),
+                c["child_number"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(children.len(), 4, "{children:?}");
+    sim.finish().await;
+
+    // max_restores across sessions: 3 sessions × 2 restore threads, 3 slots
+    let mut sc = scenario(12, 400_000_000); // 8 s transfer, 16 s restore
+    sc.target.max_restores = 3;
+    sc.time_scale = 0.002;
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    let mut ids = Vec::new();
+    for s in 0..3 {
+        let id = w.session((2, 2)).await;
+        for i in (s..12).step_by(3) {
+            w.enqueue_account(&id, &format!("u{i:03}"), &[]).await;
+        }
+        ids.push(id);
+    }
+    for id in &ids {
+        w.start(id).await;
+    }
+    let mut peak = 0;
+    loop {
+        let st = sim.state();
+        peak = peak.max(count_items(&st, "RESTORE_INPROGRESS"));
+        assert!(peak <= 3, "at most max_restores restores at once");
+        if st["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "COMPLETED")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(peak, 3);
+    sim.finish().await;
+}
