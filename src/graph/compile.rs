@@ -267,10 +267,9 @@ fn levels(plan: &Plan, index: &AccountIndex) -> Vec<Vec<usize>> {
             };
             // `base` is the level of the first known owner, or MAX when the
             // chain ended (its last element has no owner: level 0).
-            let mut level = if base == usize::MAX { 0 } else { base + 1 };
-            for &slot in chain.iter().rev() {
+            let first = if base == usize::MAX { 0 } else { base + 1 };
+            for (level, &slot) in (first..).zip(chain.iter().rev()) {
                 lv[slot.0][slot.1] = level;
-                level += 1;
             }
         }
     }

@@ -14,10 +14,9 @@ use std::fmt::Write as _;
 
 use petgraph::Direction;
 use serde::Serialize;
-use serde_json::json;
 
 use super::compile::sources_by_wave;
-use super::{CompiledPlan, SessionPlan, StepKind};
+use super::{CompiledPlan, StepKind};
 use crate::plan::{Plan, Ssh};
 
 /// Output format of `ferry plan`.
@@ -578,9 +577,16 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     for (rank, group) in session_ranks(c).iter().enumerate() {
         let keys: Vec<String> = group
             .iter()
-            .map(|&s| format!("`{}`", c.sessions[s].key))
+            .map(|&s| {
+                let w = waits_text(c, plan, s);
+                if w.is_empty() {
+                    format!("`{}`", c.sessions[s].key)
+                } else {
+                    format!("`{}` — waits for {}", c.sessions[s].key, md_escape(&w))
+                }
+            })
             .collect();
-        let _ = writeln!(o, "{}. {}", rank + 1, keys.join(", "));
+        let _ = writeln!(o, "{}. {}", rank + 1, keys.join("; "));
     }
     let smarks = opts.marks.map(|m| session_marks(c, m));
     for (i, sp) in c.sources.iter().enumerate() {
@@ -641,82 +647,145 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
 
 // ------------------------------------------------------------ json
 
+// Typed views, serialized straight into the output: a `serde_json::Value`
+// tree of a 100,000-account plan would take ten times the output's size.
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    plan: Option<&'a str>,
+    target: &'a str,
+    limits: super::Limits,
+    sources: Vec<JsonSource<'a>>,
+    sessions: Vec<JsonSession<'a>>,
+    steps: Vec<JsonStep<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSource<'a> {
+    name: &'a str,
+    host: &'a str,
+    wave: usize,
+    after: &'a [String],
+    preflight: &'a str,
+    sessions: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonSession<'a> {
+    key: &'a str,
+    source: &'a str,
+    index: usize,
+    packages: &'a [String],
+    accounts: Vec<JsonAccount<'a>>,
+    depends_on: Vec<&'a str>,
+    options: &'a crate::plan::SessionOptions,
+}
+
+#[derive(Serialize)]
+struct JsonAccount<'a> {
+    user: &'a str,
+    target_user: &'a str,
+    package: Option<&'a str>,
+    owner: Option<&'a str>,
+    priority: u8,
+    size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JsonStep<'a> {
+    id: &'a str,
+    kind: &'static str,
+    source: &'a str,
+    session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_user: Option<&'a str>,
+    /// Ids of the steps that must succeed first.
+    after: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mark: Option<StepMark>,
+}
+
 fn json_out(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
-    let key = |s: usize| c.sessions[s].key.clone();
-    let sources: Vec<_> = c
+    let key = |s: usize| c.sessions[s].key.as_str();
+    let sources = c
         .sources
         .iter()
         .enumerate()
-        .map(|(i, sp)| {
-            json!({
-                "name": sp.name,
-                "host": plan.sources[i].host,
-                "wave": sp.wave,
-                "after": plan.sources[i].after,
-                "preflight": sp.preflight,
-                "sessions": sp.sessions.iter().map(|&s| key(s)).collect::<Vec<_>>(),
-            })
+        .map(|(i, sp)| JsonSource {
+            name: &sp.name,
+            host: &plan.sources[i].host,
+            wave: sp.wave,
+            after: &plan.sources[i].after,
+            preflight: &sp.preflight,
+            sessions: sp.sessions.iter().map(|&s| key(s)).collect(),
         })
         .collect();
-    let sessions: Vec<_> = c.sessions.iter().map(|s| session_json(s, &key)).collect();
-    let steps: Vec<_> = c
+    let sessions = c
+        .sessions
+        .iter()
+        .map(|s| JsonSession {
+            key: &s.key,
+            source: &s.source_name,
+            index: s.index,
+            packages: &s.packages,
+            accounts: s
+                .accounts
+                .iter()
+                .map(|a| JsonAccount {
+                    user: &a.user,
+                    target_user: &a.target_user,
+                    package: a.package.as_deref(),
+                    owner: a.owner.as_deref(),
+                    priority: a.priority,
+                    size: a.size,
+                })
+                .collect(),
+            depends_on: s.depends_on.iter().map(|&d| key(d)).collect(),
+            options: &s.options,
+        })
+        .collect();
+    let steps = c
         .graph
         .node_indices()
         .map(|n| {
             let st = &c.graph[n];
             let mut after: Vec<_> = c.graph.neighbors_directed(n, Direction::Incoming).collect();
             after.sort();
-            let mut v = json!({
-                "id": st.id,
-                "kind": st.kind.name(),
-                "source": c.sources[st.source].name,
-                "session": st.session.map(key),
-                "after": after.iter().map(|&p| c.graph[p].id.clone()).collect::<Vec<_>>(),
-            });
-            match &st.kind {
-                StepKind::EnqueuePackage { package } => v["package"] = json!(package),
+            let (package, user, target_user) = match &st.kind {
+                StepKind::EnqueuePackage { package } => (Some(package.as_str()), None, None),
                 StepKind::EnqueueAccount { user, target_user } => {
-                    v["user"] = json!(user);
-                    v["target_user"] = json!(target_user);
+                    (None, Some(user.as_str()), Some(target_user.as_str()))
                 }
-                _ => {}
+                _ => (None, None, None),
+            };
+            JsonStep {
+                id: &st.id,
+                kind: st.kind.name(),
+                source: &c.sources[st.source].name,
+                session: st.session.map(key),
+                package,
+                user,
+                target_user,
+                after: after.iter().map(|&p| c.graph[p].id.as_str()).collect(),
+                mark: opts.marks.map(|m| m(&st.id)),
             }
-            if let Some(m) = opts.marks {
-                v["mark"] = json!(m(&st.id));
-            }
-            v
         })
         .collect();
-    let doc = json!({
-        "plan": opts.title,
-        "target": plan.target.url,
-        "limits": c.limits,
-        "sources": sources,
-        "sessions": sessions,
-        "steps": steps,
-    });
+    let doc = JsonPlan {
+        plan: opts.title.as_deref(),
+        target: &plan.target.url,
+        limits: c.limits,
+        sources,
+        sessions,
+        steps,
+    };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan JSON serializes");
     s.push('\n');
     s
-}
-
-fn session_json(s: &SessionPlan, key: &dyn Fn(usize) -> String) -> serde_json::Value {
-    json!({
-        "key": s.key,
-        "source": s.source_name,
-        "index": s.index,
-        "packages": s.packages,
-        "accounts": s.accounts.iter().map(|a| json!({
-            "user": a.user,
-            "target_user": a.target_user,
-            "package": a.package,
-            "owner": a.owner,
-            "priority": a.priority,
-            "size": a.size,
-        })).collect::<Vec<_>>(),
-        "depends_on": s.depends_on.iter().map(|&d| key(d)).collect::<Vec<_>>(),
-        "options": s.options,
-    })
 }
 
 // ------------------------------------------------------------ dot

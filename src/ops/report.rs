@@ -255,6 +255,8 @@ pub fn run_view(
         sessions,
         accounts,
         next,
+        rehearsal: state.simulate,
+        sizes_are_hints: true,
     };
     Ok((view, torn))
 }

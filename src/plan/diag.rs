@@ -139,11 +139,12 @@ impl Diagnostics {
             .sources
             .iter()
             .map(|(f, t)| {
+                let t = yaml_lines(t);
                 let t = match self.masks.get(f) {
-                    Some(m) if !m.is_empty() => Arc::from(mask_text(t, m)),
-                    _ => t.clone(),
+                    Some(m) if !m.is_empty() => mask_text(&t, m),
+                    _ => t,
                 };
-                (f.as_str(), t)
+                (f.as_str(), Arc::from(t))
             })
             .collect();
         for d in &self.items {
@@ -199,22 +200,20 @@ impl std::error::Error for Diagnostics {}
 /// `text` with the characters of each (line, column, len) span replaced by
 /// `*` (line breaks kept), so positions in characters do not move.
 fn mask_text(text: &str, spans: &[(usize, usize, usize)]) -> String {
+    let starts: std::collections::HashMap<(usize, usize), usize> =
+        spans.iter().map(|&(l, c, len)| ((l, c), len)).collect();
     let mut out = String::with_capacity(text.len());
     let (mut line, mut col) = (1usize, 1usize);
     let mut active: usize = 0; // characters left to mask
     for c in text.chars() {
-        for &(l, cc, len) in spans {
-            if l == line && cc == col {
-                active = active.max(len);
-            }
+        if let Some(&len) = starts.get(&(line, col)) {
+            active = active.max(len);
         }
         if c == '\n' {
             out.push(c);
             line += 1;
             col = 1;
-            if active > 0 {
-                active -= 1;
-            }
+            active = active.saturating_sub(1);
             continue;
         }
         if active > 0 {
@@ -228,8 +227,25 @@ fn mask_text(text: &str, spans: &[(usize, usize, usize)]) -> String {
     out
 }
 
+/// `text` with each lone `\r` (a line break in YAML, not in miette) turned
+/// into `\n`: same length, so offsets hold, and lines count alike.
+fn yaml_lines(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if c == '\r' && b.get(i + 1) != Some(&b'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Byte offset of 1-based (`line`, `column`), the column counted in chars.
 /// Clamped to the text, so a position past the end lands on the last byte.
+/// Lines end at `\n` (a `\r` before it is part of the break); call it on
+/// text passed through [`yaml_lines`] when lone `\r`s may occur.
 pub fn byte_offset(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {

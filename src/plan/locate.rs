@@ -167,11 +167,7 @@ impl SourceIndex {
         let mut parser = Parser::new_from_str_with_options(text, opts);
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0usize;
-        loop {
-            let (event, span) = match parser.next_event() {
-                Some(Ok(ev)) => ev,
-                _ => break,
-            };
+        while let Some(Ok((event, span))) = parser.next_event() {
             match event {
                 Event::DocumentStart(..) => {
                     documents += 1;
@@ -217,11 +213,11 @@ impl SourceIndex {
                         }
                     }
                 }
-                Event::DocumentEnd | Event::StreamEnd => {
-                    if documents >= 1 || matches!(event, Event::StreamEnd) {
-                        idx.complete = stack.is_empty();
-                        break;
-                    }
+                Event::DocumentEnd | Event::StreamEnd
+                    if documents >= 1 || matches!(event, Event::StreamEnd) =>
+                {
+                    idx.complete = stack.is_empty();
+                    break;
                 }
                 _ => {}
             }

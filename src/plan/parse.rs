@@ -290,6 +290,13 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
                 human_expected(expected)
             );
         }
+        YamlError::Unexpected { expected, .. } if *expected == "mapping end" => {
+            // Only a one-key mapping (a secret reference) stops early.
+            d.message = format!("unexpected key `{field}`: this mapping takes one key");
+            d.help = Some(
+                "a secret reference is either `{env: NAME}` or `{file: PATH}`, not both".into(),
+            );
+        }
         YamlError::Unexpected { expected, .. } => {
             d.message = format!("{subject} must be {}", human_expected(expected));
         }
@@ -298,8 +305,26 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
             d.help = Some(format!("give `{field}` a value, or remove the key"));
         }
         YamlError::Budget { breach, .. } => {
-            d.message = format!("the plan is too large or too deeply nested ({breach:?})");
-            d.help = Some("a plan is at most a few levels deep; check the indentation".into());
+            use serde_saphyr::budget::BudgetBreach as B;
+            let (m, h) = match breach {
+                B::Depth { .. } => (
+                    "the plan is nested too deeply (more than 64 levels)",
+                    "a plan is at most 6 levels deep; check the brackets and indentation",
+                ),
+                B::Aliases { .. }
+                | B::Anchors { .. }
+                | B::AliasAnchorRatio { .. }
+                | B::MergeKeys { .. } => (
+                    "the plan uses too many YAML aliases or merge keys",
+                    "write the repeated parts out, or split the plan",
+                ),
+                _ => (
+                    "the plan is too large",
+                    "split the migration into several plans",
+                ),
+            };
+            d.message = m.into();
+            d.help = Some(h.into());
         }
         YamlError::MultipleDocuments { .. } => {
             d.message = "the file holds more than one YAML document (`---`)".into();
@@ -340,6 +365,9 @@ fn from_yaml_error(file: &str, text: &str, idx: &SourceIndex, e: &YamlError) -> 
                     "YAML indentation must use spaces; replace the tab(s) on this line with spaces"
                         .into(),
                 );
+            } else if raw.contains("recursion limit") {
+                d.message = "the plan is nested too deeply".into();
+                d.help = Some("a plan is at most 6 levels deep; check the brackets".into());
             } else if raw.contains("did not find expected") && raw.contains("block") {
                 d.message = "this line is not indented like the lines around it".into();
                 d.help = Some(format!(

@@ -30,6 +30,45 @@ use std::time::Duration;
 use super::locate::{Anchor, DocPath};
 use super::model::*;
 
+/// A fast, non-cryptographic hasher (the "FxHash" of rustc) for the name
+/// maps built over every account. std's SipHash guards against hash
+/// flooding, which a plan file a user validates on their own machine cannot
+/// sensibly do; Fx makes the 100,000-account maps several times cheaper.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write(&i.to_le_bytes());
+    }
+    fn finish(&self) -> u64 {
+        // The multiply mixes into the high bits; hashbrown picks buckets
+        // with the low ones, so bring the mixed bits down (as rustc-hash 2).
+        self.0.rotate_left(26)
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    FastMap::with_capacity_and_hasher(capacity, Default::default())
+}
+
 /// One rule violation: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -440,8 +479,9 @@ fn check_sources(plan: &Plan, out: &mut Vec<Problem>) {
     for (i, s) in plan.sources.iter().enumerate() {
         check_source(s, &sp.index(i), &by_name, out);
     }
-    check_accounts(plan, out);
-    check_after_cycles(plan, &by_name, out);
+    let index = AccountIndex::new(plan);
+    check_accounts(plan, &index, out);
+    check_after_cycles(plan, &by_name, &index, out);
 }
 
 fn valid_source_name(n: &str) -> Result<(), String> {
@@ -756,26 +796,27 @@ fn suggest_target_name(u: &str) -> String {
     s
 }
 
-fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
-    // target username → first slot that lands on it
-    let mut targets: HashMap<&str, Slot> = HashMap::new();
+fn check_accounts(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {
+    // Paths are built only when there is something to report: a valid
+    // 100,000-account plan must not pay for a million small allocations.
     for (i, s) in plan.sources.iter().enumerate() {
-        let packages: HashSet<&str> = s.packages.iter().map(String::as_str).collect();
-        let mut users: HashMap<&str, usize> = HashMap::new();
+        let packages: HashSet<&str, std::hash::BuildHasherDefault<FxHasher>> =
+            s.packages.iter().map(String::as_str).collect();
         for (j, e) in s.accounts.iter().enumerate() {
             let (user, full) = entry_parts(e);
-            let upath = account_field(plan, (i, j), "user");
+            let upath = || account_field(plan, (i, j), "user");
             let user_bad = source_user_problem(user);
             if let Some(why) = &user_bad {
                 out.push(
-                    Problem::at(upath.clone(), why.clone())
+                    Problem::at(upath(), why.clone())
                         .help("the account's username on the source, as WHM lists it"),
                 );
             }
-            if let Some(&first) = users.get(user) {
+            let first = index.first_with_user(i, user).unwrap_or(j);
+            if first != j {
                 out.push(
                     Problem::at(
-                        upath.clone(),
+                        upath(),
                         format!(
                             "account `{user}` is listed twice in source `{}` (first as entry #{})",
                             s.name,
@@ -784,17 +825,18 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                     )
                     .help("remove the repeat: an account is transferred once"),
                 );
-            } else {
-                users.insert(user, j);
             }
             let tuser = target_user(e);
             let has_local = full.is_some_and(|a| a.localuser.is_some());
             if user_bad.is_none() || has_local {
-                let tpath = if has_local {
-                    account_path(i, j).key("localuser")
-                } else {
-                    upath.clone()
+                let tpath = || {
+                    if has_local {
+                        account_path(i, j).key("localuser")
+                    } else {
+                        upath()
+                    }
                 };
+                let (fi, fj) = index.targets.get(tuser).copied().unwrap_or((i, j));
                 if let Some(why) = target_user_problem(tuser) {
                     let help = if has_local {
                         format!(
@@ -807,16 +849,16 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                             suggest_target_name(user)
                         )
                     };
-                    out.push(Problem::at(tpath.clone(), why).help(help));
-                } else if let Some(&(fi, fj)) = targets.get(tuser) {
+                    out.push(Problem::at(tpath(), why).help(help));
+                } else if (fi, fj) != (i, j) {
                     // The same source user listed twice is reported above.
-                    let repeat = fi == i && entry_parts(&plan.sources[fi].accounts[fj]).0 == user;
+                    let first_user = entry_parts(&plan.sources[fi].accounts[fj]).0;
+                    let repeat = fi == i && first_user == user;
                     if !repeat {
                         let first_src = &plan.sources[fi].name;
-                        let first_user = entry_parts(&plan.sources[fi].accounts[fj]).0;
                         out.push(
                             Problem::at(
-                                tpath,
+                                tpath(),
                                 format!(
                                     "account `{user}` of source `{}` would land on target username `{tuser}`, which account `{first_user}` of source `{first_src}` already takes",
                                     s.name
@@ -825,17 +867,16 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                             .help(format!("give one of them another name on the target, e.g. `{{user: {user}, localuser: {}}}`", suggest_target_name(tuser))),
                         );
                     }
-                } else {
-                    targets.insert(tuser, (i, j));
                 }
             }
             let Some(a) = full else { continue };
-            let ap = account_path(i, j);
+            // Cheap checks first; the path only on a problem.
+            let ap = || account_path(i, j);
             if let Some(pkg) = &a.package
                 && !packages.contains(pkg.as_str())
             {
                 let mut pr = Problem::at(
-                    ap.key("package"),
+                    ap().key("package"),
                     format!(
                         "account `{user}` uses package `{pkg}`, which source `{}` does not list",
                         s.name
@@ -859,11 +900,17 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                 out.push(pr);
             }
             if let Some(owner) = &a.owner
+                && owner.is_empty()
+            {
+                out.push(Problem::at(ap().key("owner"), "`owner` is empty").help(
+                    "name the reseller that owns the account, or remove `owner` (root owns it)",
+                ));
+            } else if let Some(owner) = &a.owner
                 && owner != "root"
                 && let Some(why) = source_user_problem(owner)
             {
                 out.push(
-                    Problem::at(ap.key("owner"), why)
+                    Problem::at(ap().key("owner"), why)
                         .help("`owner` is the reseller's username (or `root`)"),
                 );
             }
@@ -871,7 +918,7 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                 && !valid_hostname(d)
             {
                 out.push(
-                    Problem::at(ap.key("domain"), format!("`{d}` is not a valid domain"))
+                    Problem::at(ap().key("domain"), format!("`{d}` is not a valid domain"))
                         .help("the account's main domain without a scheme or path, e.g. `domain: shop.example.com`"),
                 );
             }
@@ -879,31 +926,37 @@ fn check_accounts(plan: &Plan, out: &mut Vec<Problem>) {
                 && size > MAX_ACCOUNT_SIZE
             {
                 out.push(
-                    Problem::at(ap.key("size"), format!("`size` {size} is more than 1 PiB"))
-                        .help("`size` is in bytes, e.g. `size: 1073741824` for 1 GiB"),
+                    Problem::at(
+                        ap().key("size"),
+                        format!("`size` {size} is more than 1 PiB"),
+                    )
+                    .help("`size` is in bytes, e.g. `size: 1073741824` for 1 GiB"),
                 );
             }
-            check_account_options(&a.options, &ap.key("options"), out);
+            if a.options != AccountOptions::default() {
+                check_account_options(&a.options, &ap().key("options"), out);
+            }
         }
     }
-    check_owner_cycles(plan, out);
+    check_owner_cycles(plan, index, out);
 }
 
 /// Lookups by name over a plan's accounts, built once (linear) so that
 /// resolving every `owner` stays linear too.
 pub struct AccountIndex<'a> {
     /// Target username → the first account landing on it.
-    pub targets: HashMap<&'a str, Slot>,
+    pub targets: FastMap<&'a str, Slot>,
     /// Per source: source username → entry index (the first, if repeated).
-    by_user: Vec<HashMap<&'a str, usize>>,
+    by_user: Vec<FastMap<&'a str, usize>>,
 }
 
 impl<'a> AccountIndex<'a> {
     pub fn new(plan: &'a Plan) -> Self {
-        let mut targets = HashMap::new();
+        let total = plan.sources.iter().map(|s| s.accounts.len()).sum();
+        let mut targets = fast_map(total);
         let mut by_user = Vec::with_capacity(plan.sources.len());
         for (i, s) in plan.sources.iter().enumerate() {
-            let mut users = HashMap::with_capacity(s.accounts.len());
+            let mut users = fast_map(s.accounts.len());
             for (j, e) in s.accounts.iter().enumerate() {
                 targets.entry(target_user(e)).or_insert((i, j));
                 users.entry(entry_parts(e).0).or_insert(j);
@@ -911,6 +964,11 @@ impl<'a> AccountIndex<'a> {
             by_user.push(users);
         }
         AccountIndex { targets, by_user }
+    }
+
+    /// The first entry of source `source` with source username `user`.
+    pub fn first_with_user(&self, source: usize, user: &str) -> Option<usize> {
+        self.by_user.get(source).and_then(|m| m.get(user)).copied()
     }
 
     /// The account an `owner` names, if it is in the plan: an account whose
@@ -939,20 +997,24 @@ impl<'a> AccountIndex<'a> {
     }
 }
 
-fn check_owner_cycles(plan: &Plan, out: &mut Vec<Problem>) {
-    let index = AccountIndex::new(plan);
+fn check_owner_cycles(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {
     // Each account has at most one owner, so the owner graph is a set of
     // chains; walking each chain once with three colours finds every cycle
     // in linear time.
-    let mut state: HashMap<Slot, u8> = HashMap::new(); // 1 = on the current walk, 2 = done
+    // 0 = not seen, 1 = on the current walk, 2 = done
+    let mut state: Vec<Vec<u8>> = plan
+        .sources
+        .iter()
+        .map(|s| vec![0; s.accounts.len()])
+        .collect();
     for (i, s) in plan.sources.iter().enumerate() {
         for j in 0..s.accounts.len() {
             let mut walk = Vec::new();
             let mut cur = Some((i, j));
             while let Some(slot) = cur {
-                match state.get(&slot) {
-                    Some(2) => break,
-                    Some(1) => {
+                match state[slot.0][slot.1] {
+                    2 => break,
+                    1 => {
                         // A cycle: the part of the walk from `slot` on.
                         let start = walk.iter().position(|s| *s == slot).unwrap_or(0);
                         let cycle = &walk[start..];
@@ -980,12 +1042,12 @@ fn check_owner_cycles(plan: &Plan, out: &mut Vec<Problem>) {
                     }
                     _ => {}
                 }
-                state.insert(slot, 1);
+                state[slot.0][slot.1] = 1;
                 walk.push(slot);
                 cur = index.owner_of(plan, slot);
             }
             for slot in walk {
-                state.insert(slot, 2);
+                state[slot.0][slot.1] = 2;
             }
         }
     }
@@ -993,7 +1055,12 @@ fn check_owner_cycles(plan: &Plan, out: &mut Vec<Problem>) {
 
 // ---------------------------------------------------------------- after
 
-fn check_after_cycles(plan: &Plan, names: &HashMap<&str, usize>, out: &mut Vec<Problem>) {
+fn check_after_cycles(
+    plan: &Plan,
+    names: &HashMap<&str, usize>,
+    index: &AccountIndex,
+    out: &mut Vec<Problem>,
+) {
     let n = plan.sources.len();
     // edges[a] = sources that must finish before a (its `after`), by index.
     let waits: Vec<Vec<(usize, usize)>> = plan
@@ -1047,7 +1114,7 @@ fn check_after_cycles(plan: &Plan, names: &HashMap<&str, usize>, out: &mut Vec<P
     if !reported.is_empty() {
         return;
     }
-    check_after_vs_owners(plan, &waits, out);
+    check_after_vs_owners(plan, &waits, index, out);
 }
 
 fn report_after_cycle(
@@ -1088,17 +1155,25 @@ fn report_after_cycle(
     );
 }
 
+/// Why one source needs another first: `None` for an `after` entry, or
+/// (owned account, its reseller) for a reseller in another source.
+type Witness = Option<(Slot, Slot)>;
+
 /// A source that runs `after` another cannot hold a reseller that the other
 /// source's accounts need first: neither could start.
-fn check_after_vs_owners(plan: &Plan, waits: &[Vec<(usize, usize)>], out: &mut Vec<Problem>) {
+fn check_after_vs_owners(
+    plan: &Plan,
+    waits: &[Vec<(usize, usize)>],
+    index: &AccountIndex,
+    out: &mut Vec<Problem>,
+) {
     if waits.iter().all(Vec::is_empty) {
         return;
     }
     let n = plan.sources.len();
-    let index = AccountIndex::new(plan);
     // needs[s] = sources s must see (partly) finished first, with a witness.
     // owner edge: owned account's source → reseller's source.
-    let mut needs: Vec<Vec<(usize, Option<(Slot, Slot)>)>> = vec![Vec::new(); n];
+    let mut needs: Vec<Vec<(usize, Witness)>> = vec![Vec::new(); n];
     let mut seen_pairs: HashSet<(usize, usize)> = HashSet::new();
     for (i, s) in plan.sources.iter().enumerate() {
         for &(b, _) in &waits[i] {
@@ -1119,7 +1194,7 @@ fn check_after_vs_owners(plan: &Plan, waits: &[Vec<(usize, usize)>], out: &mut V
     for (a, list) in waits.iter().enumerate() {
         for &(b, k) in list {
             // a waits for b. Can b reach a through `needs`? BFS with parents.
-            let mut parent: Vec<Option<(usize, Option<(Slot, Slot)>)>> = vec![None; n];
+            let mut parent: Vec<Option<(usize, Witness)>> = vec![None; n];
             let mut queue = std::collections::VecDeque::from([b]);
             let mut found = false;
             let mut visited = vec![false; n];

@@ -360,10 +360,7 @@ fn deref<'a>(root: &'a Value, mut v: &'a Value) -> &'a Value {
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("#/"))
         {
-            Some(p) => match p
-                .split('/')
-                .fold(Some(root), |v, k| v.and_then(|v| v.get(k)))
-            {
+            Some(p) => match p.split('/').try_fold(root, |v, k| v.get(k)) {
                 Some(n) => v = n,
                 None => return v,
             },

@@ -74,7 +74,10 @@ pub fn render(
             }
         }
     }
-    let next = if next.trim().is_empty() {
+    // A run that succeeded leaves nothing to do, whatever the executor says.
+    let next = if status == RunStatus::Succeeded {
+        ""
+    } else if next.trim().is_empty() {
         default_next(status)
     } else {
         next.trim()
@@ -169,7 +172,13 @@ mod tests {
             failed: 0,
             pending: 0,
         };
-        let text = render(RunStatus::Succeeded, &counts, 0.2, &[], "");
+        let text = render(
+            RunStatus::Succeeded,
+            &counts,
+            0.2,
+            &[],
+            "nothing: every account is transferred",
+        );
         assert!(text.contains("run succeeded in 0s"), "{text}");
         assert!(!text.contains("next:"), "{text}");
         assert!(!text.contains("failed accounts"), "{text}");

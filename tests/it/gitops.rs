@@ -233,3 +233,117 @@ fn workflow_triggers_secrets_journal_and_exit_codes() {
         );
     }
 }
+#[test]
+fn every_ferry_command_is_a_valid_invocation() {
+    let wf = workflow();
+    let cmds = ferry_commands(&wf);
+    let subcommands: Vec<&str> = cmds.iter().map(|(_, argv)| argv[1].as_str()).collect();
+    for want in ["validate", "plan", "apply", "report"] {
+        assert!(
+            subcommands.contains(&want),
+            "the workflow runs ferry {want}"
+        );
+    }
+    for (job, argv) in &cmds {
+        if let Err(e) = ferry::cli::command().try_get_matches_from(argv) {
+            panic!(
+                "{job}: `{}` is not a valid invocation:\n{e}",
+                argv.join(" ")
+            );
+        }
+    }
+}
+
+/// Runs every `ferry` command of the workflow, in order, job by job, in a
+/// scratch copy of the repository's plans: `validate` (the shell's glob
+/// expanded), `plan --format markdown`, the rehearsal and its report, then
+/// the apply job's `apply` — with `--simulate` added, since CI's servers
+/// are not here, and the default journal, so the `report` after it reads
+/// the same journal as in CI.
+#[test]
+fn every_ferry_command_of_the_workflow_runs() {
+    let wf = workflow();
+    let dir = tempfile::tempdir().unwrap();
+    let plans = dir.path().join("plans");
+    std::fs::create_dir(&plans).unwrap();
+    let mut yamls = Vec::new();
+    for e in std::fs::read_dir(repo().join("plans")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, plans.join(p.file_name().unwrap())).unwrap();
+            yamls.push(format!(
+                "plans/{}",
+                p.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    yamls.sort();
+    let plan = wf["env"]["PLAN"].as_str().unwrap().to_string();
+    let stem = Path::new(&plan)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let mut ran = Vec::new();
+    for (job, argv) in ferry_commands(&wf) {
+        let mut args: Vec<String> = Vec::new();
+        for a in &argv[1..] {
+            if a == "plans/*.yaml" {
+                args.extend(yamls.iter().cloned());
+            } else {
+                args.push(a.clone());
+            }
+        }
+        if job == "apply" && args[0] == "apply" {
+            assert!(!args.iter().any(|a| a.starts_with("--simulate")));
+            args.insert(1, "--simulate".into());
+            args.extend(["--journal".into(), format!(".ferry/{stem}.journal")]);
+        }
+        let out = assert_cmd::Command::cargo_bin("ferry")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env_remove("WHM_TOKEN")
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{job}: ferry {}\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match args[0].as_str() {
+            "plan" => assert!(
+                stdout.contains('#') && stdout.contains('|'),
+                "markdown: {shown}"
+            ),
+            "apply" => {
+                let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+                assert_eq!(last["event"], "run_finished", "{shown}");
+                assert_eq!(last["status"], "succeeded", "{shown}");
+            }
+            "report" => {
+                let html = args.iter().skip_while(|a| *a != "--html").nth(1).unwrap();
+                let page = std::fs::read_to_string(dir.path().join(html)).unwrap();
+                assert!(page.contains("Rehearsal report — simulated run"), "{shown}");
+            }
+            _ => {}
+        }
+        ran.push(format!("{job}: {}", args[0]));
+    }
+    // Jobs come in name order (a JSON map); steps in their order.
+    assert_eq!(
+        ran,
+        [
+            "apply: apply",
+            "apply: report",
+            "review: validate",
+            "review: plan",
+            "review: apply",
+            "review: report",
+        ]
+    );
+}

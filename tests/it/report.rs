@@ -264,3 +264,70 @@ fn report_without_a_journal_says_how_to_get_one() {
     assert!(stderr.contains("ferry apply plans/none.yaml"), "{stderr}");
     assert!(!dir.path().join("r.html").exists());
 }
+
+/// End to end: `ferry apply` on whm-sim with an account that fails twice
+/// and `on_error: pause` → exit 3; apply again (resume; the account is
+/// re-enqueued and fails again) → exit 3; then the report of the run.
+#[test]
+fn report_of_a_real_run_paused_resumed_with_a_failed_account() {
+    use crate::support::{Fleet, World, text};
+    use ferry::sim::{FailItem, FailStage};
+
+    let fleet = Fleet::standard(2, 6);
+    let mut sc = fleet.scenario(0.001);
+    sc.faults.fail_items.insert(
+        "s2u03".into(),
+        FailItem {
+            message: "Disk quota exceeded: <b>s2u03</b> needs 3 GB".into(),
+            times: 2,
+            stage: FailStage::Restore,
+        },
+    );
+    let w = World::start(fleet.clone(), sc);
+    let first = w.apply(&[]);
+    assert_eq!(first.status.code(), Some(3), "{}", text(&first));
+    let second = w.apply(&[]);
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("FAILED s2u03"), "{stderr}");
+    assert!(stderr.contains("run paused after"), "{stderr}");
+
+    let out = w
+        .ferry(&["report", "fleet.yaml", "--html", "report.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let path = w.dir.path().join("report.html");
+    let page = std::fs::read_to_string(&path).unwrap();
+    if let Some(keep) = std::env::var_os("FERRY_KEEP_REPORT") {
+        // To look at it: FERRY_KEEP_REPORT=/tmp/e2e.html cargo nextest run report_of_a_real
+        std::fs::copy(&path, keep).unwrap();
+    }
+    assert_self_contained(&page);
+    // Every account of the plan is in the table.
+    for u in fleet.target_users() {
+        assert!(page.contains(&format!(">{u}<")), "{u} missing");
+    }
+    // The failure, escaped, with its own section.
+    assert!(page.contains("id=\"failure-s2u03\""));
+    assert!(page.contains("Disk quota exceeded: &lt;b&gt;s2u03&lt;/b&gt; needs 3 GB"));
+    // One lane per session the journal knows.
+    let sessions: std::collections::BTreeSet<String> = w
+        .records("session_create_intent")
+        .iter()
+        .map(|r| r["rec"]["session"].as_str().unwrap().to_string())
+        .collect();
+    assert!(sessions.len() >= 3, "{sessions:?}");
+    assert_eq!(page.matches("<g class=\"lane ").count(), sessions.len());
+    for s in &sessions {
+        assert!(page.contains(&format!("data-session=\"{s}\"")), "{s}");
+    }
+    // The run paused twice and was resumed once.
+    assert_eq!(page.matches("<g class=\"run-pause\">").count(), 2);
+    assert_eq!(page.matches("class=\"run-resume-line\"").count(), 1);
+    assert!(
+        !page.contains("id=\"rehearsal\""),
+        "a run against a server is not a rehearsal"
+    );
+    assert!(page.contains("Paused — waiting for an operator"));
+}

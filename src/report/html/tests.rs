@@ -119,6 +119,8 @@ pub(crate) fn sample_view() -> RunView {
         next: Some(
             "fix the cause, then run `ferry apply plans/q4-consolidation.yaml` again".into(),
         ),
+        rehearsal: false,
+        sizes_are_hints: true,
     }
 }
 
@@ -230,6 +232,8 @@ fn summary_counts_duration_and_bytes() {
     assert!(cards.contains("4,048,000,000 bytes"), "{cards}");
     assert!(html.contains("Finished with failures — 1 of 6 accounts could not be moved"));
     assert!(html.contains("Next step: fix the cause"));
+    assert!(!html.contains("id=\"rehearsal\""));
+    assert!(html.contains("Sizes are the plan's size hints"));
 }
 
 /// Every `src`/`href` attribute and every `url(` must point inside the
@@ -300,11 +304,15 @@ fn an_empty_run_renders_without_a_timeline() {
             ..account("solo", "old1", "-", AccountState::Pending, 1)
         }],
         next: None,
+        rehearsal: true,
+        sizes_are_hints: false,
     };
     let html = render(&v);
     assert!(html.contains("No transfer session has been created yet."));
     assert!(!html.contains("<svg"));
     assert!(html.contains("Not started"));
+    assert!(html.contains("Rehearsal report — simulated run"));
+    assert!(html.contains("id=\"rehearsal\""));
     assert_self_contained(&html);
 }
 
@@ -339,5 +347,48 @@ fn the_self_contained_check_catches_external_references() {
         let page = base.replace("</main>", &format!("{bad}</main>"));
         let caught = std::panic::catch_unwind(|| assert_self_contained(&page)).is_err();
         assert!(caught, "not caught: {bad}");
+    }
+}
+
+/// Tick marks of the timeline's axis: how many, for spans from a
+/// sub-second rehearsal to a day-long migration.
+#[test]
+fn the_axis_has_a_few_readable_ticks_at_any_scale() {
+    for (span_ms, label_len) in [
+        (150u64, 12usize),
+        (800, 10),
+        (3_000, 10),
+        (45_000, 8),
+        (3_600_000, 5),
+        (30 * 3_600_000, 11),
+    ] {
+        let mut v = sample_view();
+        v.run_pauses.clear();
+        let s = &mut v.sessions[0];
+        s.pauses.clear();
+        s.created_at = UNIX_EPOCH + Duration::from_millis(1_796_003_100_000 + 37);
+        s.started_at = Some(s.created_at);
+        s.finished_at = Some(s.created_at + Duration::from_millis(span_ms));
+        v.sessions.truncate(1);
+        v.started_at = None;
+        v.finished_at = None;
+        let html = render(&v);
+        let ticks: Vec<&str> = html
+            .match_indices("class=\"tick\"")
+            .map(|(i, _)| {
+                let rest = &html[i..];
+                let text = &rest[rest.find('>').unwrap() + 1..];
+                &text[..text.find('<').unwrap()]
+            })
+            .collect();
+        assert!(
+            (3..=9).contains(&ticks.len()),
+            "{span_ms} ms: {} ticks {ticks:?}",
+            ticks.len()
+        );
+        assert!(
+            ticks.iter().all(|t| t.len() == label_len),
+            "{span_ms} ms: {ticks:?}"
+        );
     }
 }

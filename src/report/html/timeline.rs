@@ -70,23 +70,52 @@ impl Scale {
     }
 }
 
-/// A "nice" tick step (seconds) giving at most ~8 ticks over `span`.
-fn tick_step(span: f64) -> u64 {
-    const STEPS: [u64; 20] = [
-        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
-        172_800, 604_800,
+/// A "nice" tick step (milliseconds) giving at most ~8 ticks over `span`
+/// seconds. Rehearsals on the simulator last seconds; real runs, hours.
+fn tick_step_ms(span: f64) -> u64 {
+    const STEPS: [u64; 26] = [
+        10,
+        20,
+        50,
+        100,
+        200,
+        500,
+        1_000,
+        2_000,
+        5_000,
+        10_000,
+        15_000,
+        30_000,
+        60_000,
+        120_000,
+        300_000,
+        600_000,
+        900_000,
+        1_800_000,
+        3_600_000,
+        7_200_000,
+        10_800_000,
+        21_600_000,
+        43_200_000,
+        86_400_000,
+        172_800_000,
+        604_800_000,
     ];
     STEPS
         .into_iter()
-        .find(|s| span / *s as f64 <= 8.0)
-        .unwrap_or(604_800)
+        .find(|s| span * 1000.0 / *s as f64 <= 8.0)
+        .unwrap_or(604_800_000)
 }
 
-fn tick_label(t: SystemTime, step: u64, span: f64) -> String {
-    let s = utc(t); // 2026-11-30 01:45:02 UTC
+fn tick_label(t: SystemTime, step_ms: u64, span: f64) -> String {
+    let s = humantime::format_rfc3339_millis(t).to_string(); // 2026-11-30T01:45:02.250Z
     if span >= 86_400.0 {
         format!("{} {}", &s[5..10], &s[11..16])
-    } else if step < 60 {
+    } else if step_ms < 100 {
+        s[11..23].to_string()
+    } else if step_ms < 1_000 {
+        s[11..21].to_string()
+    } else if step_ms < 60_000 {
         s[11..19].to_string()
     } else {
         s[11..16].to_string()
@@ -162,7 +191,7 @@ fn sessions_table(h: &mut String, view: &RunView) {
 
 fn svg(h: &mut String, view: &RunView) {
     let (start, end) = view.span();
-    let span = secs_between(start, end).max(1.0);
+    let span = secs_between(start, end).max(0.05);
     let sc = Scale { t0: start, span };
 
     // Sources in order of their first session; sessions in creation order.
@@ -188,12 +217,13 @@ fn svg(h: &mut String, view: &RunView) {
     );
 
     // Axis: ticks on whole multiples of the step, in UTC.
-    let step = tick_step(span);
-    let s0 = start
+    let step = tick_step_ms(span);
+    let ms0 = start
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mut tick = s0.div_ceil(step) * step;
+    let last_ms = ms0 + (span * 1000.0) as u64;
+    let mut tick = ms0.div_ceil(step) * step;
     h.push_str("<g class=\"axis\">\n");
     let _ = writeln!(
         h,
@@ -201,11 +231,8 @@ fn svg(h: &mut String, view: &RunView) {
         a = AXIS - 6.0,
         r = WIDTH - PAD_RIGHT
     );
-    loop {
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(tick);
-        if t > end {
-            break;
-        }
+    while tick <= last_ms {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(tick);
         let x = sc.x(t);
         let _ = writeln!(
             h,
@@ -220,8 +247,9 @@ fn svg(h: &mut String, view: &RunView) {
     h.push_str("</g>\n");
 
     // The run's pauses: a shaded band and dashed lines across every lane.
+    let mut label_room = [0.0; 2];
     for p in &view.run_pauses {
-        run_pause(h, &sc, p, end, plot_bottom);
+        run_pause(h, &sc, p, end, plot_bottom, &mut label_room);
     }
 
     let mut y = AXIS;
@@ -245,7 +273,17 @@ fn svg(h: &mut String, view: &RunView) {
     h.push_str("</svg></figure>\n");
 }
 
-fn run_pause(h: &mut String, sc: &Scale, p: &Pause, end: SystemTime, bottom: f64) {
+/// `label_room`: per label row, the x from which a new label does not
+/// overlap the last one (a label with no room is left out; every pause
+/// keeps its tooltip).
+fn run_pause(
+    h: &mut String,
+    sc: &Scale,
+    p: &Pause,
+    end: SystemTime,
+    bottom: f64,
+    label_room: &mut [f64; 2],
+) {
     let x1 = sc.x(p.at);
     let x2 = sc.x(p.until.unwrap_or(end));
     let title = match p.until {
@@ -262,22 +300,39 @@ fn run_pause(h: &mut String, sc: &Scale, p: &Pause, end: SystemTime, bottom: f64
         h,
         "<g class=\"run-pause\"><title>{}</title>\
          <rect class=\"run-pause-band\" x=\"{x1:.1}\" y=\"{AXIS}\" width=\"{:.1}\" height=\"{:.1}\"/>\
-         <line class=\"run-pause-line\" x1=\"{x1:.1}\" y1=\"{AXIS}\" x2=\"{x1:.1}\" y2=\"{bottom}\"/>\
-         <text class=\"run-pause-label\" x=\"{:.1}\" y=\"{:.1}\">paused</text>",
+         <line class=\"run-pause-line\" x1=\"{x1:.1}\" y1=\"{AXIS}\" x2=\"{x1:.1}\" y2=\"{bottom}\"/>",
         esc(&title),
         (x2 - x1).max(0.0),
         bottom - AXIS,
-        x1 + 3.0,
-        bottom - 3.0,
     );
+    // Right of its line, or left of it near the right edge; on the lower
+    // row, or the upper one when the lower is taken.
+    let mut label = |h: &mut String, x: f64, text: &str| {
+        let w = 6.5 * text.len() as f64;
+        let (from, anchor, tx) = if x + 3.0 + w <= WIDTH - PAD_RIGHT {
+            (x + 3.0, "start", x + 3.0)
+        } else {
+            (x - 3.0 - w, "end", x - 3.0)
+        };
+        for (row, room) in label_room.iter_mut().enumerate() {
+            if from >= *room {
+                let _ = write!(
+                    h,
+                    "<text class=\"run-pause-label\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{text}</text>",
+                    bottom - 3.0 - 12.0 * row as f64
+                );
+                *room = from + w + 4.0;
+                break;
+            }
+        }
+    };
+    label(h, x1, "paused");
     if p.until.is_some() {
         let _ = write!(
             h,
-            "<line class=\"run-resume-line\" x1=\"{x2:.1}\" y1=\"{AXIS}\" x2=\"{x2:.1}\" y2=\"{bottom}\"/>\
-             <text class=\"run-pause-label\" x=\"{:.1}\" y=\"{:.1}\">resumed</text>",
-            x2 + 3.0,
-            bottom - 3.0
+            "<line class=\"run-resume-line\" x1=\"{x2:.1}\" y1=\"{AXIS}\" x2=\"{x2:.1}\" y2=\"{bottom}\"/>"
         );
+        label(h, x2, "resumed");
     }
     h.push_str("</g>\n");
 }
