@@ -599,7 +599,7 @@ fn rehearsal_without_secrets_uses_stand_ins() {
     let out = run(ferry(
         dir.path(),
         &[],
-        &["apply", "--simulate", "plan.yaml"],
+        &["apply", "--simulate", "plan.yaml", "--output", "json"],
     ));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -612,7 +612,9 @@ fn rehearsal_without_secrets_uses_stand_ins() {
         "{}",
         lines[0]
     );
-    assert!(err.contains("9 of 9 accounts transferred"), "{err}");
+    let last = events(&out).pop().expect("events");
+    assert_eq!(last["status"], "succeeded", "{last}");
+    assert_eq!(last["accounts"]["transferred"], 9, "{last}");
 }
 
 /// (b) A run against whm-sim over TLS with HTTP 500s, resets and latency,
