@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod plan;
+pub mod report;
 pub mod schema;
 pub mod validate;
 

@@ -5,12 +5,16 @@
 mod apply;
 mod check;
 mod client;
+mod conveniences;
 mod crash;
+mod gitops;
 mod graph;
 mod journal;
 mod plan;
 mod policy;
+mod report;
 mod resume;
+mod secrets;
 mod sim;
 mod sim_conformance;
 mod sim_faults;
