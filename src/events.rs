@@ -132,3 +132,42 @@ pub struct NullReporter;
 impl Reporter for NullReporter {
     fn event(&self, _: &Event) {}
 }
+
+impl Event {
+    /// The event's free-text fields: the server's messages, errors and
+    /// reasons, warnings and advice. What [`Scrubbed`] cleans.
+    pub fn free_text_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Event::StepFailed { error, .. } => vec![error],
+            Event::ItemFailed { message, .. } | Event::Warning { message } => vec![message],
+            Event::RunPaused { reason, resume } => vec![reason, resume],
+            Event::RunAborted { reason } => vec![reason],
+            Event::RunFinished { failed, next, .. } => {
+                let mut v: Vec<&mut String> = failed.iter_mut().map(|f| &mut f.message).collect();
+                v.push(next);
+                v
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// A reporter that passes every event on with any registered secret
+/// scrubbed from its free text ([`crate::secret::scrub`]): the last line of
+/// defence between a server that echoes a parameter and the terminal, the
+/// JSON events and the report. `ops` wraps the caller's reporter in it.
+pub struct Scrubbed(pub std::sync::Arc<dyn Reporter>);
+
+impl Reporter for Scrubbed {
+    fn event(&self, event: &Event) {
+        let mut clean = event.clone();
+        let mut changed = false;
+        for text in clean.free_text_mut() {
+            if let std::borrow::Cow::Owned(s) = crate::secret::scrub(text) {
+                *text = s;
+                changed = true;
+            }
+        }
+        self.0.event(if changed { &clean } else { event });
+    }
+}

@@ -28,8 +28,9 @@
 //! * the plan (`plan`), read only;
 //! * `.ferry/<plan stem>.journal` (`journal`, written by `exec` only), mode 0600;
 //! * `.ferry/<plan stem>.journal.lock` (`journal::lock`), held for a whole `apply`;
-//! * `.ferry/<plan stem>.journal.control` (`ops::pause`): a pause/abort request
-//!   for a running `apply`;
+//! * `.ferry/<plan stem>.journal.control` (`exec::control`, written by
+//!   `ferry pause`/`ferry abort`): a pause/abort request for a running `apply`;
+//! * `.ferry/<plan stem>.simulate.journal`: the journal of `apply --simulate`;
 //! * the HTML report (`report::html`), mode 0600.
 //!
 //! ## Glossary

@@ -11,7 +11,16 @@
 //!
 //! A resolution error names the *reference* (the variable or the path), never
 //! the value, so it may be printed anywhere.
+//!
+//! Also owns the last line of defence: every [`Secret::new`] registers its
+//! value in a process-wide registry, and [`scrub`] replaces any registered
+//! value — raw, URL-encoded (`+` or `%20` for a space), JSON- or
+//! Debug-escaped — by `[REDACTED]`. `cli` scrubs everything it renders
+//! (errors, events, log lines, the panic message); the journal writer scrubs
+//! the server's free text before it is written. Nothing *should* ever reach
+//! those places: scrubbing is for what a server echoes back, or a bug.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -144,8 +153,12 @@ impl SecretRef {
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wraps a value and registers it for [`scrub`] (values shorter than
+    /// [`MIN_SCRUB_LEN`] are too short to search for and are not).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(SecretString::from(value.into()))
+        let value = value.into();
+        register(&value);
+        Secret(SecretString::from(value))
     }
 
     /// The value, for the one place that must put it on the wire.
@@ -166,9 +179,118 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Secrets shorter than this are not registered for [`scrub`]: replacing
+/// every `ab` of every message would make messages unreadable and protects
+/// nothing a 3-character password could.
+pub const MIN_SCRUB_LEN: usize = 4;
+
+/// What [`scrub`] puts in place of a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Every form of every registered secret, longest first (so a secret that
+/// contains another is replaced whole). Process-wide and never shrinks: a
+/// run resolves a handful of secrets.
+static REGISTRY: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// The forms in which `value` could appear in text ferry renders: raw,
+/// `application/x-www-form-urlencoded` (space as `+`), percent-encoded
+/// (space as `%20`), inside a JSON string, inside a Rust `{:?}` string.
+fn forms(value: &str) -> Vec<String> {
+    let form: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let percent = form.replace('+', "%20");
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let debug = format!("{value:?}");
+    let strip = |s: &str| s[1..s.len() - 1].to_string();
+    let mut out = vec![value.to_string(), form, percent];
+    if json.len() >= 2 {
+        out.push(strip(&json));
+    }
+    out.push(strip(&debug));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Adds `value` to the registry [`scrub`] uses. Idempotent.
+pub fn register(value: &str) {
+    if value.chars().count() < MIN_SCRUB_LEN {
+        return;
+    }
+    let new = forms(value);
+    let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let before = reg.len();
+    for f in new {
+        if !reg.contains(&f) {
+            reg.push(f);
+        }
+    }
+    if reg.len() != before {
+        reg.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    }
+}
+
+/// Whether `text` contains any registered secret, in any form.
+pub fn mentions_secret(text: &str) -> bool {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    reg.iter().any(|f| text.contains(f.as_str()))
+}
+
+/// `text` with every registered secret, in any of its forms, replaced by
+/// `[REDACTED]`. Borrows when there is nothing to replace (the usual case).
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    if !reg.iter().any(|f| text.contains(f.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for f in reg.iter() {
+        if out.contains(f.as_str()) {
+            out = out.replace(f.as_str(), REDACTED);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_replaces_every_form_of_a_registered_secret() {
+        let s = Secret::new("p@ss w0rd&=%\"q");
+        let raw = s.expose();
+        for text in [
+            format!("reason: {raw}."),
+            "user=root&password=p%40ss+w0rd%26%3D%25%22q".to_string(),
+            "password=p%40ss%20w0rd%26%3D%25%22q".to_string(),
+            serde_json::json!({ "message": format!("bad {raw}") }).to_string(),
+            format!("{:?}", format!("x {raw} y")),
+        ] {
+            let out = scrub(&text);
+            assert!(out.contains(REDACTED), "{text} -> {out}");
+            assert!(!out.contains("w0rd"), "{text} -> {out}");
+            assert!(mentions_secret(&text));
+        }
+        let clean = "nothing to see here";
+        assert!(matches!(scrub(clean), Cow::Borrowed(_)));
+        assert!(!mentions_secret(clean));
+    }
+
+    #[test]
+    fn short_values_are_not_registered() {
+        let _s = Secret::new("ab9");
+        assert_eq!(scrub("ab9 and more"), "ab9 and more");
+    }
+
+    #[test]
+    fn a_longer_secret_containing_a_shorter_one_is_replaced_whole() {
+        let _a = Secret::new("inner-SECRET-77");
+        let _b = Secret::new("outer-inner-SECRET-77-tail");
+        assert_eq!(
+            scrub("x outer-inner-SECRET-77-tail y inner-SECRET-77"),
+            "x [REDACTED] y [REDACTED]"
+        );
+    }
 
     #[test]
     fn debug_and_display_redact() {

@@ -39,13 +39,15 @@ pub fn run(args: CheckArgs) -> Outcome {
                 CheckError::Plan(d) => {
                     eprint!("{}", d.render_human(std::io::stderr().is_terminal()))
                 }
-                CheckError::Invalid(m) | CheckError::Runtime(m) => eprintln!("error: {m}"),
+                CheckError::Invalid(m) | CheckError::Runtime(m) => {
+                    eprintln!("error: {}", crate::secret::scrub(&m))
+                }
             }
             return Err(CliError::silent(status));
         }
     };
     for w in &report.warnings {
-        eprintln!("{w}");
+        eprintln!("{}", crate::secret::scrub(w));
     }
     match args.output {
         OutputFormat::Text => super::print_stdout(&report.render_text()),

@@ -48,7 +48,9 @@ pub enum LogFormat {
                   Rehearse a plan on the bundled simulator:  ferry apply --simulate plans/single-server.yaml"
 )]
 pub struct Cli {
-    /// Log line format on stderr (verbosity: RUST_LOG, e.g. RUST_LOG=ferry=debug).
+    /// Log line format on stderr. Verbosity comes from RUST_LOG (default
+    /// `warn`; RUST_LOG=ferry=debug logs each WHM call). Secrets are never
+    /// logged, at any level.
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -77,6 +79,7 @@ mod apply;
 mod check;
 mod completions;
 mod control;
+pub mod diagnostics;
 mod examples;
 pub mod output;
 mod plan;
@@ -93,6 +96,8 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `ferry` binary.
 pub fn main() -> ExitCode {
+    diagnostics::harden_process();
+    diagnostics::install_panic_hook();
     let parsed = command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
@@ -108,6 +113,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    diagnostics::init_logging(cli.log_format);
     let outcome = run(cli);
     exit_code(outcome)
 }
@@ -131,6 +137,7 @@ fn run(cli: Cli) -> Outcome {
 /// not an error worth a panic: the reader has what it wanted.
 pub(crate) fn print_stdout(text: &str) {
     use std::io::Write;
+    let text = crate::secret::scrub(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
@@ -141,9 +148,29 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
         Ok(status) => ExitCode::from(status.code()),
         Err(CliError { status, report }) => {
             if let Some(report) = report {
-                eprintln!("{report:?}");
+                // Last line of defence: no registered secret in an error.
+                eprintln!("{}", crate::secret::scrub(&render_error(&report)));
             }
             ExitCode::from(status.code())
         }
+    }
+}
+
+/// A plain message as `error: …`; a message that is already rendered (a
+/// plan's diagnostics, which start indented) as it is; a rich diagnostic
+/// (labels, source, help) through miette's graphical handler.
+fn render_error(report: &miette::Report) -> String {
+    let plain = report.labels().is_none()
+        && report.source_code().is_none()
+        && report.help().is_none()
+        && report.related().is_none();
+    if !plain {
+        return format!("{report:?}");
+    }
+    let text = report.to_string();
+    if text.starts_with(char::is_whitespace) {
+        text
+    } else {
+        format!("error: {text}")
     }
 }

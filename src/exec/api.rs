@@ -4,7 +4,10 @@
 //! * refuses all calls once the server refused the token (an `Auth` error):
 //!   WHM's brute-force protection (cPHulk) locks out an address that keeps
 //!   failing logins, which would lock the operator out too. One refusal
-//!   stops every session task at its next call;
+//!   stops every session task at its next call. A TLS handshake failure
+//!   (a certificate ferry does not trust) stops the run the same way: no
+//!   call can succeed until the plan changes (`tls.ca_file`), and its
+//!   message names the host and that fix;
 //! * retries idempotent calls through `client::retry_idempotent` (the one
 //!   retry layer; the client never retries by itself), journaling each
 //!   retry as `step_failed {retryable: true}` and emitting it as an event;
@@ -87,22 +90,31 @@ impl Api {
     fn note(&self, r: Result<(), &client::Error>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = r
-            && e.class() == client::Class::Auth
+            && let Some(m) = self.fatal(e)
         {
             let mut g = self.auth_refused.lock().expect("not poisoned");
             if g.is_none() {
-                *g = Some(format!(
-                    "{e}. ferry stopped every call to {} at once: WHM blocks an address that keeps failing logins",
-                    self.client.host()
-                ));
+                *g = Some(m);
             }
         }
+    }
+
+    /// The message that stops every call, if `e` is an error after which no
+    /// call to this server can succeed.
+    fn fatal(&self, e: &client::Error) -> Option<String> {
+        if e.class() == client::Class::Auth {
+            return Some(format!(
+                "{e}. ferry stopped every call to {} at once: WHM blocks an address that keeps failing logins",
+                self.client.host()
+            ));
+        }
+        matches!(e.kind, client::ErrorKind::Tls(_)).then(|| e.kind.to_string())
     }
 
     fn wrap<T>(&self, r: Result<T, client::Error>) -> Result<T, CallError> {
         match r {
             Ok(v) => Ok(v),
-            Err(e) if e.class() == client::Class::Auth => Err(CallError::Auth(
+            Err(e) if self.fatal(&e).is_some() => Err(CallError::Auth(
                 self.refused().unwrap_or_else(|| e.to_string()),
             )),
             Err(e) => Err(CallError::Failed(e)),

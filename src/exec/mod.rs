@@ -251,6 +251,10 @@ pub(crate) struct Ctx {
     tx: mpsc::UnboundedSender<Msg>,
     /// target username → (batch index, account index in the batch).
     accounts: HashMap<String, (usize, usize)>,
+    /// target username → its reseller's target username (an account of
+    /// the same source whose user is its `owner`), and whether both are in
+    /// the same batch.
+    resellers: HashMap<String, (String, bool)>,
 }
 
 impl Ctx {
@@ -263,9 +267,23 @@ impl Ctx {
         tx: mpsc::UnboundedSender<Msg>,
     ) -> Ctx {
         let mut accounts = HashMap::new();
+        // (source, user on the source) → (target username, batch)
+        let mut by_user = HashMap::new();
         for (bi, b) in plan.batches.iter().enumerate() {
             for (ai, a) in b.accounts.iter().enumerate() {
                 accounts.insert(a.target_user.clone(), (bi, ai));
+                by_user.insert((b.source, a.user.clone()), (a.target_user.clone(), bi));
+            }
+        }
+        let mut resellers = HashMap::new();
+        for (bi, b) in plan.batches.iter().enumerate() {
+            for a in &b.accounts {
+                if let Some(owner) = &a.owner
+                    && let Some((r, rbi)) = by_user.get(&(b.source, owner.clone()))
+                    && r != &a.target_user
+                {
+                    resellers.insert(a.target_user.clone(), (r.clone(), *rbi == bi));
+                }
             }
         }
         Ctx {
@@ -276,7 +294,16 @@ impl Ctx {
             timing,
             tx,
             accounts,
+            resellers,
         }
+    }
+
+    /// The account's reseller in the plan (target username) and whether
+    /// it is in the same batch.
+    pub fn reseller(&self, target: &str) -> Option<(&str, bool)> {
+        self.resellers
+            .get(target)
+            .map(|(r, same)| (r.as_str(), *same))
     }
 
     /// Appends an answer or conclusion.

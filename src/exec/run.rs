@@ -75,6 +75,8 @@ pub(crate) struct Scheduler {
     barren: BTreeMap<usize, u32>,
     journal_path: std::path::PathBuf,
     mode: Mode,
+    /// `apply --simulate`: advice names the rehearsal.
+    simulate: bool,
     started: Instant,
 }
 
@@ -160,6 +162,7 @@ impl Scheduler {
             barren: BTreeMap::new(),
             journal_path,
             mode,
+            simulate,
             started: Instant::now(),
         };
         s.resume_open(&planned)?;
@@ -332,7 +335,8 @@ impl Scheduler {
 
     /// Starts new instances while the limits allow.
     fn schedule(&mut self) -> Result<(), ExecError> {
-        let plan = self.ctx.plan().clone();
+        let ctx = self.ctx.clone();
+        let plan = ctx.plan();
         let limits = &plan.concurrency;
         for (bi, batch) in plan.batches.iter().enumerate() {
             if self.live.len() >= limits.target_sessions as usize {
@@ -484,20 +488,11 @@ impl Scheduler {
     /// The account's reseller if it is in the plan (target username), and
     /// whether it is in the same batch.
     fn reseller_of(&self, st: &RunState, account: &str) -> Option<(String, bool)> {
-        let (bi, acc) = self.ctx.batch_account(account)?;
-        let owner = acc.owner.as_ref()?;
-        let plan = self.ctx.plan();
-        let src = plan.batches[bi].source;
-        plan.batches.iter().enumerate().find_map(|(rbi, b)| {
-            if b.source != src {
-                return None;
-            }
-            b.accounts
-                .iter()
-                .find(|r| &r.user == owner && r.target_user != account)
-                .filter(|r| st.accounts.get(&r.target_user).is_some_and(|s| s.in_plan))
-                .map(|r| (r.target_user.clone(), rbi == bi))
-        })
+        let (reseller, same_batch) = self.ctx.reseller(account)?;
+        st.accounts
+            .get(reseller)
+            .is_some_and(|s| s.in_plan)
+            .then(|| (reseller.to_string(), same_batch))
     }
 
     /// Failed for good in this apply, or its batch cannot get a session.
@@ -752,7 +747,13 @@ impl Scheduler {
         });
         pending.sort();
         let control = matches!(self.mode, Mode::Control(_));
-        let plan_path = self.ctx.plan().path.clone();
+        // A rehearsal cannot be resumed (its simulator is gone): the advice
+        // is to rehearse again.
+        let plan_path = if self.simulate {
+            format!("--simulate {}", self.ctx.plan().path)
+        } else {
+            self.ctx.plan().path.clone()
+        };
         let (status, reason, next) = match self.stop.clone() {
             Some(Stop::Pause(reason)) => {
                 self.ctx.record(Record::RunPaused {

@@ -26,7 +26,7 @@
 //!
 //! | ferry state \ server | PENDING      | RUNNING                    | PAUSING  | PAUSED                            | ABORTING | COMPLETED/ABORTED/FAILED |
 //! |----------------------|--------------|----------------------------|----------|-----------------------------------|----------|--------------------------|
-//! | `Starting`           | Start again¹ | Running                    | Pausing  | run: Start (resume); pause: Paused | Aborting | Ended → Conclude         |
+//! | `Starting`           | run: Start again¹; pause: StopWatching; abort: Abort | Running                    | Pausing  | run: Start (resume); pause: Paused | Aborting | Ended → Conclude         |
 //! | `Running`            | *unlisted*   | Running (pause wanted: Pause) | Pausing | run: Start (resume); pause: Paused | Aborting | Ended → Conclude      |
 //! | `Pausing`            | *unlisted*   | Pausing (wait)²            | Pausing  | Paused → StopWatching             | Aborting | Ended → Conclude         |
 //! | `Aborting`           | *unlisted*   | Aborting (wait)            | Aborting | Aborting (wait)³                  | Aborting | Ended → Conclude         |
@@ -314,7 +314,20 @@ impl SessionMachine {
                 self.state = S::Ended;
                 Step::Conclude
             }
-            (S::Starting, W::Pending) => Step::Start,
+            // The start intent was durable but the start never took effect.
+            (S::Starting, W::Pending) => match self.want {
+                Want::Run => Step::Start,
+                // Never started: nothing to pause (the next apply starts it).
+                Want::Pause => {
+                    self.state = S::Detached;
+                    Step::StopWatching
+                }
+                // Turn it FAILED so nobody starts it later.
+                Want::Abort => {
+                    self.state = S::Aborting;
+                    Step::Abort
+                }
+            },
             (S::Starting | S::Running, W::Running) => {
                 self.state = S::Running;
                 if self.want == Want::Pause {

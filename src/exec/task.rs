@@ -608,6 +608,11 @@ impl Driver {
         let t = self.ctx.timing.clone();
         let mut interval = t.poll_min;
         let mut first = true;
+        // What the run wanted before this task started (a resumed session
+        // under `ferry pause`/`abort`) counts too, not only later changes.
+        if let Err(end) = self.on_want().await {
+            return end;
+        }
         loop {
             if !first {
                 tokio::select! {

@@ -314,7 +314,16 @@ fn decode(line: &[u8], expect_seq: u64) -> Result<(u64, String, Record), String>
 
 /// Formats a record as one journal line (with its newline).
 pub fn encode(seq: u64, ts: &str, rec: &Record) -> Vec<u8> {
-    let body = serde_json::to_vec(rec).expect("records always serialise");
+    let mut body = serde_json::to_vec(rec).expect("records always serialise");
+    // Last line of defence (issue 6): no secret enters the journal, even
+    // one a server echoed in its reason. Cheap when there is none.
+    if crate::secret::mentions_secret(&String::from_utf8_lossy(&body)) {
+        let mut clean = rec.clone();
+        for text in clean.free_text_mut() {
+            *text = crate::secret::scrub(text).into_owned();
+        }
+        body = serde_json::to_vec(&clean).expect("records always serialise");
+    }
     let crc = crc32fast::hash(&body);
     let mut line = Vec::with_capacity(body.len() + 80);
     line.extend_from_slice(P_SEQ);

@@ -285,6 +285,27 @@ impl Record {
         }
     }
 
+    /// The record's free-text fields: what the server said (`error`,
+    /// `message`) and why ferry did something (`reason`, `result`). The
+    /// journal writer scrubs these of any registered secret (a server may
+    /// echo a parameter in its reason); names, ids and states are never
+    /// touched, so replay is unaffected.
+    pub fn free_text_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Record::SessionAbandoned { reason, .. }
+            | Record::PauseRequested { reason, .. }
+            | Record::AbortRequested { reason, .. }
+            | Record::RunPaused { reason }
+            | Record::RunAborted { reason } => vec![reason],
+            Record::ItemOutcome {
+                message: Some(m), ..
+            } => vec![m],
+            Record::SessionControl { result, .. } => vec![result],
+            Record::StepFailed { error, .. } => vec![error],
+            _ => vec![],
+        }
+    }
+
     /// Whether the record announces a request that is about to be sent and
     /// so must be durable before it leaves (design §5).
     pub fn is_intent(&self) -> bool {

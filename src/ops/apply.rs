@@ -57,12 +57,41 @@ pub fn journal_path(plan: &Path, given: Option<&Path>, simulate: bool) -> PathBu
 
 /// Runs `ferry apply`.
 pub fn apply(opts: ApplyOptions) -> Outcome {
-    let loaded = load(&opts.plan)?;
-    let simulate = opts.simulate.is_some();
-    let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
-    let rt = runtime()?;
-    let report = rt.block_on(apply_async(&opts, &loaded, &path))?;
-    Ok(exit_status(report.status))
+    let reporter = opts.reporter.clone();
+    let report = (|| {
+        let loaded = load(&opts.plan)?;
+        let simulate = opts.simulate.is_some();
+        let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
+        let rt = runtime()?;
+        rt.block_on(apply_async(&opts, &loaded, &path))
+    })();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            // design §7: the last event of every apply is `run_finished`,
+            // also when the run could not start (plan, lock, journal).
+            reporter.event(&Event::RunFinished {
+                status: if e.status == ExitStatus::Aborted {
+                    RunStatus::Aborted
+                } else {
+                    RunStatus::Failed
+                },
+                accounts: Default::default(),
+                duration_secs: 0.0,
+                failed: vec![],
+                next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            });
+            return Err(e);
+        }
+    };
+    match (report.status, report.reason) {
+        // Why the run stopped, once, as the command's error.
+        (RunStatus::Failed, Some(reason)) => Err(CliError::msg(
+            ExitStatus::Failure,
+            format!("{reason}\n{}", report.next),
+        )),
+        (status, _) => Ok(exit_status(status)),
+    }
 }
 
 /// Maps a run's status to design §3's exit code.
@@ -168,7 +197,9 @@ async fn apply_async(
     loaded: &LoadedPlan,
     path: &Path,
 ) -> Result<RunReport, CliError> {
-    let reporter = opts.reporter.clone();
+    // Every event's free text is scrubbed of the run's secrets on its way
+    // out (a server may echo a parameter in its reason).
+    let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(opts.reporter.clone()));
     // 1. The lock, before anything touches the journal.
     let _lock = lock(path)?;
     let compiled = crate::graph::compile(&loaded.plan);
@@ -188,15 +219,25 @@ async fn apply_async(
             (cfg, resolved.sources, 1.0, insecure)
         }
         Some(scenario_file) => {
-            let scenario = match scenario_file {
-                None => super::simulate::rehearsal(&loaded.plan),
-                Some(f) => super::simulate::load_scenario(f)
-                    .map_err(|m| CliError::msg(ExitStatus::Invalid, m))?,
+            let (scenario, logins, user, token, credentials) = match scenario_file {
+                None => {
+                    let r = super::simulate::rehearsal_for(loaded);
+                    for w in &r.warnings {
+                        reporter.event(&Event::Warning { message: w.clone() });
+                    }
+                    (r.scenario, r.logins, r.token_user, r.token, r.note)
+                }
+                Some(f) => {
+                    let scenario = super::simulate::load_scenario(f)
+                        .map_err(|m| CliError::msg(ExitStatus::Invalid, m))?;
+                    let logins = super::simulate::logins(&loaded.plan, &scenario);
+                    let (user, token) = super::simulate::credentials(&scenario);
+                    let note = format!("credentials: the scenario's ({})", f.display());
+                    (scenario, logins, user, token, note)
+                }
             };
             // A rehearsal starts from nothing: its own journal, fresh.
             remove_journal(path)?;
-            let logins = super::simulate::logins(&loaded.plan, &scenario);
-            let (user, token) = super::simulate::credentials(&scenario);
             let scale = scenario.time_scale;
             let server = start_sim(scenario).await?;
             let mut cfg = ClientConfig::new(server.base_url(), user, token);
@@ -205,7 +246,8 @@ async fn apply_async(
             cfg.connect_timeout = Duration::from_secs(5);
             reporter.event(&Event::Warning {
                 message: format!(
-                    "rehearsal: an in-process whm-sim at {} stands in for {} (time scale {scale}); nothing real is touched",
+                    "rehearsal: an in-process whm-sim at {} stands in for {} (time scale {scale}); \
+                     nothing real is touched; {credentials}",
                     server.base_url(),
                     loaded.plan.target.url
                 ),

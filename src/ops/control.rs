@@ -116,7 +116,8 @@ fn direct(
     if !path.exists() {
         return Ok(ControlResult::NoRun);
     }
-    let journal = open_journal(path, opts.reporter.as_ref())?;
+    let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(opts.reporter.clone()));
+    let journal = open_journal(path, reporter.as_ref())?;
     if journal.state().runs == 0 {
         return Ok(ControlResult::NoRun);
     }
@@ -135,6 +136,11 @@ fn direct(
         ));
     }
     let cfg = target_config(loaded)?;
+    if cfg.insecure {
+        reporter.event(&Event::Warning {
+            message: super::resolve::insecure_warning(&loaded.plan.target.url),
+        });
+    }
     let client = WhmClient::new(cfg).map_err(|e| CliError::msg(ExitStatus::Invalid, e))?;
     let policy = &loaded.plan.policy;
     let retry = RetryPolicy {
@@ -148,7 +154,7 @@ fn direct(
         journal,
         journal_path: path.to_path_buf(),
         api: Api::new(client, retry),
-        reporter: opts.reporter.clone(),
+        reporter: reporter.clone(),
         timing: Timing::from_policy(policy, 1.0),
         mode: Mode::Control(req),
         simulate: false,
@@ -159,7 +165,7 @@ fn direct(
         .block_on(exec::run(input, rt_cancel()))
         .map_err(exec_error)?;
     if let Some(reason) = &report.reason {
-        opts.reporter.event(&Event::Warning {
+        reporter.event(&Event::Warning {
             message: format!("recorded: {reason}"),
         });
     }

@@ -67,11 +67,7 @@ pub fn resolve(plan: &Plan, base_dir: &Path) -> Result<Resolved, ResolveError> {
         }
     }
     if tls.insecure {
-        warnings.push(format!(
-            "warning: target.tls.insecure is set: the certificate of {} is NOT verified, so anyone on the network path \
-             could read the API token and the source passwords; use target.tls.ca_file instead",
-            plan.target.url
-        ));
+        warnings.push(insecure_warning(&plan.target.url));
     }
 
     let mut sources = Vec::new();
@@ -122,6 +118,33 @@ fn ssh_login(
     warnings: &mut Vec<SecretWarning>,
     problems: &mut Vec<String>,
 ) -> Option<SshLogin> {
+    let mut found = Vec::new();
+    let login = login_with(
+        s,
+        i,
+        |r, field| take(r, field, base, warnings, &mut found),
+        problems,
+    );
+    problems.extend(found);
+    login
+}
+
+/// The field name of source `i`'s SSH setting `f`, as messages name it:
+/// `sources[0] (old1).ssh.password`.
+pub(crate) fn ssh_field(s: &Source, i: usize, f: &str) -> String {
+    format!("sources[{i}] ({}).ssh.{f}", s.name)
+}
+
+/// Builds source `i`'s login from its `ssh` settings, asking `get` for the
+/// value of each secret reference (with its field name); `None` from `get`
+/// means that reference failed (and `get` said why). Shared by the real
+/// resolution and the rehearsal's (which answers with stand-ins).
+pub(crate) fn login_with(
+    s: &Source,
+    i: usize,
+    mut get: impl FnMut(&SecretRef, &str) -> Option<Secret>,
+    problems: &mut Vec<String>,
+) -> Option<SshLogin> {
     let Ssh {
         user,
         port,
@@ -131,17 +154,16 @@ fn ssh_login(
         root_escalation_method,
         root_password,
     } = &s.ssh;
-    let at = |f: &str| format!("sources[{i}] ({}).ssh.{f}", s.name);
     let mut ok = true;
-    let mut get = |r: &Option<SecretRef>, f: &str| -> Option<Secret> {
+    let mut value = |r: &Option<SecretRef>, f: &str| -> Option<Secret> {
         let r = r.as_ref()?;
-        let v = take(r, &at(f), base, warnings, problems);
+        let v = get(r, &ssh_field(s, i, f));
         ok &= v.is_some();
         v
     };
-    let password = get(password, "password");
-    let passphrase = get(sshkey_passphrase, "sshkey_passphrase");
-    let root_pw = get(root_password, "root_password");
+    let password = value(password, "password");
+    let passphrase = value(sshkey_passphrase, "sshkey_passphrase");
+    let root_pw = value(root_password, "root_password");
     let auth = match (password, sshkey_name) {
         (Some(pw), _) => SshAuth::Password(pw),
         (None, Some(name)) => SshAuth::Key {
@@ -152,7 +174,7 @@ fn ssh_login(
             if ok {
                 problems.push(format!(
                     "{}: give `password: {{env: NAME}}` or `sshkey_name`",
-                    at("").trim_end_matches('.')
+                    ssh_field(s, i, "").trim_end_matches('.')
                 ));
             }
             return None;
@@ -174,6 +196,15 @@ fn ssh_login(
         auth,
         escalation,
     })
+}
+
+/// The warning of every run with `tls.insecure: true` (`apply`, `check`,
+/// `pause`, `abort`).
+pub(crate) fn insecure_warning(url: &str) -> String {
+    format!(
+        "warning: target.tls.insecure is set: the certificate of {url} is NOT verified, so anyone on the network path \
+         could read the API token and the source passwords; use target.tls.ca_file instead"
+    )
 }
 
 #[cfg(test)]

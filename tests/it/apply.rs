@@ -87,3 +87,108 @@ fn faults_seed_2_exactly_once() {
 fn faults_seed_3_exactly_once() {
     faulty_run(3);
 }
+
+/// `fetch_transfer_session_log` blocks on a log still being written
+/// (`log_blocking`): a poll's short log fetch times out as "no news", the
+/// outcomes are read from the full log once the session ends.
+#[test]
+fn blocking_logs_do_not_stop_the_run() {
+    let fleet = Fleet::standard(2, 6);
+    let mut sc = fleet.scenario(0.002);
+    sc.faults.log_blocking = true;
+    let w = World::start(fleet.clone(), sc);
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let users = fleet.target_users();
+    w.assert_strictly_once(&users);
+    w.assert_status_succeeded(&users);
+}
+
+/// A refused API token stops every call at once (WHM's brute-force
+/// protection): exit 1 with a clear message, a handful of requests at most.
+#[test]
+fn a_refused_token_stops_all_calls() {
+    let fleet = Fleet::standard(3, 4);
+    let w = World::start(fleet.clone(), fleet.scenario(0.001));
+    let out = w
+        .ferry(&["apply", "fleet.yaml"])
+        .env("FERRY_TEST_TOKEN", "wrong-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the API token"), "{err}");
+    assert!(!err.contains("wrong-token"), "the token leaked: {err}");
+    let requests = w.sim().requests();
+    let n = requests.as_array().unwrap().len();
+    // At most one call per session slot was in flight when the first
+    // refusal came back; nothing after it.
+    assert!(n <= 3, "{n} requests after an auth refusal: {requests:#}");
+    let journal = std::fs::read_to_string(w.journal()).unwrap();
+    assert!(!journal.contains("wrong-token"));
+}
+
+/// The README's main job: `ferry apply --simulate` on the bundled plans.
+#[test]
+fn simulate_the_bundled_plans() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for plan in ["plans/single-server.yaml", "plans/consolidation.yaml"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_bounded(
+            {
+                let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+                c.current_dir(dir.path())
+                    .args(["apply", "--simulate", "--output", "json"])
+                    .arg(root.join(plan))
+                    .env_remove("WHM_TOKEN");
+                c
+            },
+            std::time::Duration::from_secs(120),
+        );
+        assert_eq!(out.status.code(), Some(0), "{plan}: {}", text(&out));
+        let last = events(&out).pop().unwrap();
+        assert_eq!(last["event"], "run_finished");
+        assert_eq!(last["accounts"]["pending"], 0);
+        assert!(last["accounts"]["transferred"].as_u64().unwrap() > 0);
+        let stem = std::path::Path::new(plan)
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            dir.path()
+                .join(format!(".ferry/{stem}.simulate.journal"))
+                .exists()
+        );
+    }
+}
+
+/// `--simulate=SCENARIO`: a scenario file with a failing account.
+#[test]
+fn simulate_with_a_scenario_file() {
+    let fleet = Fleet::standard(1, 4);
+    let w = World::start(fleet.clone(), fleet.scenario(0.001));
+    let mut sc = fleet.scenario(0.001);
+    sc.faults.fail_items.insert(
+        "s1u02".into(),
+        ferry::sim::FailItem {
+            message: "Disk quota exceeded".into(),
+            times: 5,
+            stage: ferry::sim::FailStage::Restore,
+        },
+    );
+    std::fs::write(w.dir.path().join("faulty.yaml"), sc.to_yaml()).unwrap();
+    let out = w
+        .ferry(&["apply", "fleet.yaml", "--simulate=faulty.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s1u02") && err.contains("Disk quota exceeded"),
+        "{err}"
+    );
+    // The rehearsal touched neither the world's simulator nor its journal.
+    assert!(w.sim().requests().as_array().unwrap().is_empty());
+    assert!(!w.journal().exists());
+}

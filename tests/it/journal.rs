@@ -146,3 +146,24 @@ fn status_shapes() {
     );
     assert!(t.contains("shop2 (shop)"), "{t}");
 }
+
+/// design §7: even an `apply` that cannot start ends its JSON output with
+/// `run_finished`.
+#[test]
+fn json_output_ends_with_run_finished_when_apply_cannot_start() {
+    let fleet = Fleet::standard(1, 3);
+    let w = World::start(fleet.clone(), fleet.scenario(0.001));
+    let _lock = ferry::journal::lock::acquire(&w.journal()).unwrap();
+    let out = w.apply(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let last = events(&out).pop().expect("an event");
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["status"], "failed");
+    assert!(
+        last["next"]
+            .as_str()
+            .unwrap()
+            .contains("another `ferry apply`"),
+        "{last}"
+    );
+}

@@ -14,6 +14,7 @@ mod plan;
 mod policy;
 mod report;
 mod resume;
+mod secrets;
 mod sim;
 mod sim_conformance;
 mod sim_faults;

@@ -182,7 +182,14 @@ fn ferry_pause_without_a_running_apply() {
         .iter()
         .filter(|s| s["state"] == "COMPLETED")
         .count();
-    assert!(paused + completed >= 1, "{:#}", w.state()["sessions"]);
+    assert!(paused >= 1, "{:#}", w.state()["sessions"]);
+    assert!(paused + completed == w.state()["sessions"].as_array().unwrap().len());
+    let ctl = w.records("session_control");
+    assert!(
+        ctl.iter()
+            .any(|c| c["rec"]["action"] == "pause" && c["rec"]["result"] == "ok"),
+        "{ctl:?}"
+    );
     let out = w.apply(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let users = fleet.target_users();
