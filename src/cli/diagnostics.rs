@@ -32,11 +32,11 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use super::LogFormat;
 use crate::secret;
 
-/// Where log lines go: stderr. Replace this (one function) to route them
-/// elsewhere, e.g. through a progress bar's `suspend`; [`init_logging`]
-/// scrubs whatever is chosen here.
+/// Where log lines go: stderr, above the progress bars while they are
+/// drawn (`report::progress::StderrAboveBars`); [`init_logging`] scrubs
+/// whatever is chosen here.
 pub fn log_writer() -> BoxMakeWriter {
-    BoxMakeWriter::new(std::io::stderr)
+    BoxMakeWriter::new(|| crate::report::progress::StderrAboveBars)
 }
 
 /// The filter without `RUST_LOG`.

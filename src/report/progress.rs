@@ -22,12 +22,39 @@ use crate::events::{Event, Reporter};
 /// Session states after which a session's line is removed.
 const TERMINAL: [&str; 3] = ["COMPLETED", "FAILED", "ABORTED"];
 
+/// The bars drawn on stderr right now, if any, so that log lines can be
+/// printed above them instead of through them ([`StderrAboveBars`]). Set by
+/// [`ProgressReporter::stderr`], cleared when that reporter is dropped.
+static ACTIVE: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+/// A writer to stderr that, while progress bars are drawn there, prints
+/// above them (`MultiProgress::suspend`). For `tracing`'s log lines: the
+/// formatter writes each event whole, so a line is never split by a redraw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StderrAboveBars;
+
+impl Write for StderrAboveBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match active {
+            Some(mp) => mp.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// The TTY reporter.
 pub struct ProgressReporter {
     mp: MultiProgress,
     /// Lines printed above the bars (through `MultiProgress::suspend`).
     out: Sink,
     color: bool,
+    /// Registered in [`ACTIVE`] (the process's stderr bars).
+    on_stderr: bool,
     state: Mutex<State>,
 }
 
@@ -47,11 +74,14 @@ struct State {
 impl ProgressReporter {
     /// Bars on stderr, redrawn at most 10 times a second.
     pub fn stderr(color: bool) -> ProgressReporter {
-        ProgressReporter::with_target(
+        let mut r = ProgressReporter::with_target(
             ProgressDrawTarget::stderr_with_hz(10),
             Box::new(std::io::stderr()),
             color,
-        )
+        );
+        r.on_stderr = true;
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.mp.clone());
+        r
     }
 
     /// Bars drawn to `target`; text lines written to `out`.
@@ -64,6 +94,7 @@ impl ProgressReporter {
             mp: MultiProgress::with_draw_target(target),
             out: Sink::new(out),
             color,
+            on_stderr: false,
             state: Mutex::new(State::default()),
         }
     }
@@ -252,6 +283,9 @@ impl Drop for ProgressReporter {
     /// A run that ends without `RunFinished` (an error) must not leave
     /// spinners behind on the terminal.
     fn drop(&mut self) {
+        if self.on_stderr {
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         for (_, bar) in std::mem::take(&mut st.sessions) {
             bar.finish_and_clear();
