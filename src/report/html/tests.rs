@@ -282,8 +282,18 @@ fn render_is_deterministic_and_prints() {
     assert_eq!(a, render(&v));
     assert!(a.contains("@media print"));
     if let Some(path) = std::env::var_os("FERRY_REPORT_SAMPLE") {
-        // For looking at it: FERRY_REPORT_SAMPLE=/tmp/r.html cargo nextest run html
-        std::fs::write(path, &a).unwrap();
+        // For looking at it (docs/report-example.png comes from this, with a
+        // realistic message): FERRY_REPORT_SAMPLE=/tmp/r.html cargo nextest run html
+        let mut docs = v.clone();
+        for acct in &mut docs.accounts {
+            if acct.message.as_deref() == Some(EVIL) {
+                acct.message = Some(
+                    "Disk quota exceeded: the restore needs 540 MB, /home has 120 MB free".into(),
+                );
+                acct.log[1] = acct.log[1].replace("Disk quota exceeded <b>", "Disk quota exceeded");
+            }
+        }
+        std::fs::write(path, render(&docs)).unwrap();
     }
 }
 
