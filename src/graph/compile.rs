@@ -225,7 +225,6 @@ fn size_key(e: &AccountEntry) -> (bool, u64) {
 fn session_account(plan: &Plan, i: usize, j: usize, rank: usize) -> SessionAccount {
     let e = &plan.sources[i].accounts[j];
     let d = e.details();
-    let own = d.map(|a| a.options.clone()).unwrap_or_default();
     SessionAccount {
         source: i,
         entry: j,
@@ -236,7 +235,10 @@ fn session_account(plan: &Plan, i: usize, j: usize, rank: usize) -> SessionAccou
         prerequisite_user: None,
         priority: (rank + 1).min(255) as u8,
         size: d.and_then(|a| a.size),
-        options: own.or(&plan.defaults.account),
+        options: match d {
+            Some(a) => a.options.or(&plan.defaults.account),
+            None => plan.defaults.account.clone(),
+        },
     }
 }
 
@@ -249,9 +251,10 @@ fn levels(plan: &Plan, index: &AccountIndex) -> Vec<Vec<usize>> {
         .iter()
         .map(|s| vec![UNKNOWN; s.accounts.len()])
         .collect();
+    let mut chain = Vec::new();
     for (i, s) in plan.sources.iter().enumerate() {
         for j in 0..s.accounts.len() {
-            let mut chain = Vec::new();
+            chain.clear();
             let mut cur = (i, j);
             let base = loop {
                 if lv[cur.0][cur.1] != UNKNOWN {
@@ -323,21 +326,22 @@ fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step
     let mut create: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
     let mut awaits: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
     for (s, sp) in sessions.iter().enumerate() {
-        let add = |g: &mut DiGraph<Step, ()>, suffix: &str, kind: StepKind| {
+        let add = |g: &mut DiGraph<Step, ()>, id: String, kind: StepKind| {
             g.add_node(Step {
-                id: format!("{}/{}", sp.key, suffix),
+                id,
                 kind,
                 source: sp.source,
                 session: Some(s),
             })
         };
-        let c = add(&mut g, "create", StepKind::CreateSession);
+        let id = |suffix: &str| format!("{}/{suffix}", sp.key);
+        let c = add(&mut g, id("create"), StepKind::CreateSession);
         g.add_edge(preflight[sp.source], c, ());
         let mut prev = c;
         for p in &sp.packages {
             let n = add(
                 &mut g,
-                &format!("package/{p}"),
+                format!("{}/package/{p}", sp.key),
                 StepKind::EnqueuePackage { package: p.clone() },
             );
             g.add_edge(prev, n, ());
@@ -346,7 +350,7 @@ fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step
         for a in &sp.accounts {
             let n = add(
                 &mut g,
-                &format!("enqueue/{}", a.user),
+                format!("{}/enqueue/{}", sp.key, a.user),
                 StepKind::EnqueueAccount {
                     user: a.user.clone(),
                     target_user: a.target_user.clone(),
@@ -355,11 +359,11 @@ fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step
             g.add_edge(prev, n, ());
             prev = n;
         }
-        let st = add(&mut g, "start", StepKind::Start);
+        let st = add(&mut g, id("start"), StepKind::Start);
         g.add_edge(prev, st, ());
-        let aw = add(&mut g, "await", StepKind::Await);
+        let aw = add(&mut g, id("await"), StepKind::Await);
         g.add_edge(st, aw, ());
-        let v = add(&mut g, "verify", StepKind::Verify);
+        let v = add(&mut g, id("verify"), StepKind::Verify);
         g.add_edge(aw, v, ());
         create.push(c);
         awaits.push(aw);
