@@ -9,6 +9,7 @@ mod crash;
 mod graph;
 mod journal;
 mod plan;
+mod plan_marks;
 mod policy;
 mod resume;
 mod sim;
