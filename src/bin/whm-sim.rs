@@ -122,7 +122,10 @@ fn from_plan(plan: &Path, out: Option<&Path>) -> ExitCode {
     match out {
         None => {
             let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 eprintln!("whm-sim: cannot write the scenario: {e}");
                 return ExitCode::from(1);
             }
@@ -132,7 +135,8 @@ fn from_plan(plan: &Path, out: Option<&Path>) -> ExitCode {
                 eprintln!("whm-sim: cannot write {}: {e}", path.display());
                 return ExitCode::from(1);
             }
-            let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let plural =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let accounts = scenario.remotes.iter().map(|r| r.accounts.len()).sum();
             eprintln!(
                 "whm-sim: wrote {} ({}, {}); serve it with: whm-sim --scenario {}",

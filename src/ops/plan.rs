@@ -72,9 +72,9 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
             Some(step_marks(&compiled, &state))
         }
     };
-    let lookup = marks.as_ref().map(|m| {
-        move |id: &str| m.get(id).copied().unwrap_or(StepMark::Pending)
-    });
+    let lookup = marks
+        .as_ref()
+        .map(|m| move |id: &str| m.get(id).copied().unwrap_or(StepMark::Pending));
     let ropts = RenderOptions {
         title: Some(opts.plan.display().to_string()),
         marks: lookup.as_ref().map(|f| f as &dyn Fn(&str) -> StepMark),
@@ -250,9 +250,9 @@ fn package_mark(
     });
     if restored {
         StepMark::Done
-    } else if current.is_some_and(|i| {
-        i.is_open() && i.enqueue_intent && i.packages.iter().any(|p| p == package)
-    }) {
+    } else if current
+        .is_some_and(|i| i.is_open() && i.enqueue_intent && i.packages.iter().any(|p| p == package))
+    {
         StepMark::InProgress
     } else {
         StepMark::Pending

@@ -200,10 +200,8 @@ impl std::error::Error for Diagnostics {}
 /// `text` with the characters of each (line, column, len) span replaced by
 /// `*` (line breaks kept), so positions in characters do not move.
 fn mask_text(text: &str, spans: &[(usize, usize, usize)]) -> String {
-    let starts: std::collections::HashMap<(usize, usize), usize> = spans
-        .iter()
-        .map(|&(l, c, len)| ((l, c), len))
-        .collect();
+    let starts: std::collections::HashMap<(usize, usize), usize> =
+        spans.iter().map(|&(l, c, len)| ((l, c), len)).collect();
     let mut out = String::with_capacity(text.len());
     let (mut line, mut col) = (1usize, 1usize);
     let mut active: usize = 0; // characters left to mask

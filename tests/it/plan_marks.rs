@@ -14,7 +14,9 @@ use serde_json::Value;
 use crate::support::*;
 
 fn repo_plan(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plans").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("plans")
+        .join(name)
 }
 
 fn stdout(out: &Output) -> String {
@@ -40,7 +42,10 @@ fn json_marks(out: &Output) -> BTreeMap<String, String> {
         .map(|s| {
             (
                 s["id"].as_str().unwrap().to_string(),
-                s["mark"].as_str().expect("every step has a mark").to_string(),
+                s["mark"]
+                    .as_str()
+                    .expect("every step has a mark")
+                    .to_string(),
             )
         })
         .collect()
@@ -137,7 +142,11 @@ fn marks_follow_a_paused_run_and_its_resume() {
     for (user, target) in &sessions["old2/s1"] {
         let state = status["accounts"][target]["state"].as_str().unwrap();
         let m = &marks[&format!("old2/s1/enqueue/{user}")];
-        assert_eq!(m == "done", state == "transferred", "{user}: {m} vs {state}");
+        assert_eq!(
+            m == "done",
+            state == "transferred",
+            "{user}: {m} vs {state}"
+        );
         done += usize::from(m == "done");
     }
     assert!(done < 10, "the pause left old2 unfinished");
@@ -186,7 +195,10 @@ fn marks_follow_a_paused_run_and_its_resume() {
     }
     let txt = stdout(&plan(&w, &["--journal", ".ferry/fleet.journal"]));
     assert!(txt.contains("old2/s1 [done]"), "{txt}");
-    assert!(!txt.contains("[pending]") && !txt.contains("[in progress]"), "{txt}");
+    assert!(
+        !txt.contains("[pending]") && !txt.contains("[in progress]"),
+        "{txt}"
+    );
     let dot = stdout(&plan(&w, &["--format", "dot"]));
     assert!(dot.contains("palegreen") && !dot.contains("khaki"), "{dot}");
 }
@@ -222,8 +234,14 @@ fn a_rehearsal_journal_marks_every_step_done_and_a_corrupt_one_is_refused() {
     let txt = ferry(&["plan", p, "--journal", j]);
     let t = stdout(&txt);
     assert!(t.contains("old1/preflight [done]"), "{t}");
-    assert!(t.contains("old1/s1 [done]") && t.contains("old1/s2 [done]"), "{t}");
-    assert!(!t.contains("[pending]") && !t.contains("[in progress]"), "{t}");
+    assert!(
+        t.contains("old1/s1 [done]") && t.contains("old1/s2 [done]"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("[pending]") && !t.contains("[in progress]"),
+        "{t}"
+    );
     // The default journal (.ferry/single-server.journal) does not exist
     // here: no marks.
     let bare = ferry(&["plan", p]);
@@ -257,7 +275,11 @@ fn whm_sim_from_plan_seeds_a_rehearsal_that_apply_completes() {
     std::fs::write(&plan, fleet.plan_yaml("https://whm.example.net:2087")).unwrap();
 
     // To stdout: a scenario with every account and package of the plan.
-    let out = Command::new(bin).arg("--from-plan").arg(&plan).output().unwrap();
+    let out = Command::new(bin)
+        .arg("--from-plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let sc = Scenario::from_yaml(&stdout(&out)).expect("the scenario loads");
     assert_eq!(sc.hostname, "whm.example.net");
@@ -299,7 +321,10 @@ fn whm_sim_from_plan_seeds_a_rehearsal_that_apply_completes() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    assert!(first.starts_with("listening on http://127.0.0.1:"), "{first}");
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:"),
+        "{first}"
+    );
     let url = std::fs::read_to_string(&addr_file)
         .unwrap()
         .trim()
@@ -356,7 +381,10 @@ fn whm_sim_from_plan_refuses_an_invalid_plan() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("platinum") && err.contains("bad.yaml:"), "{err}");
+    assert!(
+        err.contains("platinum") && err.contains("bad.yaml:"),
+        "{err}"
+    );
     assert!(!out_file.exists());
     // The same diagnostics as `ferry validate`.
     let validate = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
