@@ -1,8 +1,14 @@
 //! `whm-sim`: serve a simulated WHM target (design §6) until SIGINT/SIGTERM.
 //! Parses flags, reads the scenario, binds, and hands over to
 //! `ferry::sim::serve_with`; all behaviour lives in the library.
+//!
+//! `whm-sim --from-plan PLAN [--out FILE]` instead writes the rehearsal
+//! scenario of a plan (`ferry::ops::simulate::rehearsal`, the mapping
+//! `ferry apply --simulate` uses) and exits. The binary may read plans; the
+//! `sim` module never does.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,6 +19,9 @@ Rehearse a migration:
   1. Write a scenario: the target's tokens and existing accounts, each source
      server (`remotes`) with its SSH credentials, packages and accounts, and
      `time_scale` (real seconds per simulated second; 0.001 = an hour in 3.6 s).
+     Or start from your plan: whm-sim --from-plan plan.yaml --out rehearsal.yaml
+     (every account and package of the plan on its source, any SSH credentials
+     accepted, the token printed in `tokens:`), then edit it (add faults).
   2. whm-sim --scenario rehearsal.yaml --listen 127.0.0.1:0 --addr-file sim.url
   3. Point the plan's target.url at the printed URL and run ferry against it,
      or let `ferry apply --simulate` start an in-process simulator for you.
@@ -39,8 +48,16 @@ See README.md, section whm-sim.";
 struct Args {
     /// Scenario file (YAML, design §6). Without it: an empty target that
     /// accepts the token root:s3cret, in real time.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "from_plan")]
     scenario: Option<PathBuf>,
+    /// Write the rehearsal scenario of this ferry plan (every account and
+    /// package present on its source, credentials accepted) and exit
+    /// without serving. An invalid plan prints its problems and exits 2.
+    #[arg(long, value_name = "PLAN")]
+    from_plan: Option<PathBuf>,
+    /// With --from-plan: write the scenario here instead of stdout.
+    #[arg(long, value_name = "FILE", requires = "from_plan")]
+    out: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2087")]
     listen: String,
@@ -54,6 +71,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(plan) = &args.from_plan {
+        return from_plan(plan, args.out.as_deref());
+    }
     let scenario = match &args.scenario {
         None => Scenario::default(),
         Some(path) => match std::fs::read_to_string(path) {
@@ -81,6 +101,53 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(args, scenario))
+}
+
+/// `--from-plan`: the plan's rehearsal scenario, to stdout or `out`.
+fn from_plan(plan: &Path, out: Option<&Path>) -> ExitCode {
+    let loaded = match ferry::plan::load(plan) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprint!("{}", diags.render_human(std::io::stderr().is_terminal()));
+            return ExitCode::from(2);
+        }
+    };
+    let scenario = ferry::ops::simulate::rehearsal(&loaded.plan);
+    let text = format!(
+        "# whm-sim scenario seeded from {}: every account and package of the plan on its\n\
+         # source, any SSH credentials accepted. Serve it: whm-sim --scenario FILE\n{}",
+        plan.display(),
+        scenario.to_yaml()
+    );
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                eprintln!("whm-sim: cannot write the scenario: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("whm-sim: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+            let plural =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let accounts = scenario.remotes.iter().map(|r| r.accounts.len()).sum();
+            eprintln!(
+                "whm-sim: wrote {} ({}, {}); serve it with: whm-sim --scenario {}",
+                path.display(),
+                plural(scenario.remotes.len(), "remote"),
+                plural(accounts, "account"),
+                path.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 async fn run(args: Args, scenario: Scenario) -> ExitCode {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::graph::Format;
-use crate::ops::plan::{PlanOptions, plan};
-use crate::ops::{CliError, ExitStatus, Outcome, default_journal_path};
+use crate::ops::plan::{PlanError, PlanOptions, plan};
+use crate::ops::{CliError, ExitStatus, Outcome};
 
 /// `--format` of `ferry plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -31,8 +31,11 @@ pub enum PlanFormat {
 ferry plan plans/consolidation.yaml\n  \
 ferry plan plans/consolidation.yaml --format markdown > plan-comment.md\n  \
 ferry plan plans/consolidation.yaml --format dot | dot -Tsvg > plan.svg\n  \
-ferry plan plans/consolidation.yaml --format json | jq '.sessions[].key'\n\n\
-An invalid plan prints its problems (as `ferry validate`) and exits 2. No network is used.")]
+ferry plan plans/consolidation.yaml --format json | jq '.sessions[].key'\n  \
+ferry plan plans/consolidation.yaml --journal .ferry/consolidation.journal\n\n\
+With a journal (--journal, or .ferry/<plan stem>.journal if it exists), each step is marked\n\
+done / in progress / pending (JSON: `mark` on each step). An invalid plan prints its problems\n\
+(as `ferry validate`) and exits 2; an unreadable or corrupt journal exits 1. No network is used.")]
 pub struct PlanArgs {
     /// The plan file.
     #[arg(value_name = "PLAN")]
@@ -40,7 +43,7 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
-    /// Journal whose progress marks the steps [default: .ferry/<plan stem>.journal].
+    /// Journal whose progress marks the steps [default: .ferry/<plan stem>.journal, if it exists].
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
 }
@@ -52,13 +55,10 @@ pub fn run(args: PlanArgs) -> Outcome {
         PlanFormat::Dot => Format::Dot,
         PlanFormat::Markdown => Format::Markdown,
     };
-    let journal = args
-        .journal
-        .unwrap_or_else(|| default_journal_path(&args.plan));
     match plan(&PlanOptions {
         plan: args.plan,
         format,
-        journal,
+        journal: args.journal,
     }) {
         Ok(out) => {
             for n in &out.notes {
@@ -67,9 +67,10 @@ pub fn run(args: PlanArgs) -> Outcome {
             super::print_stdout(&out.text);
             Ok(out.status)
         }
-        Err(diags) => {
+        Err(PlanError::Invalid(diags)) => {
             eprint!("{}", diags.render_human(std::io::stderr().is_terminal()));
             Err(CliError::silent(ExitStatus::Invalid))
         }
+        Err(PlanError::Journal(e)) => Err(CliError::msg(ExitStatus::Failure, e)),
     }
 }

@@ -309,7 +309,15 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             ssh_summary(&src.host, &src.ssh)
         );
         for &s in &sp.sessions {
-            text_session(&mut o, c, plan, &f, s, smarks.as_ref().map(|m| m[s]));
+            text_session(
+                &mut o,
+                c,
+                plan,
+                &f,
+                s,
+                smarks.as_ref().map(|m| m[s]),
+                opts.marks,
+            );
         }
         let unused: Vec<&str> = src
             .packages
@@ -440,8 +448,15 @@ fn text_session(
     f: &Facts,
     s: usize,
     smark: Option<StepMark>,
+    marks: Option<&dyn Fn(&str) -> StepMark>,
 ) {
     let sp = &c.sessions[s];
+    // With a journal, each package and account line ends with its step's mark.
+    let step_mark = |step: String| {
+        marks
+            .map(|m| format!("  [{}]", m(&step).label()))
+            .unwrap_or_default()
+    };
     let mark = smark
         .map(|m| format!(" [{}]", m.label()))
         .unwrap_or_default();
@@ -471,7 +486,8 @@ fn text_session(
     let names: Vec<String> = sp.accounts.iter().map(account_name).collect();
     let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     for p in &sp.packages {
-        let _ = writeln!(o, "      package  {p}");
+        let m = step_mark(format!("{}/package/{p}", sp.key));
+        let _ = writeln!(o, "      package  {p}{m}");
     }
     for (a, name) in sp.accounts.iter().zip(&names) {
         let mut line = format!("      account  {name:<w$}");
@@ -490,7 +506,8 @@ fn text_session(
         if !notes.is_empty() {
             let _ = write!(line, "  {}", notes.join("; "));
         }
-        let _ = writeln!(o, "{}", line.trim_end());
+        let m = step_mark(format!("{}/enqueue/{}", sp.key, a.user));
+        let _ = writeln!(o, "{}{m}", line.trim_end());
     }
 }
 

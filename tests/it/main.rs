@@ -11,6 +11,7 @@ mod gitops;
 mod graph;
 mod journal;
 mod plan;
+mod plan_marks;
 mod policy;
 mod report;
 mod resume;
