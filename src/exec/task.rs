@@ -270,10 +270,29 @@ impl Driver {
                 }
                 Err(CallError::Failed(e)) => {
                     let retryable = transient(&e);
-                    self.step_failed(&step, &e.to_string(), retryable, attempt);
-                    if retryable && !e.may_have_applied() && attempt < attempts {
+                    // The request never reached the server (connection
+                    // refused, DNS, TLS handshake): nothing was created, so
+                    // the same instance may simply try again.
+                    let unreached = retryable && !e.may_have_applied();
+                    let again = unreached && attempt < attempts;
+                    self.step_failed(
+                        &step,
+                        &e.to_string(),
+                        again || (retryable && !unreached),
+                        attempt,
+                    );
+                    if again {
                         self.backoff(attempt, &e).await;
                         continue;
+                    }
+                    if unreached {
+                        // Every attempt failed before reaching the target:
+                        // a runtime failure (design §3, exit 1), not a
+                        // reason to pause. Nothing exists on the server.
+                        self.abandon("the target could not be reached; nothing was created", None)?;
+                        return Err(TaskEnd::Failed(TaskFail::Unreachable(format!(
+                            "{e} (after {attempt} attempts)"
+                        ))));
                     }
                     self.abandon(
                         &format!(

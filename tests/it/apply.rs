@@ -192,3 +192,39 @@ fn simulate_with_a_scenario_file() {
     assert!(w.sim().requests().as_array().unwrap().is_empty());
     assert!(!w.journal().exists());
 }
+
+/// A target that never answers is a runtime failure (design §3: exit 1),
+/// not a pause: every create attempt is refused before reaching a server,
+/// so nothing exists on the target, and the journal says so.
+#[test]
+fn an_unreachable_target_exits_1_after_its_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let plan = format!(
+        "version: 1\ntarget:\n  url: http://127.0.0.1:{port}\n  token: {{env: FERRY_T}}\n\
+         sources:\n  - name: old1\n    host: old1.example.com\n    ssh: {{password: {{env: FERRY_P}}}}\n\
+         \x20   accounts: [alpha, bravo]\n\
+         policy:\n  retries: {{attempts: 3, initial_backoff: 10ms, max_backoff: 20ms}}\n"
+    );
+    std::fs::write(dir.path().join("p.yaml"), plan).unwrap();
+    let out = assert_cmd::Command::cargo_bin("ferry")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["apply", "p.yaml"])
+        .env("FERRY_T", "tok")
+        .env("FERRY_P", "pw")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("after 3 attempts"), "{err}");
+    let journal = std::fs::read_to_string(dir.path().join(".ferry/p.journal")).unwrap();
+    assert!(journal.contains("session_abandoned"), "{journal}");
+    assert!(!journal.contains("session_created"), "{journal}");
+}
