@@ -112,10 +112,16 @@ fn from_plan(plan: &Path, out: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let scenario = ferry::ops::simulate::rehearsal(&loaded.plan);
+    let mut scenario = ferry::ops::simulate::rehearsal(&loaded.plan);
+    // Served on its own, the simulator is reached at the loopback URL it
+    // prints, so plain HTTP keeps the recipe short; set `tls: self_signed`
+    // (and `--cert-out`) to rehearse certificate handling too.
+    scenario.tls = sim::TlsMode::None;
     let text = format!(
         "# whm-sim scenario seeded from {}: every account and package of the plan on its\n\
-         # source, any SSH credentials accepted. Serve it: whm-sim --scenario FILE\n{}",
+         # source, any SSH credentials accepted, served over plain HTTP (set\n\
+         # `tls: self_signed` and pass --cert-out to rehearse certificates).\n\
+         # Serve it: whm-sim --scenario FILE\n{}",
         plan.display(),
         scenario.to_yaml()
     );
