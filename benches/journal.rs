@@ -165,6 +165,7 @@ fn write_big_journal(path: &Path, n: u64) {
                     package: None,
                     result: ItemResult::Succeeded,
                     message: None,
+                    log: Vec::new(),
                 },
             );
         }

@@ -43,7 +43,14 @@ pub struct LogView {
     pub finished: Option<&'static str>,
     /// The account item most recently picked by a worker (for display).
     pub current: Option<String>,
+    /// For each failed account item, its `master.log` lines (compact JSON,
+    /// at most [`MAX_ITEM_LINES`], the last ones kept): journaled with the
+    /// failure so the report can show them without the server.
+    pub failed_lines: BTreeMap<String, Vec<String>>,
 }
+
+/// How many `master.log` lines of a failed account are kept.
+pub const MAX_ITEM_LINES: usize = 20;
 
 impl LogView {
     /// Reads a whole `master.log` text (a torn last line is tolerated).
@@ -80,9 +87,33 @@ impl LogView {
             if l.action == "start" || l.action == "start-item" {
                 view.current = Some(l.local_item.clone().unwrap_or_else(|| item.clone()));
             }
+            if matches!(view.accounts.get(item), Some(ItemOutcome::Failed { .. })) {
+                let kept = view.failed_lines.entry(item.clone()).or_default();
+                if kept.len() == MAX_ITEM_LINES {
+                    kept.remove(0);
+                }
+                kept.push(compact(l));
+            }
         }
         view
     }
+}
+
+/// One log line as compact JSON: the fields a reader needs, in a fixed order.
+fn compact(l: &LogLine) -> String {
+    let mut o = serde_json::Map::new();
+    o.insert("time".into(), serde_json::json!(l.time));
+    o.insert("action".into(), serde_json::json!(l.action));
+    if let Some(q) = &l.queue {
+        o.insert("queue".into(), serde_json::json!(q));
+    }
+    if let Some(i) = &l.item {
+        o.insert("item".into(), serde_json::json!(i));
+    }
+    if !l.msg.is_null() {
+        o.insert("msg".into(), l.msg.clone());
+    }
+    serde_json::Value::Object(o).to_string()
 }
 
 /// What ferry concludes about one account of an ended session.

@@ -232,6 +232,7 @@ mod tests {
             package: None,
             result: ItemResult::Succeeded,
             message: None,
+            log: Vec::new(),
         });
         // Same plan: nothing to say.
         assert_eq!(compare(&st, &v1), Ok(PlanDiff::default()));

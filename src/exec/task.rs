@@ -452,6 +452,7 @@ impl Driver {
                         package: None,
                         result: ItemResult::Failed,
                         message: Some(message),
+                        log: Vec::new(),
                     })?;
                     self.ctx.send(Msg::ItemFailed {
                         session: self.key.clone(),
@@ -802,11 +803,12 @@ impl Driver {
                 if acc.session.as_deref() == Some(self.key.as_str())
                     && matches!(acc.progress, Progress::InProgress | Progress::Unfinished)
                 {
-                    new.push((target.clone(), outcome.clone()));
+                    let log = view.failed_lines.get(user).cloned().unwrap_or_default();
+                    new.push((target.clone(), outcome.clone(), log));
                 }
             }
         });
-        for (target, outcome) in new {
+        for (target, outcome, log) in new {
             let (result, message) = match &outcome {
                 ItemOutcome::Succeeded { warnings: false } => (ItemResult::Succeeded, None),
                 ItemOutcome::Succeeded { warnings: true } => (ItemResult::Warning, None),
@@ -818,6 +820,7 @@ impl Driver {
                 package: None,
                 result,
                 message,
+                log,
             })?;
             match outcome {
                 ItemOutcome::Succeeded { warnings } => self.ctx.emit(Event::ItemSucceeded {
@@ -846,6 +849,7 @@ impl Driver {
                     package: Some(pkg.clone()),
                     result,
                     message,
+                    log: Vec::new(),
                 })?;
             }
         }
@@ -928,6 +932,7 @@ impl Driver {
                     package: None,
                     result: ItemResult::Failed,
                     message: Some("the session completed without a result for this account".into()),
+                    log: Vec::new(),
                 },
                 // NotBegun in a FAILED/ABORTED session: freed by
                 // `session_finished` below (the ended session will never run

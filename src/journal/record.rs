@@ -188,6 +188,10 @@ pub enum Record {
         /// The server's failure text (failed) or message (warning).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// A failed account's `master.log` lines (compact JSON), for the
+        /// report. Scrubbed like every free text.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        log: Vec<String>,
     },
     /// The session ended but the account's RESTORE began without a final
     /// line: only `listaccts` can tell. Never retried automatically.
@@ -297,9 +301,9 @@ impl Record {
             | Record::AbortRequested { reason, .. }
             | Record::RunPaused { reason }
             | Record::RunAborted { reason } => vec![reason],
-            Record::ItemOutcome {
-                message: Some(m), ..
-            } => vec![m],
+            Record::ItemOutcome { message, log, .. } => {
+                message.iter_mut().chain(log.iter_mut()).collect()
+            }
             Record::SessionControl { result, .. } => vec![result],
             Record::StepFailed { error, .. } => vec![error],
             _ => vec![],

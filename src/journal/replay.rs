@@ -402,6 +402,7 @@ impl RunState {
                 package,
                 result,
                 message,
+                ..
             } => {
                 if let Some(p) = package
                     && let Some(s) = self.session_mut(session)
@@ -634,6 +635,7 @@ mod tests {
             package: None,
             result,
             message: (result == ItemResult::Failed).then(|| "Disk quota exceeded".to_string()),
+            log: Vec::new(),
         }
     }
 

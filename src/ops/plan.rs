@@ -359,6 +359,7 @@ sources:
             package: None,
             result,
             message: None,
+            log: Vec::new(),
         }
     }
 
@@ -418,6 +419,7 @@ sources:
             package: Some("basic".into()),
             result: ItemResult::Succeeded,
             message: None,
+            log: Vec::new(),
         });
         st.apply(&item("old1/s1", "shop2", ItemResult::Succeeded));
         st.apply(&item("old1/s1", "photos", ItemResult::Failed));

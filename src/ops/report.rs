@@ -167,10 +167,21 @@ pub fn run_view(
     let mut run_pauses: Vec<Pause> = Vec::new();
     let mut last_stop: Option<SystemTime> = None;
     let mut torn = false;
+    // Each failed account's master.log lines, from its latest failure.
+    let mut logs: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(mut reader) = Reader::open(path)? {
         while let Some(e) = reader.next()? {
             if let Some(at) = parse_ts(&e.ts) {
                 fold_times(&e.rec, at, &mut times, &mut run_pauses, &mut last_stop);
+            }
+            if let Record::ItemOutcome {
+                account: Some(a),
+                result: ItemResult::Failed,
+                log,
+                ..
+            } = &e.rec
+            {
+                logs.insert(a.clone(), log.clone());
             }
             state.apply_entry(&e);
         }
@@ -233,7 +244,7 @@ pub fn run_view(
             size: hints.sizes.get(name).copied(),
             attempts: a.attempts,
             message: a.message.clone(),
-            log: Vec::new(),
+            log: logs.remove(name.as_str()).unwrap_or_default(),
         })
         .collect();
     let next = next_step(&status, &plan);

@@ -54,6 +54,7 @@ fn write_journal(path: &Path, plan: &str) {
         package: None,
         result,
         message: message.map(String::from),
+        log: Vec::new(),
     };
     let records = vec![
         (0, started(plan)),
@@ -310,6 +311,13 @@ fn report_of_a_real_run_paused_resumed_with_a_failed_account() {
     }
     // The failure, escaped, with its own section.
     assert!(page.contains("id=\"failure-s2u03\""));
+    // The failure carries its session's master.log lines (from the journal),
+    // the failed-item line among them.
+    assert!(page.contains("master.log ("), "no log lines in the report");
+    assert!(
+        page.contains("failed-item"),
+        "the failed-item line is missing"
+    );
     assert!(page.contains("Disk quota exceeded: &lt;b&gt;s2u03&lt;/b&gt; needs 3 GB"));
     // One lane per session the journal knows.
     let sessions: std::collections::BTreeSet<String> = w

@@ -776,6 +776,7 @@ fn journal_lines_never_hold_a_registered_secret() {
         package: None,
         result: ItemResult::Failed,
         message: Some(format!("bad password “{}”", secret.expose())),
+        log: Vec::new(),
     };
     let line = ferry::journal::file::encode(7, "2026-11-30T00:00:00.000Z", &rec);
     let text = String::from_utf8(line).unwrap();

@@ -133,6 +133,7 @@ fn outcome(
             package: None,
             result,
             message: msg.map(String::from),
+            log: Vec::new(),
         },
     )
 }
