@@ -687,7 +687,11 @@ impl Driver {
             Step::StopWatching => Ok(Some(TaskEnd::Paused)),
             Step::Conclude => {
                 let state = self.last_state.clone().unwrap_or_default();
-                Ok(Some(self.conclude(&state).await))
+                let end = self.conclude(&state).await;
+                // The terminal state is shown after the accounts it
+                // concluded, so "COMPLETED (3/3)" is the session's last word.
+                self.emit_state();
+                Ok(Some(end))
             }
             Step::Poll | Step::Nothing => Ok(None),
         }
@@ -725,7 +729,12 @@ impl Driver {
             self.last_state = Some(name);
             self.m.on_progress(now);
             self.moved = true;
-            self.emit_state();
+            if !matches!(
+                state,
+                SessionState::Completed | SessionState::Aborted | SessionState::Failed
+            ) {
+                self.emit_state();
+            }
         }
         let step = match self.m.on_server_state(&state, now) {
             Ok(s) => s,
