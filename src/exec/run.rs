@@ -754,6 +754,14 @@ impl Scheduler {
         } else {
             self.ctx.plan().path.clone()
         };
+        // What running `apply` again does: resume, or start a fresh rehearsal.
+        let again = |word: &str| {
+            if self.simulate {
+                "to rehearse again (a rehearsal always starts afresh)".to_string()
+            } else {
+                format!("to {word}")
+            }
+        };
         let (status, reason, next) = match self.stop.clone() {
             Some(Stop::Pause(reason)) => {
                 self.ctx.record(Record::RunPaused {
@@ -767,7 +775,7 @@ impl Scheduler {
                 (
                     RunStatus::Paused,
                     Some(reason),
-                    format!("fix the cause, then run `{resume}` to resume"),
+                    format!("fix the cause, then run `{resume}` {}", again("resume")),
                 )
             }
             Some(Stop::Abort(reason)) => {
@@ -788,7 +796,10 @@ impl Scheduler {
                 (
                     RunStatus::Failed,
                     Some(reason),
-                    format!("fix the cause, then run `ferry apply {plan_path}` to continue"),
+                    format!(
+                        "fix the cause, then run `ferry apply {plan_path}` {}",
+                        again("continue")
+                    ),
                 )
             }
             Some(Stop::Interrupted) => {
@@ -796,7 +807,7 @@ impl Scheduler {
                 (
                     RunStatus::Failed,
                     Some("interrupted".into()),
-                    format!("run `ferry apply {plan_path}` to continue"),
+                    format!("run `ferry apply {plan_path}` {}", again("continue")),
                 )
             }
             None if counts.failed == 0 && counts.pending == 0 => {

@@ -247,7 +247,22 @@ pub fn run_view(
             log: logs.remove(name.as_str()).unwrap_or_default(),
         })
         .collect();
-    let next = next_step(&status, &plan);
+    let next = if state.simulate {
+        // A rehearsal cannot be resumed: its simulator is gone.
+        (status != RunState::Succeeded).then(|| {
+            format!(
+                "this was a rehearsal: on the real target, `ferry apply {plan}` would {}; \
+                 rehearse again with `ferry apply --simulate {plan}`",
+                if status == RunState::Paused {
+                    "resume it"
+                } else {
+                    "continue it"
+                }
+            )
+        })
+    } else {
+        next_step(&status, &plan)
+    };
     let view = RunView {
         plan,
         target: hints

@@ -364,7 +364,13 @@ fn a_paused_journal_reports_paused_with_the_open_pause() {
     );
     let t = v.totals();
     assert_eq!((t.transferred, t.failed, t.pending), (1, 1, 2));
-    assert!(v.next.unwrap().contains("to resume"));
+    // The canned run is a rehearsal: it cannot be resumed, only redone.
+    let next = v.next.unwrap();
+    assert!(next.contains("would resume it"), "{next}");
+    assert!(
+        next.contains("rehearse again with `ferry apply --simulate"),
+        "{next}"
+    );
 }
 
 #[test]
