@@ -620,7 +620,7 @@ fn valid_package(name: &str) -> Result<(), String> {
 }
 
 /// The environment variable name suggested for a source's secret.
-fn env_name(source: &str, what: &str) -> String {
+pub(crate) fn env_name(source: &str, what: &str) -> String {
     let up: String = source
         .chars()
         .map(|c| {

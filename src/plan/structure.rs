@@ -117,36 +117,27 @@ pub(crate) fn check(_text: &str, idx: &SourceIndex) -> Vec<Problem> {
             Ok(s) => s,
             Err(Unsettled::Ambiguous) => continue,
             Err(Unsettled::Nothing(types)) => {
-                if !(kind == Kind::Scalar && idx.scalar(node).is_none()) {
-                    out.push(Problem {
-                        path: path.clone(),
-                        anchor: Anchor::Value,
-                        message: format!(
-                            "`{field}` must be {}, not {}",
-                            describe(&types),
-                            kind_name(kind)
-                        ),
-                        help: None,
-                    });
-                }
+                wrong_type(
+                    &mut out,
+                    &path,
+                    &field,
+                    &types,
+                    kind,
+                    idx.scalar(node).is_none(),
+                );
                 continue;
             }
         };
         let types = types_of(sch);
         if !types.is_empty() && !kind_fits(kind, idx.scalar(node).is_none(), &types) {
-            // null where something is expected: serde says it better.
-            if !(kind == Kind::Scalar && idx.scalar(node).is_none()) {
-                out.push(Problem {
-                    path: path.clone(),
-                    anchor: Anchor::Value,
-                    message: format!(
-                        "`{field}` must be {}, not {}",
-                        describe(&types),
-                        kind_name(kind)
-                    ),
-                    help: None,
-                });
-            }
+            wrong_type(
+                &mut out,
+                &path,
+                &field,
+                &types,
+                kind,
+                idx.scalar(node).is_none(),
+            );
             continue;
         }
         match kind {
@@ -225,27 +216,40 @@ pub(crate) fn env_hint(idx: &SourceIndex, path: &DocPath, key: &str) -> String {
         }),
         _ => None,
     };
-    let prefix = source_name
-        .map(|n| {
-            let up: String = n
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("{up}_")
-        })
-        .unwrap_or_default();
-    match key {
-        "token" => "WHM_TOKEN".into(),
-        "password" => format!("{prefix}SSH_PASSWORD"),
-        "root_password" => format!("{prefix}ROOT_PASSWORD"),
-        other => format!("{prefix}{}", other.to_ascii_uppercase()),
+    let what = match key {
+        "token" => return "WHM_TOKEN".into(),
+        "password" => "SSH_PASSWORD".to_string(),
+        other => other.to_ascii_uppercase(),
+    };
+    match source_name {
+        Some(n) => super::rules::env_name(&n, &what),
+        None => what,
     }
+}
+
+/// "`field` must be a mapping, not a list". A null where something is
+/// expected is left out: serde says it better.
+fn wrong_type(
+    out: &mut Vec<Problem>,
+    path: &DocPath,
+    field: &str,
+    types: &[&str],
+    kind: Kind,
+    is_null: bool,
+) {
+    if kind == Kind::Scalar && is_null {
+        return;
+    }
+    out.push(Problem {
+        path: path.clone(),
+        anchor: Anchor::Value,
+        message: format!(
+            "`{field}` must be {}, not {}",
+            describe(types),
+            kind_name(kind)
+        ),
+        help: None,
+    });
 }
 
 fn leaf(path: &DocPath) -> Option<&str> {
