@@ -271,6 +271,22 @@ fn crash_mid_run_is_noticed_and_restarted() {
                 assert_eq!(a["restores_started"], 1, "{u}: {a}");
                 assert_eq!(a["restores_completed"], 0, "{u}: {a}");
             }
+            // `orphans: wait` (the default): the accounts of a reseller
+            // whose restore was cut wait for it, and say so by staying
+            // pending; the run is partial.
+            "pending" => {
+                let owner = fleet.account(&u).owner.clone();
+                let owner_state = owner
+                    .as_ref()
+                    .map(|o| status["accounts"][o]["state"].clone());
+                assert_eq!(
+                    owner_state,
+                    Some(serde_json::json!("failed")),
+                    "{u} left pending without a failed reseller: {s}"
+                );
+                assert_eq!(a["restores_started"].as_u64().unwrap_or(0), 0, "{u}: {a}");
+                reported += 1;
+            }
             other => panic!("{u} left {other}: {s}"),
         }
     }
