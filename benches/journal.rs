@@ -71,6 +71,7 @@ fn write_big_journal(path: &Path, n: u64) {
                     source: format!("old{}", i % 10),
                     user: format!("acct{i:04}"),
                     entry: format!("{:064x}", i),
+                    fields: BTreeMap::new(),
                 },
             )
         })
@@ -85,6 +86,7 @@ fn write_big_journal(path: &Path, n: u64) {
         &mut written,
         Record::RunStarted {
             plan: "plans/big.yaml".into(),
+            plan_name: None,
             plan_hash: "ab".repeat(32),
             accounts,
             ferry_version: "0.1.0".into(),
@@ -282,6 +284,7 @@ fn real_run_records(dir: &Path) -> Vec<(Record, bool)> {
         simulate: Some(None),
         journal: Some(journal.clone()),
         restart: false,
+        adopt: false,
         request_timeout: None,
         reporter: Arc::new(NullReporter),
     })

@@ -152,6 +152,61 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The fields that may hold a server's words, each with whether it may
+    /// span lines (ferry's own composed messages) or is one value (a
+    /// reason, a state). What [`ForHumans`] escapes.
+    pub fn untrusted_mut(&mut self) -> Vec<(&mut String, bool)> {
+        match self {
+            Event::StepFailed { error, .. } => vec![(error, false)],
+            Event::ItemFailed { message, .. } => vec![(message, false)],
+            Event::SessionState {
+                state, current, id, ..
+            } => {
+                let mut v = vec![(state, false)];
+                v.extend(current.iter_mut().map(|c| (c, false)));
+                v.extend(id.iter_mut().map(|i| (i, false)));
+                v
+            }
+            Event::Warning { message } => vec![(message, true)],
+            Event::RunPaused { reason, resume } => vec![(reason, true), (resume, true)],
+            Event::RunAborted { reason } => vec![(reason, true)],
+            Event::RunFinished { failed, next, .. } => {
+                let mut v: Vec<(&mut String, bool)> =
+                    failed.iter_mut().map(|f| (&mut f.message, false)).collect();
+                v.push((next, true));
+                v
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// A reporter for people: every event is passed on with its untrusted
+/// fields escaped for a terminal ([`crate::untrusted`]), so a server's
+/// control characters reach the screen as `\x1b`, `\r`, `\0`. The JSON
+/// reporter does not need it (JSON escapes them itself).
+pub struct ForHumans(pub Box<dyn Reporter>);
+
+impl Reporter for ForHumans {
+    fn event(&self, event: &Event) {
+        let mut safe = event.clone();
+        let mut changed = false;
+        for (text, multiline) in safe.untrusted_mut() {
+            let escaped = if multiline {
+                crate::untrusted::text(text)
+            } else {
+                crate::untrusted::line(text)
+            };
+            if let std::borrow::Cow::Owned(s) = escaped {
+                *text = s;
+                changed = true;
+            }
+        }
+        self.0.event(if changed { &safe } else { event });
+    }
+}
+
 /// A reporter that passes every event on with any registered secret
 /// scrubbed from its free text ([`crate::secret::scrub`]): the last line of
 /// defence between a server that echoes a parameter and the terminal, the

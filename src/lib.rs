@@ -21,6 +21,7 @@
 //! | [`events`]| `Event` + `Reporter`: what the executor emits, for `report` to render |
 //! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
 //! | [`secret`]| secret references (`{env: NAME}`, `{file: PATH}`) and redaction      |
+//! | [`untrusted`] | a server's text escaped for terminals and text logs           |
 //! | [`sim`]   | `whm-sim`, a WHM target simulator; shares no code with `client`      |
 //!
 //! ## Files ferry reads and writes
@@ -55,3 +56,4 @@ pub mod plan;
 pub mod report;
 pub mod secret;
 pub mod sim;
+pub mod untrusted;

@@ -43,6 +43,14 @@ pub struct ApplyArgs {
     /// Resume a run that was aborted (accounts already transferred are kept).
     #[arg(long)]
     pub restart: bool,
+    /// Accounts of the plan already on the target that the journal never
+    /// saw transferred (a journal lost or restored from an older copy) are
+    /// recorded as transferred if their owner and main domain match the
+    /// plan and the source; the rest are moved; a mismatch is reported as a
+    /// conflict, never transferred. Run it only once no transfer of them is
+    /// running on the target.
+    #[arg(long)]
+    pub adopt: bool,
     /// Timeout of one WHM request, e.g. `30s` [default: 60s; 5s with --simulate].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub request_timeout: Option<std::time::Duration>,
@@ -55,6 +63,7 @@ pub fn run(args: ApplyArgs) -> Outcome {
         simulate: args.simulate,
         journal: args.journal,
         restart: args.restart,
+        adopt: args.adopt,
         request_timeout: args.request_timeout,
         reporter,
     })

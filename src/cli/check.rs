@@ -28,10 +28,16 @@ pub struct CheckArgs {
     /// `text`: a table and a verdict; `json`: one JSON object per finding.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Timeout of one WHM request, e.g. `30s` [default: 60s]. A server that
+    /// trickles its answer is cut off after it (and retried as for apply).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 pub fn run(args: CheckArgs) -> Outcome {
-    let report = match check(&CheckOptions::new(args.plan)) {
+    let mut opts = CheckOptions::new(args.plan);
+    opts.request_timeout = args.request_timeout;
+    let report = match check(&opts) {
         Ok(r) => r,
         Err(e) => {
             let status = e.status();
@@ -40,14 +46,17 @@ pub fn run(args: CheckArgs) -> Outcome {
                     eprint!("{}", d.render_human(std::io::stderr().is_terminal()))
                 }
                 CheckError::Invalid(m) | CheckError::Runtime(m) => {
-                    eprintln!("error: {}", crate::secret::scrub(&m))
+                    eprintln!(
+                        "error: {}",
+                        crate::untrusted::text(&crate::secret::scrub(&m))
+                    )
                 }
             }
             return Err(CliError::silent(status));
         }
     };
     for w in &report.warnings {
-        eprintln!("{}", crate::secret::scrub(w));
+        eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));
     }
     match args.output {
         OutputFormat::Text => super::print_stdout(&report.render_text()),

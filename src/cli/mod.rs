@@ -165,9 +165,12 @@ fn render_error(report: &miette::Report) -> String {
         && report.help().is_none()
         && report.related().is_none();
     if !plain {
+        // ferry's own diagnostics (a plan's spans and help), styled by
+        // miette: no server text travels this way.
         return format!("{report:?}");
     }
-    let text = report.to_string();
+    // A plain message may carry a server's words: escaped for the terminal.
+    let text = crate::untrusted::text(&report.to_string()).into_owned();
     if text.starts_with(char::is_whitespace) {
         text
     } else {

@@ -72,5 +72,16 @@ pub fn run(args: PlanArgs) -> Outcome {
             Err(CliError::silent(ExitStatus::Invalid))
         }
         Err(PlanError::Journal(e)) => Err(CliError::msg(ExitStatus::Failure, e)),
+        Err(PlanError::OtherPlan {
+            journal,
+            theirs,
+            mine,
+        }) => Err(CliError::msg(
+            ExitStatus::Invalid,
+            format!(
+                "the journal {} belongs to the plan `{theirs}`, not to `{mine}`; pass this plan's                  own journal with --journal",
+                journal.display()
+            ),
+        )),
     }
 }

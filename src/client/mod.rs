@@ -381,10 +381,10 @@ pub enum ErrorKind {
     )]
     AuthRefused { status: u16 },
     /// WHM answered `metadata.result = 0`.
-    #[error("WHM refused: {reason}")]
+    #[error("WHM refused: {}", crate::untrusted::line(reason))]
     Whm { reason: String },
     /// The answer is not a WHM envelope, or lacks an expected field.
-    #[error("unexpected answer: {0}")]
+    #[error("unexpected answer: {}", crate::untrusted::line(.0))]
     Decode(String),
     /// The TLS handshake failed (certificate not trusted, …). The text names
     /// the host and the fix.

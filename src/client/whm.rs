@@ -62,18 +62,23 @@ enum Param {
     Secret(Secret),
 }
 
-struct Params(Vec<(&'static str, Param)>);
+struct Params(Vec<(std::borrow::Cow<'static, str>, Param)>);
 
 impl Params {
     fn new() -> Self {
         Params(Vec::new())
     }
     fn add(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
-        self.0.push((key, Param::Plain(value.into())));
+        self.0.push((key.into(), Param::Plain(value.into())));
+        self
+    }
+    /// A parameter whose name is made at run time (`nvset`'s `keyN`).
+    fn add_named(&mut self, key: String, value: impl Into<String>) -> &mut Self {
+        self.0.push((key.into(), Param::Plain(value.into())));
         self
     }
     fn secret(&mut self, key: &'static str, value: &Secret) -> &mut Self {
-        self.0.push((key, Param::Secret(value.clone())));
+        self.0.push((key.into(), Param::Secret(value.clone())));
         self
     }
     fn session(s: &SessionId) -> Self {
@@ -105,8 +110,8 @@ impl Params {
         self
     }
     fn session_id(&self) -> Option<&str> {
-        self.0.iter().find_map(|(k, v)| match (k, v) {
-            (&"transfer_session_id", Param::Plain(s)) => Some(s.as_str()),
+        self.0.iter().find_map(|(k, v)| match v {
+            Param::Plain(s) if k == "transfer_session_id" => Some(s.as_str()),
             _ => None,
         })
     }
@@ -397,6 +402,56 @@ impl WhmClient {
         .await
     }
 
+    /// `nvset`: stores every `(key, value)` pair in root's name/value store
+    /// `store` in one call (WHM's `keyN`/`valueN` form pairs). Returns the
+    /// pairs as the server says it stored them — WHM cuts keys at 128 and
+    /// values at 2,048 characters, so a caller compares them with what it
+    /// sent (docs/whm.md, the name/value store).
+    pub async fn nvset(
+        &self,
+        store: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, Error> {
+        let mut p = Params::new();
+        p.add("store", store);
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            p.add_named(format!("key{i}"), k.as_str())
+                .add_named(format!("value{i}"), v.as_str());
+        }
+        self.call("nvset", p, None, |data| {
+            let list = match data.and_then(|d| d.get("nvdatum")) {
+                Some(Value::Array(a)) => a.as_slice(),
+                Some(Value::Object(_)) => {
+                    std::slice::from_ref(data.and_then(|d| d.get("nvdatum")).expect("just matched"))
+                }
+                _ => return Err(decode("`data.nvdatum` is not a list")),
+            };
+            Ok(list
+                .iter()
+                .filter_map(|d| {
+                    let k = d.get("key").and_then(as_text)?;
+                    let v = d.get("value").and_then(nv_value).unwrap_or_default();
+                    Some((k, v))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// `nvget`: one key of root's name/value store `store`; `None` when the
+    /// key is not set (WHM answers a one-element list holding null).
+    pub async fn nvget(&self, store: &str, key: &str) -> Result<Option<String>, Error> {
+        let mut p = Params::new();
+        p.add("store", store).add("key", key);
+        self.call("nvget", p, None, |data| {
+            let datum = data
+                .and_then(|d| d.get("nvdatum"))
+                .ok_or_else(|| decode("no `data.nvdatum`"))?;
+            Ok(datum.get("value").and_then(nv_value))
+        })
+        .await
+    }
+
     /// One HTTP attempt: POST the form, classify the failure or decode the
     /// envelope and hand `data` to `parse`.
     async fn call<T>(
@@ -455,8 +510,8 @@ impl WhmClient {
             .0
             .iter()
             .map(|(k, v)| match v {
-                Param::Plain(s) => (*k, s.as_str()),
-                Param::Secret(s) => (*k, s.expose()),
+                Param::Plain(s) => (k.as_ref(), s.as_str()),
+                Param::Secret(s) => (k.as_ref(), s.expose()),
             })
             .collect();
         let resp = self
@@ -545,6 +600,22 @@ fn decode(msg: &str) -> ErrorKind {
 
 fn flag(b: bool) -> &'static str {
     if b { "1" } else { "0" }
+}
+
+/// An `nvget` value: a string, or WHM's one-element list holding a string
+/// or null.
+fn nv_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Array(a) => a.first().and_then(nv_value),
+        Value::Null => None,
+        other => as_text(other),
+    }
+}
+
+/// WHM's answer for a function the server does not have: `Unknown app
+/// (“nvset”) requested for this version (1) of the API.`
+pub fn is_unknown_function(reason: &str) -> bool {
+    reason.contains("Unknown app")
 }
 
 /// WHM's duplicate-item refusal: `(XID …) An item with a “user” key value of
@@ -675,7 +746,7 @@ mod tests {
                 escalation: Some((Escalation::Su, Some(Secret::new("root-secret")))),
             },
         );
-        let keys: Vec<_> = p.0.iter().map(|(k, _)| *k).collect();
+        let keys: Vec<_> = p.0.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(
             keys,
             [
@@ -691,7 +762,7 @@ mod tests {
         let secret_keys: Vec<_> =
             p.0.iter()
                 .filter(|(_, v)| matches!(v, Param::Secret(_)))
-                .map(|(k, _)| *k)
+                .map(|(k, _)| k.as_ref())
                 .collect();
         assert_eq!(secret_keys, ["sshkey_passphrase", "root_password"]);
     }

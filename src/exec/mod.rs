@@ -38,10 +38,12 @@
 
 pub mod api;
 pub mod control;
+pub mod mirror;
 pub mod outcome;
 mod reconcile;
 mod run;
 pub mod session;
+mod target;
 mod task;
 
 use std::collections::HashMap;
@@ -68,6 +70,8 @@ pub use reconcile::entry_hash;
 pub struct RunPlan {
     /// The plan file as given.
     pub path: String,
+    /// The plan's identity (`name:`, or the file stem).
+    pub name: String,
     /// Hex SHA-256 of the plan file.
     pub hash: String,
     pub sources: Vec<SourceSpec>,
@@ -115,6 +119,8 @@ pub struct BatchAccount {
     pub item: AccountItem,
     /// [`entry_hash`] of the plan entry.
     pub entry: String,
+    /// What the hash covers, field by field (for naming a refused change).
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// Timers of a run, derived from the plan's policy.
@@ -165,8 +171,10 @@ impl Timing {
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// `ferry apply`: run the plan or resume it. `restart`: resume after an
-    /// abort (`--restart`).
-    Apply { restart: bool },
+    /// abort (`--restart`). `adopt`: accounts found on the target that the
+    /// journal never saw transferred are adopted if they match the plan
+    /// (`--adopt`, see [`target`]).
+    Apply { restart: bool, adopt: bool },
     /// `ferry pause` / `ferry abort` with no `apply` running: pause or
     /// abort the journal's live sessions, record it, create nothing.
     Control(ControlRequest),
@@ -208,7 +216,9 @@ pub enum ExecError {
     /// (exit 2).
     #[error(
         "the plan changed incompatibly since this run began:\n{}\n\
-         Restore those entries, or wait for their transfers to end, then run apply again",
+         ferry never moves an account twice, so nothing was sent. Revert those changes in the \
+         plan, or remove those accounts from it (a transferred account stays on the target as \
+         it is), then run apply again",
         .accounts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n")
     )]
     PlanChanged { accounts: Vec<String> },
@@ -218,6 +228,24 @@ pub enum ExecError {
          (accounts already transferred are kept)"
     )]
     Aborted { reason: String },
+    /// Accounts of the plan are on the target though neither the journal
+    /// nor the target's record of the plan's sessions saw them transferred
+    /// (exit 2): `--adopt` decides, nothing was enqueued.
+    #[error(
+        "these accounts of the plan are already on the target, but this journal never saw them \
+         transferred (a journal lost, or restored from an older copy; or another tool moved \
+         them; or they are other accounts with the same names):\n{}\n\
+         ferry enqueued nothing. If they are this plan's accounts, run `ferry apply --adopt {plan}`: \
+         it records as transferred those whose owner and main domain match the plan and the \
+         source, moves the rest, and reports any that do not match as conflicts, never \
+         transferring them. Run it only once no transfer of them is running on the target",
+        .accounts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n")
+    )]
+    FoundOnTarget { accounts: Vec<String>, plan: String },
+    /// The target could not be asked what it already has (exit 1): ferry
+    /// does not start sessions it cannot check.
+    #[error("{0}")]
+    Target(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -226,7 +254,9 @@ pub enum ExecError {
 /// returns promptly, leaving the server's sessions as they are (the
 /// journal is consistent; `apply` resumes).
 pub async fn run(input: RunInput, cancel: CancellationToken) -> Result<RunReport, ExecError> {
-    run::Scheduler::start(input)?.run(cancel).await
+    let mut s = run::Scheduler::new(input);
+    s.prepare().await?;
+    s.run(cancel).await
 }
 
 /// Messages from session tasks to the scheduler.
@@ -255,6 +285,11 @@ pub(crate) struct Ctx {
     /// the same source whose user is its `owner`), and whether both are in
     /// the same batch.
     resellers: HashMap<String, (String, bool)>,
+    /// The target's record of the plan's sessions.
+    pub mirror: mirror::Mirror,
+    /// The target's accounts as last listed (survey, verifications): what
+    /// the scheduler checks an account against before enqueueing it.
+    target_view: Mutex<Option<std::collections::BTreeMap<String, crate::client::AccountInfo>>>,
 }
 
 impl Ctx {
@@ -275,6 +310,7 @@ impl Ctx {
                 by_user.insert((b.source, a.user.clone()), (a.target_user.clone(), bi));
             }
         }
+        let mirror = mirror::Mirror::new(&plan.name, journal.state().mirror_count);
         let mut resellers = HashMap::new();
         for (bi, b) in plan.batches.iter().enumerate() {
             for a in &b.accounts {
@@ -295,7 +331,52 @@ impl Ctx {
             tx,
             accounts,
             resellers,
+            mirror,
+            target_view: Mutex::new(None),
         }
+    }
+
+    /// Journals and reports a retry of an idempotent call of `step`.
+    pub fn retry_note(&self, step: &str) -> impl FnMut(api::RetryNote<'_>) + Clone + '_ {
+        let step = step.to_string();
+        move |n: api::RetryNote<'_>| {
+            let error = n.error.to_string();
+            if let Err(e) = self.record(Record::StepFailed {
+                step: step.clone(),
+                error: error.clone(),
+                retryable: true,
+                attempt: n.attempt,
+            }) {
+                // The run stops at its next journal write, which fails the
+                // same way (the writer refuses everything after a failure).
+                self.emit(Event::Warning {
+                    message: format!("could not record a retry: {e}"),
+                });
+            }
+            self.emit(Event::StepFailed {
+                step: step.clone(),
+                error,
+                retryable: true,
+                attempt: n.attempt,
+            });
+        }
+    }
+
+    /// Remembers the target's accounts as just listed.
+    pub fn set_target_view(
+        &self,
+        listed: std::collections::BTreeMap<String, crate::client::AccountInfo>,
+    ) {
+        *self.target_view.lock().expect("target view") = Some(listed);
+    }
+
+    /// Whether the target had `account` when it was last listed.
+    pub fn on_target(&self, account: &str) -> Option<crate::client::AccountInfo> {
+        self.target_view
+            .lock()
+            .expect("target view")
+            .as_ref()
+            .and_then(|v| v.get(account).cloned())
     }
 
     /// The account's reseller in the plan (target username) and whether
@@ -412,7 +493,11 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), task:
         .repeatable(|_| {}, |c| async move { c.listaccts().await })
         .await;
     let present: std::collections::BTreeSet<String> = match r {
-        Ok(list) => list.into_iter().map(|a| a.user).collect(),
+        Ok(list) => {
+            let names = list.iter().map(|a| a.user.clone()).collect();
+            ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect());
+            names
+        }
         Err(api::CallError::Auth(m)) => {
             return Err(task::TaskEnd::Failed(task::TaskFail::Auth(m)));
         }
@@ -432,23 +517,73 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), task:
             session: sess.clone(),
             present: here,
         })?;
-        let source = ctx.with_state(|st| st.accounts[&account].source.clone());
-        if unfinished && here {
-            ctx.emit(Event::ItemSucceeded {
+        let (source, progress) = ctx.with_state(|st| {
+            (
+                st.accounts[&account].source.clone(),
+                st.accounts[&account].progress.clone(),
+            )
+        });
+        match progress {
+            Progress::Transferred if unfinished => ctx.emit(Event::ItemSucceeded {
                 account,
                 source,
                 session: sess,
                 warnings: false,
-            });
-        } else if !here {
-            ctx.send(Msg::ItemFailed {
+            }),
+            Progress::Failed { .. } => ctx.send(Msg::ItemFailed {
                 session: sess,
                 account,
-            });
+            }),
+            _ => {}
         }
     }
     ctx.emit(Event::StepSucceeded { step });
     Ok(())
+}
+
+/// The remote analysis of source `src` (index into the plan's sources):
+/// an analysis session is created, analysed and aborted, never started —
+/// the read-only look `ferry check` takes. `Err` says why there is none.
+pub(crate) async fn analysis_of(
+    ctx: &Ctx,
+    src: usize,
+) -> Result<crate::client::RemoteAnalysis, String> {
+    let source = &ctx.plan().sources[src];
+    let Some(req) = source.create.clone() else {
+        return Err(format!("no credentials for source {}", source.name));
+    };
+    let id = ctx
+        .api
+        .once(|c| async move { c.create_remote_root_transfer_session(&req).await })
+        .await
+        .map_err(|e| e.to_string())?;
+    let analysis = ctx
+        .api
+        .repeatable(ctx.retry_note(&format!("{}/analysis", source.name)), |c| {
+            let id = id.clone();
+            async move { c.analyze_remote(&id).await }
+        })
+        .await
+        .map_err(|e| e.to_string());
+    // Never started: an abort turns it FAILED so nobody can start it. A
+    // failure leaves a PENDING session WHM deletes after 4 hours.
+    if let Err(e) = ctx
+        .api
+        .repeatable(ctx.retry_note(&format!("{}/analysis", source.name)), |c| {
+            let id = id.clone();
+            async move { c.abort_transfer_session(&id).await }
+        })
+        .await
+    {
+        ctx.emit(Event::Warning {
+            message: format!(
+                "the analysis session {id} of source {} could not be aborted ({e}); it was never \
+                 started and WHM deletes it after 4 hours",
+                source.name
+            ),
+        });
+    }
+    analysis
 }
 
 /// Accounts of the current plan that are failed, with their messages.
@@ -490,12 +625,21 @@ pub(crate) fn request_record(req: &ControlRequest, reason: &str) -> Record {
     }
 }
 
-/// Session keys of one batch's instances: `old1/s2`, `old1/s2#2`, …
-pub(crate) fn instance_key(batch: &str, n_before: usize) -> String {
-    if n_before == 0 {
-        batch.to_string()
-    } else {
-        format!("{batch}#{}", n_before + 1)
+/// Session keys of one batch's instances: `old1/s2`, `old1/s2#2`, …: the
+/// first of those not `taken` (a session recovered from the target's record
+/// may hold a key of its own).
+pub(crate) fn instance_key(batch: &str, n_before: usize, taken: impl Fn(&str) -> bool) -> String {
+    let mut n = n_before;
+    loop {
+        let key = if n == 0 {
+            batch.to_string()
+        } else {
+            format!("{batch}#{}", n + 1)
+        };
+        if !taken(&key) {
+            return key;
+        }
+        n += 1;
     }
 }
 
@@ -551,13 +695,11 @@ impl RunPlan {
                             prerequisite_user: sa.prerequisite_user.clone(),
                             options: sa.options.to_params(),
                         };
+                        let host = &plan.sources[sa.source].host;
+                        let (package, owner) = (sa.package.as_deref(), sa.owner.as_deref());
                         BatchAccount {
-                            entry: entry_hash(
-                                &plan.sources[sa.source].host,
-                                &item,
-                                sa.package.as_deref(),
-                                sa.owner.as_deref(),
-                            ),
+                            entry: entry_hash(host, &item, package, owner),
+                            fields: reconcile::entry_fields(host, &item, package, owner),
                             target_user: sa.target_user.clone(),
                             user: sa.user.clone(),
                             package: sa.package.clone(),
@@ -570,6 +712,7 @@ impl RunPlan {
             .collect();
         RunPlan {
             path: loaded.path.display().to_string(),
+            name: loaded.identity(),
             hash: loaded.hash.clone(),
             sources,
             batches,

@@ -11,7 +11,7 @@
 //! |--------------------|---------------|---------------|-----------------------------------|
 //! | success / warning  | —             | —             | transferred                        |
 //! | failed             | —             | —             | failed (may go to a fresh session) |
-//! | none               | yes           | yes           | unfinished → `listaccts` decides   |
+//! | none               | yes           | yes           | cut → `listaccts` decides          |
 //! | none               | no            | yes           | not begun → free for a new session |
 //! | none               | —             | no            | wait                               |
 //!
@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::client::masterlog::{self, ItemOutcome, LogLine};
+use crate::journal::record::Unfinished;
 
 const ACCOUNT_MODULE: &str = "AccountRemoteRoot";
 const PACKAGE_MODULE: &str = "PackageRemoteRoot";
@@ -43,6 +44,11 @@ pub struct LogView {
     pub finished: Option<&'static str>,
     /// The account item most recently picked by a worker (for display).
     pub current: Option<String>,
+    /// Account items whose RESTORE began after the master's latest `start`
+    /// or `resume` and has no final line: restores that may be running now.
+    /// One begun under an earlier master (before a crash and a restart)
+    /// is not here: that master and its workers are gone.
+    pub restoring_now: BTreeSet<String>,
     /// For each failed account item, its `master.log` lines (compact JSON,
     /// at most [`MAX_ITEM_LINES`], the last ones kept): journaled with the
     /// failure so the report can show them without the server.
@@ -77,8 +83,25 @@ impl LogView {
             }
         }
         for l in lines {
+            if l.child_number == 0
+                && l.item.is_none()
+                && matches!(l.action.as_str(), "start" | "resume")
+            {
+                view.restoring_now.clear();
+            }
             if l.item_type.as_deref() != Some(ACCOUNT_MODULE) {
                 continue;
+            }
+            if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
+                match l.action.as_str() {
+                    "start" | "start-item" | "process-item" => {
+                        view.restoring_now.insert(item.clone());
+                    }
+                    "success-item" | "warning-item" | "failed-item" => {
+                        view.restoring_now.remove(item);
+                    }
+                    _ => {}
+                }
             }
             let Some(item) = &l.item else { continue };
             if l.queue.as_deref() == Some("RESTORE") {
@@ -125,8 +148,9 @@ pub enum Conclusion {
     Failed {
         message: String,
     },
-    /// Its RESTORE began and has no final line: ask `listaccts`.
-    Unfinished,
+    /// No final line, and its RESTORE may have begun (`Cut`: it did; `NoLog`:
+    /// the log could not be read): ask `listaccts`.
+    Unfinished(Unfinished),
     /// Nothing of it reached the RESTORE queue: it can go to a new session
     /// (the ended session will never run it).
     NotBegun,
@@ -136,7 +160,7 @@ pub enum Conclusion {
 /// ended. `view` is `None` when the log could not be read.
 pub fn conclude(view: Option<&LogView>, user: &str) -> Conclusion {
     let Some(view) = view else {
-        return Conclusion::Unfinished;
+        return Conclusion::Unfinished(Unfinished::NoLog);
     };
     match view.accounts.get(user) {
         Some(ItemOutcome::Succeeded { warnings }) => Conclusion::Transferred {
@@ -145,7 +169,7 @@ pub fn conclude(view: Option<&LogView>, user: &str) -> Conclusion {
         Some(ItemOutcome::Failed { message }) => Conclusion::Failed {
             message: message.clone(),
         },
-        None if view.restore_begun.contains(user) => Conclusion::Unfinished,
+        None if view.restore_begun.contains(user) => Conclusion::Unfinished(Unfinished::Cut),
         None => Conclusion::NotBegun,
     }
 }
@@ -177,6 +201,25 @@ mod tests {
             .to_string()
     }
 
+    /// A restore begun under a master that died (a crash, then a restart's
+    /// fresh `start`) is not running any more; one begun after it may be.
+    #[test]
+    fn restores_running_now_are_those_begun_under_the_latest_master() {
+        let log = [
+            line("start", 0, None, None, ""),
+            line("success-item", 1, Some("TRANSFER"), Some("orphan"), ""),
+            line("start-item", 1, Some("RESTORE"), Some("orphan"), ""),
+            line("start", 0, None, None, ""),
+            line("start-item", 2, Some("RESTORE"), Some("live"), ""),
+            line("start-item", 1, Some("RESTORE"), Some("done"), ""),
+            line("success-item", 1, Some("RESTORE"), Some("done"), ""),
+        ]
+        .join("\n");
+        let view = LogView::read(&log);
+        assert_eq!(view.restoring_now, BTreeSet::from(["live".to_string()]));
+        assert!(view.restore_begun.contains("orphan"));
+    }
+
     #[test]
     fn the_table_of_conclusions() {
         let log = [
@@ -199,6 +242,7 @@ mod tests {
         let view = LogView::read(&log);
         assert_eq!(view.finished, Some("abort"));
         assert_eq!(view.current.as_deref(), Some("early"));
+        assert_eq!(view.restoring_now, BTreeSet::from(["mid".to_string()]));
         let v = Some(&view);
         assert_eq!(
             conclude(v, "ok"),
@@ -210,10 +254,13 @@ mod tests {
                 message: "Disk quota exceeded".into()
             }
         );
-        assert_eq!(conclude(v, "mid"), Conclusion::Unfinished);
+        assert_eq!(conclude(v, "mid"), Conclusion::Unfinished(Unfinished::Cut));
         assert_eq!(conclude(v, "early"), Conclusion::NotBegun);
         assert_eq!(conclude(v, "never"), Conclusion::NotBegun);
         // No log at all: assume the worst.
-        assert_eq!(conclude(None, "early"), Conclusion::Unfinished);
+        assert_eq!(
+            conclude(None, "early"),
+            Conclusion::Unfinished(Unfinished::NoLog)
+        );
     }
 }

@@ -22,9 +22,10 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::RunPlan;
+use super::{RunPlan, mirror};
 use crate::client::AccountItem;
 use crate::journal::record::PlannedAccount;
+use crate::journal::record::Record;
 use crate::journal::{Phase, Progress, RunState};
 
 /// Hex SHA-256 of what ferry would send to WHM for an account (host, keys,
@@ -50,6 +51,31 @@ pub fn entry_hash(
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// [`entry_hash`]'s input field by field: `host`, `localuser`, `package`,
+/// `owner`, `domain` and `options.<key>` (only those set).
+pub fn entry_fields(
+    host: &str,
+    item: &AccountItem,
+    package: Option<&str>,
+    owner: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    f.insert("host".to_string(), host.to_string());
+    f.insert("localuser".to_string(), item.localuser.clone());
+    let mut opt = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            f.insert(k.to_string(), v.to_string());
+        }
+    };
+    opt("package", package);
+    opt("owner", owner);
+    opt("domain", item.domain.as_deref());
+    for (k, v) in &item.options {
+        f.insert(format!("options.{k}"), v.clone());
+    }
+    f
+}
+
 /// The plan's accounts as `run_started` records them.
 pub(crate) fn planned_accounts(plan: &RunPlan) -> BTreeMap<String, PlannedAccount> {
     plan.batches
@@ -62,6 +88,7 @@ pub(crate) fn planned_accounts(plan: &RunPlan) -> BTreeMap<String, PlannedAccoun
                         source: plan.sources[b.source].name.clone(),
                         user: a.user.clone(),
                         entry: a.entry.clone(),
+                        fields: a.fields.clone(),
                     },
                 )
             })
@@ -85,26 +112,75 @@ impl PlanDiff {
 }
 
 /// Compares the plan with the journal (design §5). `Err` lists the refused
-/// accounts with why.
+/// accounts, each with what changed.
+///
+/// An account is the same account when its source and its user on the
+/// source are (its identity), or when it lands on the same target
+/// username. Any change to an account whose transfer began is refused —
+/// its `localuser` (the identity finds it under its old name), its
+/// source or user (the target name finds it), its package, owner, domain,
+/// options or its source's host: ferry never moves an account twice.
 pub(crate) fn compare(
     st: &RunState,
     planned: &BTreeMap<String, PlannedAccount>,
 ) -> Result<PlanDiff, Vec<String>> {
     let mut diff = PlanDiff::default();
     let mut refused = Vec::new();
-    if st.runs == 0 {
+    // A fresh journal has nothing to compare with — unless sessions were
+    // recovered into it from the target's record (a lost journal): their
+    // accounts were planned once, and are compared like any other.
+    if st.runs == 0 && st.accounts.is_empty() {
         return Ok(diff);
     }
+    // (source, user) → the journal's name for it; one whose transfer began
+    // wins over older names that never started.
+    let mut by_identity: BTreeMap<(&str, &str), &String> = BTreeMap::new();
+    for (name, a) in &st.accounts {
+        let key = (a.source.as_str(), a.user.as_str());
+        let better = by_identity
+            .get(&key)
+            .is_none_or(|n| !st.accounts[*n].began() && a.began());
+        if better {
+            by_identity.insert(key, name);
+        }
+    }
     for (name, p) in planned {
+        let renamed_from = by_identity
+            .get(&(p.source.as_str(), p.user.as_str()))
+            .filter(|n| **n != name)
+            .filter(|n| st.accounts[**n].began());
+        if let Some(old) = renamed_from {
+            let a = &st.accounts[*old];
+            refused.push(refusal(
+                old,
+                a,
+                &format!("its localuser changed from {old} to {name}"),
+            ));
+            continue;
+        }
         match st.accounts.get(name) {
             None => diff.added.push(name.clone()),
-            Some(a) if a.entry != p.entry || a.source != p.source || a.user != p.user => {
+            Some(a) if a.source != p.source || a.user != p.user => {
                 if a.began() {
-                    refused.push(format!(
-                        "{name} (source {}): its plan entry changed after its transfer began ({})",
-                        a.source,
-                        a.progress.label()
-                    ));
+                    let what = if a.source != p.source {
+                        format!(
+                            "its source changed from {} to {} (user {} there)",
+                            a.source, p.source, p.user
+                        )
+                    } else {
+                        format!(
+                            "its user on the source changed from {} to {}",
+                            a.user, p.user
+                        )
+                    };
+                    refused.push(refusal(name, a, &what));
+                } else {
+                    diff.changed.push(name.clone());
+                }
+            }
+            Some(a) if a.entry != p.entry => {
+                if a.began() {
+                    refused.push(refusal(name, a, &field_changes(&a.fields, &p.fields)));
                 } else {
                     diff.changed.push(name.clone());
                 }
@@ -117,10 +193,15 @@ pub(crate) fn compare(
         if planned.contains_key(name) {
             continue;
         }
+        let renamed = planned
+            .values()
+            .any(|p| p.source == a.source && p.user == a.user);
         match a.progress {
+            // Already refused above, under its new name.
+            _ if renamed && a.began() => {}
             Progress::InProgress | Progress::Unfinished => refused.push(format!(
-                "{name} (source {}): removed from the plan while its transfer is in progress",
-                a.source
+                "{name} (source {}, user {}): removed from the plan while its transfer is in progress",
+                a.source, a.user
             )),
             _ => diff.dropped.push(name.clone()),
         }
@@ -130,6 +211,87 @@ pub(crate) fn compare(
     } else {
         Err(refused)
     }
+}
+
+/// One refused account: who it is, where it stands, what changed.
+fn refusal(name: &str, a: &crate::journal::AccountState, what: &str) -> String {
+    let stands = match a.progress {
+        Progress::Transferred => "was transferred".to_string(),
+        _ => format!("has begun its transfer ({})", a.progress.label()),
+    };
+    format!(
+        "{name} (source {}, user {}) {stands}; since then {what}",
+        a.source, a.user
+    )
+}
+
+/// `package gold → silver, options.ip (unset) → 1` from two field maps;
+/// "its plan entry changed" when the journal predates the fields.
+fn field_changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> String {
+    if old.is_empty() {
+        return "its plan entry changed (this journal does not record which field)".into();
+    }
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let shown = |v: Option<&String>| v.map_or("(unset)".to_string(), |v| v.to_string());
+    let changes: Vec<String> = keys
+        .into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| format!("{k} {} → {}", shown(old.get(k)), shown(new.get(k))))
+        .collect();
+    if changes.is_empty() {
+        "its plan entry changed".into()
+    } else {
+        format!("its {} changed", changes.join(", "))
+    }
+}
+
+/// The records that bring the journal up to date with the target's record
+/// of the plan's sessions (`entries`: those after the journal's last known
+/// one, oldest first). A session the journal knows by its WHM id is only
+/// marked mirrored; any other is recovered — under its own key, unless the
+/// journal holds that key with another id (two journals of one plan that
+/// diverged), then under `key~N`.
+pub(crate) fn recovered(st: &RunState, entries: &[(u64, mirror::Entry)]) -> Vec<Record> {
+    let by_id: BTreeMap<&str, &str> = st
+        .sessions()
+        .iter()
+        .filter_map(|s| s.id.as_deref().map(|id| (id, s.key.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    let mut keys: std::collections::BTreeSet<String> =
+        st.sessions().iter().map(|s| s.key.clone()).collect();
+    for (n, e) in entries {
+        if let Some(key) = by_id.get(e.id.as_str()) {
+            if st.session(key).and_then(|s| s.mirrored) != Some(*n) {
+                out.push(Record::SessionMirrored {
+                    session: key.to_string(),
+                    index: *n,
+                });
+            }
+            continue;
+        }
+        // Its own key when free, or held by the journal without an id (the
+        // copy was taken between the create and its answer's record).
+        let idless = st.session(&e.key).is_some_and(|s| s.id.is_none());
+        let key = if keys.contains(&e.key) && !idless {
+            format!("{}~{n}", e.key)
+        } else {
+            e.key.clone()
+        };
+        keys.insert(key.clone());
+        out.push(Record::SessionRecovered {
+            session: key,
+            batch: e.batch.clone(),
+            source: e.source.clone(),
+            host: e.host.clone(),
+            id: e.id.clone(),
+            accounts: e.accounts.clone(),
+            packages: e.packages.clone(),
+            replaces: e.replaces.clone(),
+            index: *n,
+        });
+    }
+    out
 }
 
 /// What to do with a session instance the journal left open.
@@ -175,7 +337,7 @@ pub(crate) fn classify_open(st: &RunState, unchanged: impl Fn(&str) -> bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::record::{ItemResult, Record};
+    use crate::journal::record::ItemResult;
 
     fn planned(entries: &[(&str, &str)]) -> BTreeMap<String, PlannedAccount> {
         entries
@@ -187,6 +349,7 @@ mod tests {
                         source: "old1".into(),
                         user: n.to_string(),
                         entry: e.to_string(),
+                        fields: BTreeMap::new(),
                     },
                 )
             })
@@ -196,6 +359,7 @@ mod tests {
     fn started(st: &mut RunState, p: &BTreeMap<String, PlannedAccount>) {
         st.apply(&Record::RunStarted {
             plan: "p".into(),
+            plan_name: None,
             plan_hash: "h".into(),
             accounts: p.clone(),
             ferry_version: "0".into(),

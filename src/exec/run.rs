@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::control::{self, ControlRequest};
 use super::reconcile::{self, OpenSession};
 use super::session::Want;
+use super::target;
 use super::task::{self, TaskEnd, TaskFail};
 use super::{Ctx, ExecError, Mode, Msg, RunInput, RunReport};
 use crate::events::{Event, RunStatus};
@@ -77,13 +78,15 @@ pub(crate) struct Scheduler {
     mode: Mode,
     /// `apply --simulate`: advice names the rehearsal.
     simulate: bool,
+    tls_insecure: bool,
     started: Instant,
+    /// The first journal failure met while recording the run's end.
+    end_unrecorded: Option<String>,
 }
 
 impl Scheduler {
-    /// Steps 3–4 of [`super::reconcile`]: compare the plan, record the run,
-    /// classify the open sessions and start their tasks.
-    pub(crate) fn start(input: RunInput) -> Result<Scheduler, ExecError> {
+    /// The scheduler of a run, before anything is read or recorded.
+    pub(crate) fn new(input: RunInput) -> Scheduler {
         let RunInput {
             plan,
             mut journal,
@@ -96,77 +99,357 @@ impl Scheduler {
             tls_insecure,
         } = input;
         journal.set_group_window(timing.group_window);
-        let planned = reconcile::planned_accounts(&plan);
-        let mut stop = None;
-        let resumed = journal.state().runs > 0;
-        match &mode {
-            Mode::Apply { restart } => {
-                if let RunPhase::Aborted { reason } = &journal.state().phase
-                    && !restart
-                {
-                    return Err(ExecError::Aborted {
-                        reason: reason.clone(),
-                    });
-                }
-                let diff = reconcile::compare(journal.state(), &planned)
-                    .map_err(|accounts| ExecError::PlanChanged { accounts })?;
-                journal.record(Record::RunStarted {
-                    plan: plan.path.clone(),
-                    plan_hash: plan.hash.clone(),
-                    accounts: planned.clone(),
-                    ferry_version: env!("CARGO_PKG_VERSION").to_string(),
-                    pid: std::process::id(),
-                    host: crate::journal::lock::hostname(),
-                    tls_insecure,
-                    simulate,
-                    restart: *restart,
-                })?;
-                if !diff.is_empty() {
-                    journal.record(Record::PlanChanged {
-                        added: diff.added,
-                        dropped: diff.dropped,
-                        changed: diff.changed,
-                    })?;
-                }
-            }
-            Mode::Control(req) => {
-                let what = match req.action {
-                    ControlAction::Pause => "ferry pause",
-                    ControlAction::Abort => "ferry abort",
-                };
-                journal.record(super::request_record(
-                    req,
-                    &format!("{what} (no apply was running)"),
-                ))?;
-                stop = Some(stop_for(req, what));
-            }
-        }
         let (tx, rx) = mpsc::unbounded_channel();
-        let ctx = Arc::new(Ctx::new(journal, api, reporter, plan, timing, tx));
-        let counts = ctx.with_state(super::counts);
-        ctx.emit(Event::RunStarted {
-            plan: ctx.plan().path.clone(),
-            journal: journal_path.display().to_string(),
-            resumed,
-            accounts: counts,
-            sessions_planned: ctx.plan().batches.len(),
-        });
-        let mut s = Scheduler {
-            ctx,
+        Scheduler {
+            ctx: Arc::new(Ctx::new(journal, api, reporter, plan, timing, tx)),
             rx,
             tasks: JoinSet::new(),
             live: BTreeMap::new(),
-            stop,
+            stop: None,
             blocked: BTreeMap::new(),
             create_failures: BTreeMap::new(),
             barren: BTreeMap::new(),
             journal_path,
             mode,
             simulate,
+            tls_insecure,
             started: Instant::now(),
+            end_unrecorded: None,
+        }
+    }
+
+    /// Steps 3–5 of [`super::reconcile`], in order: catch up with the
+    /// target's record of the plan's sessions, compare the plan, record the
+    /// run, survey the target, classify the open sessions and start their
+    /// tasks. Nothing is created or enqueued before this returns.
+    pub(crate) async fn prepare(&mut self) -> Result<(), ExecError> {
+        if let Mode::Apply { restart: false, .. } = self.mode
+            && let RunPhase::Aborted { reason } = self.ctx.with_state(|st| st.phase.clone())
+        {
+            return Err(ExecError::Aborted { reason });
+        }
+        let resumed = self.ctx.with_state(|st| st.runs > 0);
+        let planned = reconcile::planned_accounts(self.ctx.plan());
+        // A change the journal itself shows is refused before any request;
+        // one only the target's record shows (a journal behind it), after
+        // reading that record.
+        if matches!(self.mode, Mode::Apply { .. }) {
+            self.ctx
+                .with_state(|st| reconcile::compare(st, &planned))
+                .map_err(|accounts| ExecError::PlanChanged { accounts })?;
+        }
+        self.recover().await?;
+        match self.mode.clone() {
+            Mode::Apply { restart, .. } => {
+                let diff = self
+                    .ctx
+                    .with_state(|st| reconcile::compare(st, &planned))
+                    .map_err(|accounts| ExecError::PlanChanged { accounts })?;
+                let plan = self.ctx.plan();
+                self.ctx.record(Record::RunStarted {
+                    plan: plan.path.clone(),
+                    plan_name: Some(plan.name.clone()),
+                    plan_hash: plan.hash.clone(),
+                    accounts: planned.clone(),
+                    ferry_version: env!("CARGO_PKG_VERSION").to_string(),
+                    pid: std::process::id(),
+                    host: crate::journal::lock::hostname(),
+                    tls_insecure: self.tls_insecure,
+                    simulate: self.simulate,
+                    restart,
+                })?;
+                if !diff.is_empty() {
+                    self.ctx.record(Record::PlanChanged {
+                        added: diff.added,
+                        dropped: diff.dropped,
+                        changed: diff.changed,
+                    })?;
+                }
+                self.survey().await?;
+            }
+            Mode::Control(req) => {
+                let what = match req.action {
+                    ControlAction::Pause => "ferry pause",
+                    ControlAction::Abort => "ferry abort",
+                };
+                self.ctx.record(super::request_record(
+                    &req,
+                    &format!("{what} (no apply was running)"),
+                ))?;
+                self.stop = Some(stop_for(&req, what));
+            }
+        }
+        let counts = self.ctx.with_state(super::counts);
+        self.ctx.emit(Event::RunStarted {
+            plan: self.ctx.plan().path.clone(),
+            journal: self.journal_path.display().to_string(),
+            resumed,
+            accounts: counts,
+            sessions_planned: self.ctx.plan().batches.len(),
+        });
+        self.resume_open(&planned)
+    }
+
+    /// Step 3: the target's record of the plan's sessions
+    /// ([`super::mirror`]). One `nvget` when the journal is up to date; the
+    /// entries it lacks otherwise, each recorded as `session_mirrored` (a
+    /// session it knows by its id) or `session_recovered` (one it lost).
+    async fn recover(&mut self) -> Result<(), ExecError> {
+        let ctx = self.ctx.clone();
+        let known = ctx.with_state(|st| st.mirror_count);
+        let read = match ctx
+            .mirror
+            .read(&ctx.api, known, ctx.retry_note("mirror/read"))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(ExecError::Target(format!(
+                    "cannot read the target's record of this plan's sessions, so ferry cannot \
+                     tell whether its journal is behind the target: {e}"
+                )));
+            }
         };
-        s.resume_open(&planned)?;
-        Ok(s)
+        if let Some(why) = ctx.mirror.unavailable().await {
+            ctx.emit(Event::Warning {
+                message: why.to_string(),
+            });
+            return Ok(());
+        }
+        for (n, why) in &read.damaged {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "entry {n} of the target's record of this plan ({}) cannot be trusted: {why}; \
+                     it was a write cut short, before anything was enqueued into its session",
+                    ctx.mirror.store()
+                ),
+            });
+        }
+        if read.count < known {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "the target's record of this plan ({}) lists {} sessions, the journal knows \
+                     {known}: is this the target the journal was written against?",
+                    ctx.mirror.store(),
+                    read.count
+                ),
+            });
+        }
+        let records = ctx.with_state(|st| reconcile::recovered(st, &read.entries));
+        let lost: Vec<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::SessionRecovered { session, id, .. } => Some(format!("{session} ({id})")),
+                _ => None,
+            })
+            .collect();
+        for r in records {
+            ctx.record(r)?;
+        }
+        if !lost.is_empty() {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "this journal was behind the target: {} session(s) it did not know were read \
+                     back from the target's record and are reconciled with the server before \
+                     anything else: {}",
+                    lost.len(),
+                    lost.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Step 4: what the target already has ([`super::target`]). One
+    /// `listaccts`, only when some planned account may be enqueued.
+    async fn survey(&mut self) -> Result<(), ExecError> {
+        let ctx = self.ctx.clone();
+        let candidates = ctx.with_state(target::candidates);
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let listed = match target::list(&ctx).await {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(ExecError::Target(format!(
+                    "cannot list the target's accounts, so ferry cannot tell which of the plan's \
+                     accounts are already there: {e}"
+                )));
+            }
+        };
+        let present: Vec<String> = candidates
+            .iter()
+            .filter(|c| listed.contains_key(*c))
+            .cloned()
+            .collect();
+        // Seen before this plan's first look: another account of that name.
+        let first_look = ctx.with_state(|st| st.surveys == 0 && st.sessions().is_empty());
+        let seen_before: BTreeSet<String> = ctx.with_state(|st| {
+            present
+                .iter()
+                .filter(|n| !first_look && !st.accounts[*n].seen_absent)
+                .filter(|n| st.accounts[*n].attempts == 0)
+                .cloned()
+                .collect()
+        });
+        ctx.record(Record::TargetSurveyed {
+            present: present.clone(),
+        })?;
+        let findings = ctx.with_state(|st| target::classify(st, &candidates, &listed));
+        ctx.set_target_view(listed);
+        let adopt = matches!(self.mode, Mode::Apply { adopt: true, .. });
+        let mut unknown = Vec::new();
+        let mut to_adopt = Vec::new();
+        for (name, found) in findings {
+            match found {
+                target::Found::Gone => ctx.record(Record::AccountReleased {
+                    account: name,
+                    reason: "held for a check, and no longer on the target: moved again".into(),
+                })?,
+                target::Found::Partial(info) => ctx.record(Record::AccountConflict {
+                    account: name.clone(),
+                    reason: format!(
+                        "WHM reported its restore failed, yet it is on the target (domain {}, \
+                         owner {}): a partial restore. Check it; remove it from the target \
+                         (`whmapi1 removeacct user={name}`) and run `ferry apply` to move it \
+                         again, or `ferry apply --adopt` if it is complete",
+                        info.domain.as_deref().unwrap_or("(none)"),
+                        info.owner.as_deref().unwrap_or("root"),
+                    ),
+                })?,
+                target::Found::Held(info) if adopt => to_adopt.push((name, info)),
+                target::Found::Held(_) => {}
+                target::Found::Unknown(info) if adopt => to_adopt.push((name, info)),
+                target::Found::Unknown(info) => unknown.push(target::describe(&name, &info)),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(ExecError::FoundOnTarget {
+                accounts: unknown,
+                plan: ctx.plan().path.clone(),
+            });
+        }
+        if !to_adopt.is_empty() {
+            self.adopt(to_adopt, &seen_before).await?;
+        }
+        Ok(())
+    }
+
+    /// `--adopt`: each account found on the target is recorded transferred
+    /// if it matches the plan and its source, or a conflict if not
+    /// ([`super::target`]).
+    async fn adopt(
+        &mut self,
+        found: Vec<(String, crate::client::AccountInfo)>,
+        seen_before: &BTreeSet<String>,
+    ) -> Result<(), ExecError> {
+        let ctx = self.ctx.clone();
+        let (mirrored, open) = ctx.with_state(|st| {
+            (
+                st.mirror_count,
+                st.sessions().iter().filter(|s| s.is_open()).count(),
+            )
+        });
+        ctx.emit(Event::Warning {
+            message: match ctx.mirror.unavailable().await {
+                None => format!(
+                    "--adopt: the target's record of this plan lists {mirrored} session(s); this \
+                     run reconciles the {open} still open, and none of them holds the {} \
+                     account(s) found on the target",
+                    found.len()
+                ),
+                Some(_) => "--adopt: this target keeps no record of ferry's sessions, so ferry \
+                            cannot check that no transfer of these accounts is still running; make \
+                            sure none is (WHM » Transfer Tool) before trusting the adoption"
+                    .to_string(),
+            },
+        });
+        let analyses = self.analyses_for(&found).await;
+        for (name, info) in found {
+            let Some((bi, acc)) = ctx.batch_account(&name) else {
+                continue;
+            };
+            let source = ctx.plan().batches[bi].source;
+            let owner = ctx
+                .reseller(&name)
+                .map(|(r, _)| r.to_string())
+                .or_else(|| acc.owner.clone())
+                .unwrap_or_else(|| "root".into());
+            let domain = acc.item.domain.clone().or_else(|| {
+                analyses
+                    .get(&source)
+                    .and_then(|a| a.as_ref().ok())
+                    .and_then(|a| a.accounts.iter().find(|x| x.user == acc.user))
+                    .and_then(|x| x.domain.clone())
+            });
+            let want = target::Expected { owner, domain };
+            let verdict = match target::matches(&info, &want, seen_before.contains(&name)) {
+                Err(why) if want.domain.is_none() => match analyses.get(&source) {
+                    Some(Err(e)) => Err(format!("{why}: the source's analysis failed ({e})")),
+                    _ => Err(why),
+                },
+                v => v,
+            };
+            match verdict {
+                Ok(()) => {
+                    ctx.record(Record::AccountAdopted {
+                        account: name.clone(),
+                        how: format!(
+                            "found on the target with the planned owner ({}) and main domain ({}); \
+                             adopted by `ferry apply --adopt`",
+                            want.owner,
+                            want.domain.as_deref().unwrap_or("?")
+                        ),
+                        domain: info.domain.clone(),
+                        owner: info.owner.clone(),
+                    })?;
+                    ctx.emit(Event::ItemSucceeded {
+                        account: name,
+                        source: ctx.plan().sources[source].name.clone(),
+                        session: String::new(),
+                        warnings: false,
+                    });
+                }
+                Err(why) => {
+                    ctx.record(Record::AccountConflict {
+                        account: name.clone(),
+                        reason: format!(
+                            "on the target, but not as planned: {why}. ferry leaves it alone: \
+                             rename the account in the plan (`localuser`), or remove the one on \
+                             the target, then run apply again"
+                        ),
+                    })?;
+                    self.on_item_failed("", &name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The remote analysis of each source whose found accounts have no
+    /// domain in the plan: a read-only analysis session per source, created
+    /// and aborted without being started (as `ferry check` does).
+    async fn analyses_for(
+        &self,
+        found: &[(String, crate::client::AccountInfo)],
+    ) -> BTreeMap<usize, Result<crate::client::RemoteAnalysis, String>> {
+        let ctx = &self.ctx;
+        let needed = target::sources_needing_analysis(
+            found.iter().map(|(n, _)| n),
+            |n| {
+                ctx.batch_account(n)
+                    .and_then(|(_, a)| a.item.domain.clone())
+            },
+            |n| {
+                ctx.batch_account(n)
+                    .map(|(b, _)| ctx.plan().batches[b].source)
+            },
+        );
+        let mut out = BTreeMap::new();
+        for src in needed {
+            out.insert(src, super::analysis_of(ctx, src).await);
+        }
+        out
     }
 
     /// Step 4: every instance the journal left open.
@@ -240,6 +523,23 @@ impl Scheduler {
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<RunReport, ExecError> {
+        match self.drive(&cancel).await {
+            Ok(()) => {}
+            // A journal that cannot be written stops the run before any
+            // further WHM call: every task is dropped at once (each is at an
+            // await point, where the journal is consistent), and the end is
+            // reported from what the journal holds.
+            Err(ExecError::Journal(e)) => {
+                self.tasks.abort_all();
+                self.live.clear();
+                self.set_stop(Stop::Fatal(format!("cannot write the journal: {e}")));
+            }
+            Err(other) => return Err(other),
+        }
+        self.finish().await
+    }
+
+    async fn drive(&mut self, cancel: &CancellationToken) -> Result<(), ExecError> {
         // Accounts left unverified (or unfinished) by an earlier process.
         if let Err(end) = super::verify(&self.ctx, None).await {
             self.on_task_end(String::new(), end);
@@ -283,7 +583,7 @@ impl Scheduler {
         while let Ok(msg) = self.rx.try_recv() {
             self.on_msg(msg)?;
         }
-        self.finish().await
+        Ok(())
     }
 
     fn set_stop(&mut self, stop: Stop) {
@@ -364,7 +664,8 @@ impl Scheduler {
                     return None;
                 }
                 let before: Vec<_> = st.instances_of(&batch.key).collect();
-                let key = super::instance_key(&batch.key, before.len());
+                let key =
+                    super::instance_key(&batch.key, before.len(), |k| st.session(k).is_some());
                 let prev = before.last().map(|s| s.key.clone());
                 let packages = if before.is_empty() {
                     batch.packages.clone()
@@ -376,6 +677,28 @@ impl Scheduler {
             let Some((key, prev, members, packages)) = decision else {
                 continue;
             };
+            // Before an account is enqueued: is it on the target already?
+            // (The target as last listed — the survey, or a session's
+            // verification; no request of its own.) ferry did not put it
+            // there: a person decides.
+            let (members, appeared): (Vec<String>, Vec<String>) = members
+                .into_iter()
+                .partition(|m| self.ctx.on_target(m).is_none());
+            for m in &appeared {
+                self.ctx.record(Record::AccountConflict {
+                    account: m.clone(),
+                    reason: format!(
+                        "it appeared on the target while this run was going, before ferry \
+                         enqueued it: another tool or person is moving it. Check it; if it is this \
+                         plan's account, `ferry apply --adopt` adopts it once that transfer has \
+                         ended (whmapi1 accountsummary user={m})"
+                    ),
+                })?;
+                self.on_item_failed(&batch.key, m)?;
+            }
+            if members.is_empty() {
+                continue;
+            }
             // Crash window: killed after this fsync and before
             // `session_created`, the id is lost. Resume records this
             // instance abandoned (a PENDING orphan at most, never started)
@@ -732,7 +1055,9 @@ impl Scheduler {
                 self.on_task_end(String::new(), end);
             }
             while let Ok(msg) = self.rx.try_recv() {
-                self.on_msg(msg)?;
+                if let Err(e) = self.on_msg(msg) {
+                    self.unrecorded(e);
+                }
             }
         }
         let (counts, failed, mut pending) = self.ctx.with_state(|st| {
@@ -755,8 +1080,9 @@ impl Scheduler {
             self.ctx.plan().path.clone()
         };
         // What running `apply` again does: resume, or start a fresh rehearsal.
+        let simulate = self.simulate;
         let again = |word: &str| {
-            if self.simulate {
+            if simulate {
                 "to rehearse again (a rehearsal always starts afresh)".to_string()
             } else {
                 format!("to {word}")
@@ -764,9 +1090,9 @@ impl Scheduler {
         };
         let (status, reason, next) = match self.stop.clone() {
             Some(Stop::Pause(reason)) => {
-                self.ctx.record(Record::RunPaused {
+                self.end_record(Record::RunPaused {
                     reason: reason.clone(),
-                })?;
+                });
                 let resume = format!("ferry apply {plan_path}");
                 self.ctx.emit(Event::RunPaused {
                     reason: reason.clone(),
@@ -779,9 +1105,9 @@ impl Scheduler {
                 )
             }
             Some(Stop::Abort(reason)) => {
-                self.ctx.record(Record::RunAborted {
+                self.end_record(Record::RunAborted {
                     reason: reason.clone(),
-                })?;
+                });
                 self.ctx.emit(Event::RunAborted {
                     reason: reason.clone(),
                 });
@@ -792,7 +1118,7 @@ impl Scheduler {
                 )
             }
             Some(Stop::Fatal(reason)) => {
-                self.finished_record(FinishStatus::Failed, &counts)?;
+                self.finished_record(FinishStatus::Failed, &counts);
                 (
                     RunStatus::Failed,
                     Some(reason),
@@ -803,7 +1129,7 @@ impl Scheduler {
                 )
             }
             Some(Stop::Interrupted) => {
-                self.finished_record(FinishStatus::Interrupted, &counts)?;
+                self.finished_record(FinishStatus::Interrupted, &counts);
                 (
                     RunStatus::Failed,
                     Some("interrupted".into()),
@@ -811,7 +1137,7 @@ impl Scheduler {
                 )
             }
             None if counts.failed == 0 && counts.pending == 0 => {
-                self.finished_record(FinishStatus::Succeeded, &counts)?;
+                self.finished_record(FinishStatus::Succeeded, &counts);
                 (
                     RunStatus::Succeeded,
                     None,
@@ -819,17 +1145,34 @@ impl Scheduler {
                 )
             }
             None => {
-                self.finished_record(FinishStatus::Partial, &counts)?;
+                self.finished_record(FinishStatus::Partial, &counts);
                 (
                     RunStatus::Partial,
                     None,
-                    format!(
-                        "fix the failed accounts, then run `ferry apply {plan_path}` to retry them"
-                    ),
+                    self.ctx
+                        .with_state(|st| partial_advice(st, &plan_path, self.simulate)),
                 )
             }
         };
-        self.ctx.sync()?;
+        if let Err(e) = self.ctx.sync() {
+            self.unrecorded(e.into());
+        }
+        // The end is reported from what the journal holds even when the
+        // journal could not take it (a full disk): the counts are those of
+        // every record that was written.
+        let reason = match (&self.end_unrecorded, reason) {
+            (None, r) => r,
+            (Some(_), Some(r)) if r.contains("cannot write the journal") => Some(r),
+            (Some(e), r) => Some(match r {
+                Some(r) => format!("{r}; its end could not be recorded: {e}"),
+                None => format!("the end of the run could not be recorded: {e}"),
+            }),
+        };
+        let status = if self.end_unrecorded.is_some() {
+            RunStatus::Failed
+        } else {
+            status
+        };
         let report = RunReport {
             status,
             counts,
@@ -852,21 +1195,29 @@ impl Scheduler {
         Ok(report)
     }
 
-    fn finished_record(
-        &self,
-        status: FinishStatus,
-        c: &crate::events::AccountCounts,
-    ) -> Result<(), ExecError> {
+    fn finished_record(&mut self, status: FinishStatus, c: &crate::events::AccountCounts) {
         if matches!(self.mode, Mode::Control(_)) {
-            return Ok(());
+            return;
         }
-        self.ctx.record(Record::RunFinished {
+        self.end_record(Record::RunFinished {
             status,
             transferred: c.transferred,
             failed: c.failed,
             pending: c.pending,
-        })?;
-        Ok(())
+        });
+    }
+
+    /// Records how the run ended. A journal that cannot take it no longer
+    /// changes the outcome's counts (they are what the journal holds); the
+    /// failure is kept for the report, and the run exits 1.
+    fn end_record(&mut self, rec: Record) {
+        if let Err(e) = self.ctx.record(rec) {
+            self.unrecorded(e.into());
+        }
+    }
+
+    fn unrecorded(&mut self, e: ExecError) {
+        self.end_unrecorded.get_or_insert_with(|| e.to_string());
     }
 
     fn pending_reason(
@@ -904,6 +1255,69 @@ impl Scheduler {
             _ => "not started".into(),
         }
     }
+}
+
+/// What to do after a partial run, from what its failed accounts need: a
+/// retry by the next `apply` (a failed-item, a restore cut with nothing on
+/// the target) or a person's check first (everything else). Never promises a
+/// retry that will not come.
+fn partial_advice(st: &RunState, plan_path: &str, simulate: bool) -> String {
+    let (retry, manual): (Vec<&String>, Vec<&String>) = st
+        .planned()
+        .filter(|(_, a)| matches!(a.progress, Progress::Failed { .. }))
+        .map(|(n, a)| {
+            (
+                n,
+                matches!(a.progress, Progress::Failed { retryable: true }),
+            )
+        })
+        .fold((vec![], vec![]), |(mut r, mut m), (n, again)| {
+            if again {
+                r.push(n)
+            } else {
+                m.push(n)
+            }
+            (r, m)
+        });
+    let verb = if simulate {
+        "rehearse again with"
+    } else {
+        "run"
+    };
+    let mut parts = Vec::new();
+    if !retry.is_empty() {
+        parts.push(format!(
+            "fix the cause, then {verb} `ferry apply {plan_path}`: it retries {}",
+            list(&retry)
+        ));
+    }
+    if !manual.is_empty() {
+        parts.push(format!(
+            "check {} on the target by hand (each one's message says what to look for); ferry does \
+             not retry them on its own",
+            list(&manual)
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(format!(
+            "{verb} `ferry apply {plan_path}` to move the accounts still pending"
+        ));
+    }
+    parts.join("; ")
+}
+
+fn list(names: &[&String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
 }
 
 fn stop_for(req: &ControlRequest, what: &str) -> Stop {

@@ -100,6 +100,11 @@ pub enum Step {
     Poll,
     /// Call `start_transfer_session` (start, resume or restart).
     Start,
+    /// Enqueue every item again into the same session, then start it: a
+    /// session recovered from the target's record, still PENDING, of which
+    /// ferry cannot know how much was enqueued (WHM's duplicate refusal
+    /// proves each item that is there).
+    Enqueue,
     /// Call `pause_transfer_session`.
     Pause,
     /// Call `abort_transfer_session`.
@@ -145,6 +150,27 @@ pub struct SessionMachine {
     alive_window: Duration,
     strikes: u32,
     log_read_since_progress: bool,
+    /// Every item is confirmed enqueued (a recovered session is not).
+    fully_enqueued: bool,
+}
+
+/// What to do about a stall ([`SessionMachine::remedy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// `start_transfer_session`: safe both ways (a live master answers with
+    /// its pid; a stale session is restarted and carries on).
+    Restart,
+    /// Abort this session and carry its accounts that never reached the
+    /// RESTORE queue on in a fresh one: it is stuck, and its `master.log`
+    /// shows no restore running in it (an orphan of a crash blocks its
+    /// restore workers forever; restarting cannot help).
+    AbortAndReplace,
+    /// Stuck with no such evidence (the log cannot be read, or a restore may
+    /// be running): the run's `on_error` policy decides.
+    Escalate,
+    /// Stuck while pausing or aborting: stop watching; the next `apply`
+    /// reconciles it.
+    Detach,
 }
 
 impl SessionMachine {
@@ -168,6 +194,41 @@ impl SessionMachine {
             alive_window,
             strikes: 0,
             log_read_since_progress: false,
+            fully_enqueued: true,
+        }
+    }
+
+    /// Whether every item of the session is confirmed enqueued (a resumed
+    /// `Starting` session says so from its journal; a recovered one is not).
+    pub fn set_fully_enqueued(&mut self, yes: bool) {
+        self.fully_enqueued = yes;
+    }
+
+    /// The remedy for `stall`. `restoring`: what the latest readable
+    /// `master.log` says — `Some(true)` a restore may be running (one began
+    /// under the current master and has no final line), `Some(false)` none
+    /// is, `None` the log could not be read.
+    ///
+    /// | stall                                        | remedy            |
+    /// |----------------------------------------------|-------------------|
+    /// | pausing or aborting, 2nd strike or later     | `Detach`          |
+    /// | not stuck yet (see below)                    | `Restart`         |
+    /// | stuck, log read, no restore running          | `AbortAndReplace` |
+    /// | stuck, otherwise                             | `Escalate`        |
+    ///
+    /// Stuck: two strikes in a row with the log read in between (no
+    /// progress is evidence), or five strikes (a blocking log gives none).
+    pub fn remedy(&self, stall: &Stall, restoring: Option<bool>) -> Remedy {
+        let waiting = matches!(self.state, SState::Pausing | SState::Aborting);
+        let stuck = (stall.strikes >= 2 && stall.evidence) || stall.strikes >= 5;
+        if waiting && stall.strikes >= 2 {
+            Remedy::Detach
+        } else if !stuck {
+            Remedy::Restart
+        } else if restoring == Some(false) {
+            Remedy::AbortAndReplace
+        } else {
+            Remedy::Escalate
         }
     }
 
@@ -316,6 +377,10 @@ impl SessionMachine {
             }
             // The start intent was durable but the start never took effect.
             (S::Starting, W::Pending) => match self.want {
+                Want::Run if !self.fully_enqueued => {
+                    self.state = S::Enqueuing;
+                    Step::Enqueue
+                }
                 Want::Run => Step::Start,
                 // Never started: nothing to pause (the next apply starts it).
                 Want::Pause => {

@@ -20,12 +20,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::api::{CallError, RetryNote};
+use super::mirror;
 use super::outcome::{self, Conclusion, LogView};
-use super::session::{SState, SessionMachine, Stall, Step, Want};
+use super::session::{Remedy, SState, SessionMachine, Stall, Step, Want};
 use super::{Ctx, Msg};
 use crate::client::{self, ItemOutcome, SessionId, SessionState};
 use crate::events::Event;
-use crate::journal::record::{ControlAction, EnqueueOutcome, ItemResult, Record};
+use crate::journal::record::{ControlAction, EnqueueOutcome, ItemResult, MirroredAccount, Record};
 use crate::journal::{JournalError, Phase, Progress, SessionRec};
 use crate::plan::OnError;
 
@@ -66,6 +67,28 @@ fn fail(e: CallError) -> TaskEnd {
     }
 }
 
+/// A failed-item that says the account's restore collides with the target's
+/// state (docs/whm.md §4): another restore of it running somewhere, or an
+/// account of that name already there. Retrying in a new session would meet
+/// the same refusal or — worse — a second restore: a person decides.
+fn conflict_reason(account: &str, message: &str) -> Option<String> {
+    if message.contains("Another process claims to be restoring") {
+        Some(format!(
+            "another restore of {account} is running on the target (WHM: {message}). ferry will not \
+             enqueue it again while that may run; once it has ended, check the account and run \
+             `ferry apply --adopt` (it adopts it if it matches the plan)"
+        ))
+    } else if message.contains("already exists on this server") {
+        Some(format!(
+            "an account named {account} is already on the target (WHM: {message}). ferry did not \
+             put it there as far as this journal knows; check it: `ferry apply --adopt` adopts it \
+             if it is this plan's account, else rename the account in the plan (`localuser`)"
+        ))
+    } else {
+        None
+    }
+}
+
 fn transient(e: &client::Error) -> bool {
     matches!(e.class(), client::Class::Transient { .. })
 }
@@ -96,6 +119,10 @@ struct Driver {
     start_refusals: u32,
     /// Something moved since the last poll (for the adaptive interval).
     moved: bool,
+    /// What the latest readable `master.log` says: a restore may be running
+    /// in the session now (`Some(true)`), none is (`Some(false)`), or the log
+    /// has not been read (`None`). The stall remedy depends on it.
+    restoring: Option<bool>,
 }
 
 impl Driver {
@@ -110,6 +137,7 @@ impl Driver {
         };
         let mut m = SessionMachine::new(&rec.key, state, now, ctx.timing.alive_window);
         m.set_pid(rec.pid);
+        m.set_fully_enqueued(rec.fully_enqueued() || rec.phase == Phase::Started);
         let users = ctx.with_state(|st| {
             rec.accounts
                 .iter()
@@ -129,6 +157,7 @@ impl Driver {
             current: None,
             start_refusals: 0,
             moved: false,
+            restoring: None,
         }
     }
 
@@ -188,6 +217,11 @@ impl Driver {
             if let Err(end) = self.create().await {
                 return end;
             }
+        }
+        if self.m.state() != SState::Creating
+            && let Err(end) = self.mirror().await
+        {
+            return end;
         }
         if self.m.state() == SState::Enqueuing {
             match self.current_want() {
@@ -260,7 +294,9 @@ impl Driver {
                         id: id.to_string(),
                     })?;
                     self.id = Some(id);
-                    let _ = self.m.on_created();
+                    if let Err(unlisted) = self.m.on_created() {
+                        self.warn_unlisted(unlisted);
+                    }
                     self.ctx.emit(Event::StepSucceeded { step });
                     return Ok(());
                 }
@@ -308,6 +344,77 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Writes the session to the target's record of the plan
+    /// (`exec::mirror`) unless it is there already: right after the create
+    /// and before anything is enqueued, so a journal that loses this
+    /// session can recover it from the target.
+    ///
+    /// Crash window: killed before `session_mirrored` is recorded, the
+    /// entry may be on the target; the next apply reads it back and finds
+    /// this session by its id. Nothing is enqueued before the write is
+    /// confirmed.
+    async fn mirror(&mut self) -> Result<(), TaskEnd> {
+        let Some(id) = self.id.clone() else {
+            return Ok(());
+        };
+        let Some(rec) = self.ctx.session(&self.key) else {
+            return Ok(());
+        };
+        if rec.mirrored.is_some() || rec.phase == Phase::Finished || rec.phase == Phase::Abandoned {
+            return Ok(());
+        }
+        let accounts = self.ctx.with_state(|st| {
+            rec.accounts
+                .iter()
+                .filter_map(|a| {
+                    st.accounts.get(a).map(|s| MirroredAccount {
+                        account: a.clone(),
+                        user: s.user.clone(),
+                        entry: s.entry.clone(),
+                    })
+                })
+                .collect()
+        });
+        let entry = mirror::Entry {
+            v: 1,
+            key: rec.key.clone(),
+            batch: rec.batch.clone(),
+            source: rec.source.clone(),
+            host: rec.host.clone(),
+            id: id.to_string(),
+            accounts,
+            packages: rec.packages.clone(),
+            replaces: rec.replaces.clone(),
+        };
+        let written = self
+            .ctx
+            .mirror
+            .write(&self.ctx.api, &entry, self.on_retry("mirror"))
+            .await
+            .map_err(fail)?;
+        match written {
+            mirror::Written::At(index) => self.ctx.record(Record::SessionMirrored {
+                session: self.key.clone(),
+                index,
+            })?,
+            mirror::Written::Off { first: true } => {
+                if let Some(why) = self.ctx.mirror.unavailable().await {
+                    self.ctx.emit(Event::Warning {
+                        message: why.to_string(),
+                    });
+                }
+            }
+            mirror::Written::Off { first: false } => {}
+        }
+        Ok(())
+    }
+
+    fn warn_unlisted(&self, unlisted: super::session::Unlisted) {
+        self.ctx.emit(Event::Warning {
+            message: unlisted.to_string(),
+        });
     }
 
     fn abandon(&mut self, reason: &str, id: Option<String>) -> Result<(), TaskEnd> {
@@ -532,7 +639,9 @@ impl Driver {
         self.ctx.intent(Record::StartIntent {
             session: self.key.clone(),
         })?;
-        let _ = self.m.on_enqueued_all();
+        if let Err(unlisted) = self.m.on_enqueued_all() {
+            self.warn_unlisted(unlisted);
+        }
         self.ctx.emit(Event::StepStarted {
             step: self.step_id("start"),
         });
@@ -682,6 +791,10 @@ impl Driver {
     async fn do_step(&mut self, step: Step) -> Result<Option<TaskEnd>, TaskEnd> {
         match step {
             Step::Start => self.call_start().await.map(|_| None),
+            Step::Enqueue => {
+                self.enqueue_all().await?;
+                self.start().await.map(|_| None)
+            }
             Step::Pause => self.pause().await.map(|_| None),
             Step::Abort => self.abort().await.map(|_| None),
             Step::StopWatching => Ok(Some(TaskEnd::Paused)),
@@ -776,6 +889,7 @@ impl Driver {
             Ok(text) => {
                 self.m.on_log_read();
                 let view = LogView::read(&text);
+                self.restoring = Some(!view.restoring_now.is_empty());
                 if view.lines > self.last_lines {
                     self.last_lines = view.lines;
                     self.m.on_progress(Instant::now());
@@ -831,6 +945,14 @@ impl Driver {
                 message,
                 log,
             })?;
+            if let ItemOutcome::Failed { message } = &outcome
+                && let Some(reason) = conflict_reason(&target, message)
+            {
+                self.ctx.record(Record::AccountConflict {
+                    account: target.clone(),
+                    reason,
+                })?;
+            }
             match outcome {
                 ItemOutcome::Succeeded { warnings } => self.ctx.emit(Event::ItemSucceeded {
                     account: target.clone(),
@@ -928,9 +1050,10 @@ impl Driver {
             let rec = match outcome::conclude(view, &user) {
                 // Its RESTORE may have begun: never retried automatically
                 // (a second restore of a live account is an outage).
-                Conclusion::Unfinished => Record::RestoreUnfinished {
+                Conclusion::Unfinished(why) => Record::RestoreUnfinished {
                     session: self.key.clone(),
                     account: target.clone(),
+                    why,
                 },
                 // A COMPLETED session has a final line for every item it
                 // held. None means WHM dropped the item: count it as a
@@ -973,22 +1096,28 @@ impl Driver {
         TaskEnd::Finished
     }
 
-    /// A stall: first remedy a start (safe both ways); a session that stays
-    /// stuck goes to the policy through the scheduler.
+    /// A stall, and its remedy as [`SessionMachine::remedy`] decides:
+    /// first a start (safe both ways); a session that stays stuck with no
+    /// restore running in it is aborted and its unrestored accounts go to a
+    /// fresh session; one stuck otherwise goes to the policy through the
+    /// scheduler.
+    ///
+    /// Crash window (abort and replace): killed after the abort, the next
+    /// apply finds the session FAILED or ABORTED and concludes it as any
+    /// ended session — accounts that never reached RESTORE go to a
+    /// replacement, a cut restore is checked on the target.
     async fn on_stall(&mut self, stall: Stall) -> Result<Option<TaskEnd>, TaskEnd> {
         let idle = stall.idle.as_secs();
-        let stuck = (stall.strikes >= 2 && stall.evidence) || stall.strikes >= 5;
-        let waiting = matches!(self.m.state(), SState::Pausing | SState::Aborting);
-        let action = if waiting && stall.strikes >= 2 {
-            "detach"
-        } else if stuck {
-            match self.ctx.policy_on_error() {
+        let remedy = self.m.remedy(&stall, self.restoring);
+        let action = match remedy {
+            Remedy::Restart => "restart",
+            Remedy::AbortAndReplace => "abort_and_replace",
+            Remedy::Detach => "detach",
+            Remedy::Escalate => match self.ctx.policy_on_error() {
                 OnError::Pause => "pause",
                 OnError::Abort => "abort",
                 OnError::Continue => "abort-and-replace",
-            }
-        } else {
-            "restart"
+            },
         };
         self.ctx.record(Record::SessionStalled {
             session: self.key.clone(),
@@ -1002,15 +1131,27 @@ impl Driver {
                 idle_secs: idle,
             });
         }
-        match action {
-            "restart" => {
+        match remedy {
+            Remedy::Restart => {
                 // Safe on every state a stall can be seen in: a live master
                 // answers with its pid (nothing changes), a stale RUNNING
                 // session is restarted and carries on with its pending items.
                 self.call_start().await?;
                 Ok(None)
             }
-            "detach" => {
+            Remedy::AbortAndReplace => {
+                self.ctx.emit(Event::Warning {
+                    message: format!(
+                        "session {} made no progress for {idle}s and its master.log shows no \
+                         restore running: ferry aborts it, and its accounts that never reached the \
+                         restore go to a fresh session",
+                        self.key
+                    ),
+                });
+                let step = self.m.on_want(Want::Abort, Instant::now());
+                self.do_step(step).await.map(|_| None)
+            }
+            Remedy::Detach => {
                 self.m.on_detached();
                 Ok(Some(TaskEnd::Detached {
                     reason: format!(
@@ -1024,7 +1165,7 @@ impl Driver {
                     ),
                 }))
             }
-            _ => {
+            Remedy::Escalate => {
                 self.ctx.send(Msg::Stuck {
                     session: self.key.clone(),
                     reason: format!("session {} made no progress for {idle}s", self.key),

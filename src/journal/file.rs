@@ -53,6 +53,15 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
+    /// An earlier write or fsync failed: nothing more is written (a line
+    /// after a partial one would corrupt the middle of the file; after a
+    /// failed fsync the kernel's copy cannot be trusted). The next `apply`
+    /// repairs the torn tail, if any, and resumes.
+    #[error(
+        "journal {path}: no longer written after an earlier failure ({first}); free the disk or \
+         fix the cause, then run `ferry apply` again: it repairs the journal and resumes"
+    )]
+    Stopped { path: PathBuf, first: String },
     #[error(
         "journal {path}: line {line} is corrupt ({reason}); the journal cannot be trusted past it. \
          Inspect the line (e.g. `sed -n {line}p {path}`), restore the journal from a backup, or move \
@@ -355,6 +364,9 @@ pub struct JournalWriter {
     /// written records are durable.
     unsynced_since: Option<Instant>,
     fsyncs: u64,
+    /// The first write or fsync that failed; from then on nothing is
+    /// written ([`JournalError::Stopped`]).
+    failed: Option<String>,
 }
 
 /// What opening found.
@@ -422,6 +434,7 @@ impl JournalWriter {
                 group_window: Duration::from_millis(200),
                 unsynced_since: None,
                 fsyncs: 0,
+                failed: None,
             },
             opened,
         ))
@@ -435,13 +448,14 @@ impl JournalWriter {
     /// Appends one record: written to the kernel now; fsynced now for an
     /// intent, else within the group window. Returns its `seq`.
     pub fn append(&mut self, rec: &Record, durability: Durability) -> Result<u64, JournalError> {
+        self.usable()?;
         let seq = self.next_seq;
         let line = encode(seq, &now_rfc3339(), rec);
         // One write of the whole line: a kill leaves either nothing or a
         // prefix of this line (a torn tail, repaired on the next open).
-        self.file
-            .write_all(&line)
-            .map_err(|e| JournalError::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all(&line) {
+            return Err(self.stop(e));
+        }
         self.next_seq += 1;
         if self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
@@ -463,13 +477,36 @@ impl JournalWriter {
 
     /// Makes every written record durable.
     pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.usable()?;
         if self.unsynced_since.take().is_some() && self.sync == SyncMode::On {
-            self.file
-                .sync_data()
-                .map_err(|e| JournalError::io(&self.path, e))?;
+            if let Err(e) = self.file.sync_data() {
+                return Err(self.stop(e));
+            }
             self.fsyncs += 1;
         }
         Ok(())
+    }
+
+    /// Whether an earlier write failed (then nothing more is written).
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn usable(&self) -> Result<(), JournalError> {
+        match &self.failed {
+            None => Ok(()),
+            Some(first) => Err(JournalError::Stopped {
+                path: self.path.clone(),
+                first: first.clone(),
+            }),
+        }
+    }
+
+    /// The first failed write or fsync: recorded, and every later append
+    /// refused (see [`JournalError::Stopped`]).
+    fn stop(&mut self, e: io::Error) -> JournalError {
+        self.failed.get_or_insert_with(|| e.to_string());
+        JournalError::io(&self.path, e)
     }
 
     /// fsync calls made so far (for benchmarks).
@@ -489,7 +526,12 @@ impl JournalWriter {
 
 impl Drop for JournalWriter {
     fn drop(&mut self) {
-        let _ = self.sync();
+        // Best effort at exit: a failure here was either reported by the
+        // run already (the writer stopped) or leaves only grouped answers
+        // unsynced, which resume re-derives from the server (module doc).
+        if self.failed.is_none() {
+            let _ = self.sync();
+        }
     }
 }
 

@@ -72,9 +72,8 @@ pub fn acquire(journal: &Path) -> Result<JournalLock, LockError> {
         path: path.clone(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
+    // The folder exists: `ops::journal` checked `--journal`'s folder and
+    // created the default one (a typo must not start a new, empty journal).
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]

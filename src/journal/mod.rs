@@ -27,6 +27,29 @@ pub use lock::{JournalLock, LockError};
 pub use record::Record;
 pub use replay::{AccountState, Phase, Progress, RunPhase, RunState, SessionRec, replay};
 
+/// The identity of the plan a journal belongs to: the `plan_name` of its
+/// first `run_started` (for a journal written before plans had names, the
+/// stem of the plan file it records). `None` for a missing or empty
+/// journal. Reads only the first records; never writes (a torn tail is
+/// left as it is).
+pub fn plan_identity(path: &Path) -> Result<Option<String>, JournalError> {
+    let Some(mut reader) = file::Reader::open(path)? else {
+        return Ok(None);
+    };
+    while let Some(entry) = reader.next()? {
+        if let Record::RunStarted {
+            plan, plan_name, ..
+        } = entry.rec
+        {
+            return Ok(Some(crate::plan::identity(
+                plan_name.as_deref(),
+                Path::new(&plan),
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// A journal open for appending, with the state its records imply.
 pub struct Journal {
     writer: JournalWriter,

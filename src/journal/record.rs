@@ -53,6 +53,11 @@ pub struct PlannedAccount {
     /// to WHM). Compared on resume: a changed entry of an account whose
     /// transfer began is refused (design §5).
     pub entry: String,
+    /// What `entry` hashes, field by field (`host`, `localuser`, `package`,
+    /// `owner`, `domain`, `options.<key>`), so that a refused change can be
+    /// named precisely. Empty in journals written before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// `enqueue_transfer_item`'s answer.
@@ -75,6 +80,28 @@ pub enum ItemResult {
     Warning,
     /// `failed-item`.
     Failed,
+}
+
+/// Why an account's restore has no final line (`restore_unfinished`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unfinished {
+    /// Its RESTORE began and the session ended before it finished.
+    Cut,
+    /// The session's log could not be read after it ended.
+    #[default]
+    NoLog,
+}
+
+/// An account of a mirrored session (`session_recovered`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirroredAccount {
+    /// Target username.
+    pub account: String,
+    /// User on the source (WHM's item key).
+    pub user: String,
+    /// Entry hash it was planned with.
+    pub entry: String,
 }
 
 /// Pause or abort, for control requests and the calls that carry them out.
@@ -104,6 +131,11 @@ pub enum Record {
     RunStarted {
         /// The plan file as given on the command line.
         plan: String,
+        /// The plan's identity (its `name:`, or its file stem): a journal
+        /// belongs to one plan and refuses any other. Absent in journals
+        /// written before plans had identities (the stem of `plan` then).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan_name: Option<String>,
         /// Hex SHA-256 of the plan file's bytes.
         plan_hash: String,
         /// Every account of the plan, keyed by target username.
@@ -193,9 +225,19 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log: Vec<String>,
     },
-    /// The session ended but the account's RESTORE began without a final
-    /// line: only `listaccts` can tell. Never retried automatically.
-    RestoreUnfinished { session: String, account: String },
+    /// The session ended but the account's RESTORE may have begun without a
+    /// final line: only the target can tell (`account_verified` follows).
+    RestoreUnfinished {
+        session: String,
+        account: String,
+        /// Why there is no final line: `cut` (its RESTORE began and the
+        /// session ended before it finished — present on the target means
+        /// possibly incomplete: a person checks) or `no_log` (the session's
+        /// log could not be read: present means the restore is over).
+        /// Journals before this field: `no_log`.
+        #[serde(default)]
+        why: Unfinished,
+    },
     /// `listaccts` on the target, for an account ferry believes transferred
     /// or whose restore is unfinished.
     AccountVerified {
@@ -225,6 +267,55 @@ pub enum Record {
     /// `new` carries on the unfinished accounts of `old` (which ended FAILED
     /// or ABORTED, or was abandoned).
     SessionReplaced { old: String, new: String },
+    /// The session is in the target's record of this plan (its name/value
+    /// store, `exec::mirror`) as entry `index`: a journal that loses track
+    /// of it can recover it from there. Written once the `nvset` is
+    /// confirmed, before anything is enqueued into the session.
+    SessionMirrored { session: String, index: u64 },
+    /// A session this journal did not know (a journal restored from an
+    /// older copy, or lost), read back from the target's record. It may
+    /// have been started: its accounts are in progress in it until the
+    /// server says otherwise, and it is reconciled like any other.
+    SessionRecovered {
+        session: String,
+        batch: String,
+        source: String,
+        host: String,
+        id: String,
+        /// The accounts it carries: target username, user on the source,
+        /// and the entry hash they were enqueued with.
+        accounts: Vec<MirroredAccount>,
+        packages: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
+        index: u64,
+    },
+
+    // ---- what the target already has --------------------------------------
+    /// `listaccts` at the start of an apply: which of the plan's accounts
+    /// not known transferred were on the target. Every other one was absent.
+    TargetSurveyed { present: Vec<String> },
+    /// The account is on the target and its restore is over, but this
+    /// journal did not see it transferred: recorded as transferred, with how
+    /// it was found. Never enqueued.
+    AccountAdopted {
+        account: String,
+        how: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
+    /// The account cannot be moved as planned without a person: on the
+    /// target but not matching the plan, another restore of it running, a
+    /// restore cut with the account left on the target. Never transferred
+    /// automatically (a failed account for the policy and the exit code).
+    AccountConflict { account: String, reason: String },
+    /// An account held back for a person was found absent from the target
+    /// at the start of an apply (the operator removed it, or it never
+    /// arrived): nothing of it is on the target and no session holds it, so
+    /// it is moved again.
+    AccountReleased { account: String, reason: String },
 
     // ---- the run ----------------------------------------------------------
     /// A step failed; `retryable` tells whether ferry tries again.
@@ -280,6 +371,12 @@ impl Record {
             Record::SessionControl { .. } => "session_control",
             Record::SessionFinished { .. } => "session_finished",
             Record::SessionReplaced { .. } => "session_replaced",
+            Record::SessionMirrored { .. } => "session_mirrored",
+            Record::SessionRecovered { .. } => "session_recovered",
+            Record::TargetSurveyed { .. } => "target_surveyed",
+            Record::AccountAdopted { .. } => "account_adopted",
+            Record::AccountConflict { .. } => "account_conflict",
+            Record::AccountReleased { .. } => "account_released",
             Record::StepFailed { .. } => "step_failed",
             Record::PauseRequested { .. } => "pause_requested",
             Record::AbortRequested { .. } => "abort_requested",
@@ -305,6 +402,10 @@ impl Record {
                 message.iter_mut().chain(log.iter_mut()).collect()
             }
             Record::SessionControl { result, .. } => vec![result],
+            Record::AccountAdopted { how, .. } => vec![how],
+            Record::AccountConflict { reason, .. } | Record::AccountReleased { reason, .. } => {
+                vec![reason]
+            }
             Record::StepFailed { error, .. } => vec![error],
             _ => vec![],
         }

@@ -24,6 +24,7 @@ use std::path::Path;
 use super::file::{Entry, JournalError, Reader, Repaired};
 use super::record::{
     ControlAction, EnqueueOutcome, FinishStatus, ItemResult, PlannedAccount, Record, Requester,
+    Unfinished,
 };
 
 /// Where an account stands.
@@ -65,6 +66,8 @@ pub struct AccountState {
     pub user: String,
     /// Entry hash from the latest `run_started` that listed the account.
     pub entry: String,
+    /// The entry's fields from that `run_started` (empty in old journals).
+    pub fields: BTreeMap<String, String>,
     /// Listed by the latest `run_started`. Accounts removed from the plan
     /// keep their history: re-adding one must not transfer it twice.
     pub in_plan: bool,
@@ -81,9 +84,90 @@ pub struct AccountState {
     pub warnings: bool,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
+    /// Transferred without this journal seeing its restore end: how it was
+    /// found (`account_adopted`, or an outcome from a session recovered
+    /// from the target's record).
+    pub adopted: Option<String>,
+    /// Why its restore had no final line, while `Unfinished`.
+    pub unfinished: Unfinished,
+    /// A `target_surveyed` saw it absent from the target (so an account
+    /// found there later was put there after this journal began).
+    pub seen_absent: bool,
 }
 
 impl AccountState {
+    fn new(source: &str, user: &str, entry: &str, in_plan: bool) -> AccountState {
+        AccountState {
+            source: source.to_string(),
+            user: user.to_string(),
+            entry: entry.to_string(),
+            fields: BTreeMap::new(),
+            in_plan,
+            progress: Progress::Pending,
+            session: None,
+            attempts: 0,
+            failures: 0,
+            message: None,
+            warnings: false,
+            verified: None,
+            adopted: None,
+            unfinished: Unfinished::NoLog,
+            seen_absent: false,
+        }
+    }
+
+    /// What `listaccts` says of an account whose outcome it decides: an
+    /// unfinished restore, or a transfer the log reported.
+    ///
+    /// | progress                  | on the target | becomes                              |
+    /// |---------------------------|---------------|--------------------------------------|
+    /// | unfinished, log unread    | yes           | transferred (its session has ended)  |
+    /// | unfinished, restore cut   | yes           | failed, for a person (maybe partial) |
+    /// | unfinished (either)       | no            | failed, retried (nothing is there)   |
+    /// | transferred               | no            | failed, for a person                 |
+    fn verify_outcome(&mut self, present: bool) {
+        match (&self.progress, present, self.unfinished) {
+            (Progress::Unfinished, true, Unfinished::NoLog) => {
+                self.progress = Progress::Transferred;
+                self.adopted = Some(
+                    "present on the target after its session ended; the session's log could not \
+                     be read"
+                        .into(),
+                );
+            }
+            (Progress::Unfinished, true, Unfinished::Cut) => {
+                self.progress = Progress::Failed { retryable: false };
+                self.message = Some(cut_restore_advice(&self.user_on_target()));
+            }
+            (Progress::Unfinished, false, _) => {
+                self.progress = Progress::Failed { retryable: true };
+                self.failures += 1;
+                self.message = Some(
+                    "its restore did not finish (its session ended first) and nothing of it is on \
+                     the target; it is moved again"
+                        .into(),
+                );
+            }
+            (Progress::Transferred, false, _) => {
+                self.progress = Progress::Failed { retryable: false };
+                self.message = Some(
+                    "the session log says transferred, but listaccts does not show it on the \
+                     target; check the target by hand"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The account's name on the target, for messages.
+    fn user_on_target(&self) -> String {
+        self.fields
+            .get("localuser")
+            .cloned()
+            .unwrap_or_else(|| self.user.clone())
+    }
+
     /// Whether the account's transfer may have begun (design §5: a changed
     /// plan entry is then refused). A cleanly failed account whose session
     /// cannot run it again does not count: its new entry is what the next
@@ -137,6 +221,11 @@ pub struct SessionRec {
     pub stalls: u32,
     /// A pause or abort ferry sent to it, and the answer.
     pub control: Option<(ControlAction, String)>,
+    /// Its entry in the target's record of the plan (`session_mirrored`).
+    pub mirrored: Option<u64>,
+    /// Read back from the target's record (`session_recovered`): this
+    /// journal had lost it.
+    pub recovered: bool,
 }
 
 impl SessionRec {
@@ -200,6 +289,11 @@ pub struct RunState {
     pub request: Option<(ControlAction, Requester, String, String)>,
     /// The latest `step_failed` error.
     pub last_error: Option<String>,
+    /// The highest entry of the target's record of the plan this journal
+    /// knows (`session_mirrored`, `session_recovered`).
+    pub mirror_count: u64,
+    /// `target_surveyed` records seen.
+    pub surveys: u32,
 }
 
 impl Default for RunState {
@@ -220,6 +314,8 @@ impl Default for RunState {
             records: 0,
             request: None,
             last_error: None,
+            mirror_count: 0,
+            surveys: 0,
         }
     }
 }
@@ -314,6 +410,8 @@ impl RunState {
                     package_results: BTreeMap::new(),
                     stalls: 0,
                     control: None,
+                    mirrored: None,
+                    recovered: false,
                 };
                 self.index.insert(session.clone(), self.sessions.len());
                 self.sessions.push(rec);
@@ -428,11 +526,16 @@ impl RunState {
                     }
                 }
             }
-            Record::RestoreUnfinished { session, account } => {
+            Record::RestoreUnfinished {
+                session,
+                account,
+                why,
+            } => {
                 if let Some(acc) = self.accounts.get_mut(account)
                     && acc.progress != Progress::Transferred
                 {
                     acc.progress = Progress::Unfinished;
+                    acc.unfinished = *why;
                     acc.session = Some(session.clone());
                 }
             }
@@ -441,26 +544,7 @@ impl RunState {
             } => {
                 if let Some(acc) = self.accounts.get_mut(account) {
                     acc.verified = Some(*present);
-                    match (&acc.progress, present) {
-                        (Progress::Unfinished, true) => acc.progress = Progress::Transferred,
-                        (Progress::Unfinished, false) => {
-                            acc.progress = Progress::Failed { retryable: false };
-                            acc.message = Some(
-                                "its restore began but never finished, and the account is not on \
-                                 the target; check the target by hand before moving it again"
-                                    .into(),
-                            );
-                        }
-                        (Progress::Transferred, false) => {
-                            acc.progress = Progress::Failed { retryable: false };
-                            acc.message = Some(
-                                "the session log says transferred, but listaccts does not show it \
-                                 on the target; check the target by hand"
-                                    .into(),
-                            );
-                        }
-                        _ => {}
-                    }
+                    acc.verify_outcome(*present);
                 }
             }
             Record::SessionStalled { session, .. } => {
@@ -489,6 +573,67 @@ impl RunState {
                     s.replaced_by = Some(new.clone());
                 }
             }
+            Record::SessionMirrored { session, index } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.mirrored = Some(*index);
+                }
+                self.mirror_count = self.mirror_count.max(*index);
+            }
+            Record::SessionRecovered {
+                session,
+                batch,
+                source,
+                host,
+                id,
+                accounts,
+                packages,
+                replaces,
+                index,
+            } => self.on_recovered(Recovered {
+                key: session,
+                batch,
+                source,
+                host,
+                id,
+                accounts,
+                packages,
+                replaces,
+                index: *index,
+            }),
+            Record::TargetSurveyed { present } => {
+                self.surveys += 1;
+                let present: BTreeSet<&String> = present.iter().collect();
+                for (name, acc) in self.accounts.iter_mut() {
+                    if acc.in_plan && !present.contains(name) {
+                        acc.seen_absent = true;
+                    }
+                }
+            }
+            Record::AccountAdopted { account, how, .. } => {
+                if let Some(acc) = self.accounts.get_mut(account) {
+                    acc.progress = Progress::Transferred;
+                    acc.adopted = Some(how.clone());
+                    acc.verified = Some(true);
+                    acc.message = None;
+                }
+            }
+            Record::AccountConflict { account, reason } => {
+                if let Some(acc) = self.accounts.get_mut(account)
+                    && acc.progress != Progress::Transferred
+                {
+                    acc.progress = Progress::Failed { retryable: false };
+                    acc.message = Some(reason.clone());
+                }
+            }
+            Record::AccountReleased { account, .. } => {
+                if let Some(acc) = self.accounts.get_mut(account)
+                    && acc.progress == (Progress::Failed { retryable: false })
+                {
+                    acc.progress = Progress::Pending;
+                    acc.verified = None;
+                }
+            }
+
             Record::StepFailed { error, .. } => self.last_error = Some(error.clone()),
             Record::PauseRequested { by, at, reason } => {
                 self.request = Some((ControlAction::Pause, by.clone(), at.clone(), reason.clone()))
@@ -532,23 +677,77 @@ impl RunState {
             let acc = self
                 .accounts
                 .entry(name.clone())
-                .or_insert_with(|| AccountState {
-                    source: p.source.clone(),
-                    user: p.user.clone(),
-                    entry: p.entry.clone(),
-                    in_plan: true,
-                    progress: Progress::Pending,
-                    session: None,
-                    attempts: 0,
-                    failures: 0,
-                    message: None,
-                    warnings: false,
-                    verified: None,
-                });
+                .or_insert_with(|| AccountState::new(&p.source, &p.user, &p.entry, true));
             acc.in_plan = true;
             acc.source = p.source.clone();
             acc.user = p.user.clone();
             acc.entry = p.entry.clone();
+            acc.fields = p.fields.clone();
+        }
+    }
+
+    /// A session read back from the target's record (`session_recovered`).
+    /// A journal that knows the key without an id (created, then the copy
+    /// was taken) learns the id; an unknown key becomes a new instance.
+    /// Either way the session may have been started: its accounts are in
+    /// progress in it — a later session claims an account from an earlier
+    /// one (the target's record lists sessions in creation order, and a
+    /// journal behind the target knows only older ones) — except those
+    /// already transferred.
+    fn on_recovered(&mut self, r: Recovered<'_>) {
+        self.mirror_count = self.mirror_count.max(r.index);
+        match self.index.get(r.key) {
+            Some(&i) => {
+                let s = &mut self.sessions[i];
+                s.id = Some(r.id.clone());
+                s.mirrored = Some(r.index);
+                s.recovered = true;
+                s.enqueue_intent = true;
+                if matches!(s.phase, Phase::Creating | Phase::Created | Phase::Abandoned) {
+                    s.phase = Phase::Starting;
+                }
+            }
+            None => {
+                self.index.insert(r.key.clone(), self.sessions.len());
+                self.sessions.push(SessionRec {
+                    key: r.key.clone(),
+                    batch: r.batch.clone(),
+                    source: r.source.clone(),
+                    host: r.host.clone(),
+                    accounts: r.accounts.iter().map(|a| a.account.clone()).collect(),
+                    packages: r.packages.to_vec(),
+                    replaces: r.replaces.clone(),
+                    replaced_by: None,
+                    id: Some(r.id.clone()),
+                    phase: Phase::Starting,
+                    enqueue_intent: true,
+                    enqueued_accounts: BTreeSet::new(),
+                    enqueued_packages: BTreeSet::new(),
+                    pid: None,
+                    server_state: None,
+                    package_results: BTreeMap::new(),
+                    stalls: 0,
+                    control: None,
+                    mirrored: Some(r.index),
+                    recovered: true,
+                });
+                if let Some(old) = r.replaces
+                    && let Some(&j) = self.index.get(old)
+                {
+                    self.sessions[j].replaced_by = Some(r.key.clone());
+                }
+            }
+        }
+        for a in r.accounts {
+            let acc = self
+                .accounts
+                .entry(a.account.clone())
+                .or_insert_with(|| AccountState::new(r.source, &a.user, &a.entry, false));
+            if acc.progress != Progress::Transferred {
+                acc.progress = Progress::InProgress;
+                acc.session = Some(r.key.clone());
+                acc.attempts += 1;
+            }
         }
     }
 
@@ -566,6 +765,31 @@ impl RunState {
             }
         }
     }
+}
+
+/// The fields of a `session_recovered` record.
+struct Recovered<'a> {
+    key: &'a String,
+    batch: &'a String,
+    source: &'a String,
+    host: &'a String,
+    id: &'a String,
+    accounts: &'a [super::record::MirroredAccount],
+    packages: &'a [String],
+    replaces: &'a Option<String>,
+    index: u64,
+}
+
+/// What an operator does about an account whose restore was cut while it
+/// is on the target: check it, then adopt it or remove it and move it again.
+pub fn cut_restore_advice(user: &str) -> String {
+    format!(
+        "its restore was cut before it finished (its session ended with no final line for it) \
+         and the account is on the target, possibly incomplete. Check it (`whmapi1 \
+         accountsummary user={user}`): if it is complete, `ferry apply --adopt` records it as \
+         transferred; if not, remove it from the target (`whmapi1 removeacct user={user}`) and \
+         `ferry apply` moves it again"
+    )
 }
 
 /// Replays a journal read-only (`ferry status`, `ferry plan`): a torn last
@@ -596,6 +820,7 @@ mod tests {
                         source: "old1".into(),
                         user: n.to_string(),
                         entry: format!("h-{n}"),
+                        fields: BTreeMap::new(),
                     },
                 )
             })
@@ -605,6 +830,7 @@ mod tests {
     fn run_started(names: &[&str]) -> Record {
         Record::RunStarted {
             plan: "p.yaml".into(),
+            plan_name: None,
             plan_hash: "abc".into(),
             accounts: planned(names),
             ferry_version: "0".into(),
@@ -701,6 +927,7 @@ mod tests {
         st.apply(&Record::RestoreUnfinished {
             session: "old1/s1#2".into(),
             account: "b".into(),
+            why: Unfinished::Cut,
         });
         st.apply(&Record::SessionFinished {
             session: "old1/s1#2".into(),
@@ -713,11 +940,48 @@ mod tests {
             session: "old1/s1#2".into(),
             present: false,
         });
+        // A cut restore with nothing of it on the target is moved again.
         assert_eq!(
             st.accounts["b"].progress,
-            Progress::Failed { retryable: false }
+            Progress::Failed { retryable: true }
         );
-        assert!(st.accounts["b"].began());
+        assert!(!st.accounts["b"].began());
+    }
+
+    /// The verification table of `AccountState::verify_outcome`, row by row.
+    #[test]
+    fn what_the_target_says_of_an_unfinished_restore() {
+        let run = |why: Unfinished, present: bool| {
+            let mut st = RunState::default();
+            st.apply(&run_started(&["a"]));
+            st.apply(&intent("old1/s1", &["a"]));
+            st.apply(&Record::StartIntent {
+                session: "old1/s1".into(),
+            });
+            st.apply(&Record::RestoreUnfinished {
+                session: "old1/s1".into(),
+                account: "a".into(),
+                why,
+            });
+            st.apply(&Record::AccountVerified {
+                account: "a".into(),
+                session: "old1/s1".into(),
+                present,
+            });
+            st.accounts["a"].clone()
+        };
+        let a = run(Unfinished::NoLog, true);
+        assert_eq!(a.progress, Progress::Transferred);
+        assert!(a.adopted.is_some());
+        let a = run(Unfinished::Cut, true);
+        assert_eq!(a.progress, Progress::Failed { retryable: false });
+        assert!(a.message.unwrap().contains("--adopt"));
+        for why in [Unfinished::Cut, Unfinished::NoLog] {
+            assert_eq!(
+                run(why, false).progress,
+                Progress::Failed { retryable: true }
+            );
+        }
     }
 
     #[test]

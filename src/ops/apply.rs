@@ -33,26 +33,27 @@ pub struct ApplyOptions {
     pub journal: Option<PathBuf>,
     /// `--restart`: resume a run that was aborted.
     pub restart: bool,
+    /// `--adopt`: record as transferred the accounts found on the target
+    /// that match the plan (see `exec::target`).
+    pub adopt: bool,
     /// Per-request timeout of WHM calls (default 60 s; a rehearsal 5 s).
     pub request_timeout: Option<Duration>,
     /// Receives every event of the run.
     pub reporter: Arc<dyn Reporter>,
 }
 
-/// The journal a command uses for `plan`.
-pub fn journal_path(plan: &Path, given: Option<&Path>, simulate: bool) -> PathBuf {
-    if let Some(p) = given {
-        return p.to_path_buf();
-    }
-    if simulate {
-        let stem = plan
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "plan".into());
-        PathBuf::from(".ferry").join(format!("{stem}.simulate.journal"))
+/// The journal `apply` uses for `plan` (see [`super::journal`]).
+pub fn journal_path(
+    plan: &Path,
+    given: Option<&Path>,
+    simulate: bool,
+) -> Result<PathBuf, CliError> {
+    let kind = if simulate {
+        super::journal::Kind::Rehearsal
     } else {
-        super::default_journal_path(plan)
-    }
+        super::journal::Kind::Run
+    };
+    super::journal::resolve(plan, given, kind)
 }
 
 /// Runs `ferry apply`.
@@ -61,7 +62,7 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
     let report = (|| {
         let loaded = load(&opts.plan)?;
         let simulate = opts.simulate.is_some();
-        let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate);
+        let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate)?;
         let rt = runtime()?;
         rt.block_on(apply_async(&opts, &loaded, &path))
     })();
@@ -158,7 +159,8 @@ pub(crate) fn exec_error(e: ExecError) -> CliError {
     match e {
         ExecError::PlanChanged { .. } => CliError::msg(ExitStatus::Invalid, e),
         ExecError::Aborted { .. } => CliError::msg(ExitStatus::Aborted, e),
-        ExecError::Journal(_) => CliError::msg(ExitStatus::Failure, e),
+        ExecError::FoundOnTarget { .. } => CliError::msg(ExitStatus::Invalid, e),
+        ExecError::Target(_) | ExecError::Journal(_) => CliError::msg(ExitStatus::Failure, e),
     }
 }
 
@@ -200,8 +202,12 @@ async fn apply_async(
     // Every event's free text is scrubbed of the run's secrets on its way
     // out (a server may echo a parameter in its reason).
     let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(opts.reporter.clone()));
-    // 1. The lock, before anything touches the journal.
+    // 1. The lock, before anything touches the journal; then whose journal
+    // it is (another plan's is refused and left untouched, even a
+    // rehearsal's).
+    super::journal::prepare_dir(path)?;
     let _lock = lock(path)?;
+    super::journal::check_belongs(path, loaded)?;
     let compiled = crate::graph::compile(&loaded.plan);
     let mut sim: Option<SimServer> = None;
     let (client_cfg, logins, scale, tls_insecure) = match &opts.simulate {
@@ -275,6 +281,7 @@ async fn apply_async(
         timing: Timing::from_policy(policy, scale),
         mode: Mode::Apply {
             restart: opts.restart,
+            adopt: opts.adopt,
         },
         simulate: sim.is_some(),
         tls_insecure,

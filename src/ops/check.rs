@@ -53,6 +53,8 @@ pub struct CheckOptions {
     pub plan: PathBuf,
     /// Requests in flight at once (default 8).
     pub concurrency: usize,
+    /// Timeout of one WHM request (`--request-timeout`; default 60 s).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl CheckOptions {
@@ -60,6 +62,7 @@ impl CheckOptions {
         CheckOptions {
             plan: plan.into(),
             concurrency: 8,
+            request_timeout: None,
         }
     }
 }
@@ -200,13 +203,13 @@ impl CheckReport {
             let mut line = format!(
                 "{:w_check$}  {:w_subject$}  {}  {}",
                 f.check.as_str(),
-                f.subject,
+                crate::untrusted::line(&f.subject),
                 f.verdict.mark(),
-                f.detail
+                crate::untrusted::line(&f.detail)
             );
             if let Some(fix) = &f.fix {
                 line.push_str(" — fix: ");
-                line.push_str(fix);
+                line.push_str(&crate::untrusted::line(fix));
             }
             out.push_str(line.trim_end());
             out.push('\n');
@@ -275,7 +278,7 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport, CheckError> {
         &loaded.plan,
         &loaded.base_dir,
         &opts.plan.display().to_string(),
-        opts.concurrency,
+        opts,
     )
 }
 
@@ -284,14 +287,18 @@ pub fn check_plan(
     plan: &Plan,
     base_dir: &Path,
     plan_name: &str,
-    concurrency: usize,
+    opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
-    let resolved = resolve(plan, base_dir).map_err(|e| {
+    let concurrency = opts.concurrency;
+    let mut resolved = resolve(plan, base_dir).map_err(|e| {
         CheckError::Invalid(format!(
             "cannot resolve the plan's secrets (nothing was sent):\n{e}"
         ))
     })?;
+    if let Some(t) = opts.request_timeout {
+        resolved.target.request_timeout = t;
+    }
     let client = WhmClient::new(resolved.target.clone())
         .map_err(|e| CheckError::Invalid(format!("target.url: {}", e.kind)))?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -47,11 +47,16 @@ pub enum ControlResult {
 
 /// Runs `ferry pause` / `ferry abort`.
 pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
-    let path = opts
-        .journal
-        .clone()
-        .unwrap_or_else(|| super::default_journal_path(&opts.plan));
+    let path = super::journal::resolve(
+        &opts.plan,
+        opts.journal.as_deref(),
+        super::journal::Kind::Run,
+    )?;
     let loaded = load(&opts.plan)?;
+    if !path.exists() {
+        return Ok(ControlResult::NoRun);
+    }
+    super::journal::check_belongs(&path, &loaded)?;
     let req = ControlRequest::here(opts.action);
     let deadline = Instant::now() + opts.wait;
     let mut written = false;

@@ -70,18 +70,15 @@ impl CliError {
 pub type Outcome = Result<ExitStatus, CliError>;
 
 /// The default journal path of design §2: `.ferry/<plan file stem>.journal`
-/// under the current directory.
+/// next to the plan file (see [`journal`]).
 pub fn default_journal_path(plan: &Path) -> PathBuf {
-    let stem = plan
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plan".to_string());
-    PathBuf::from(".ferry").join(format!("{stem}.journal"))
+    journal::default_path(plan, journal::Kind::Run)
 }
 
 pub mod apply;
 pub mod check;
 pub mod control;
+pub mod journal;
 pub mod resolve;
 pub mod simulate;
 pub mod status;

@@ -45,6 +45,12 @@ pub enum PlanError {
     /// arguments are fine, the file on disk is not — as for `ferry status`
     /// and `ferry apply` on the same journal).
     Journal(JournalError),
+    /// The journal records another plan's identity (exit 2).
+    OtherPlan {
+        journal: PathBuf,
+        theirs: String,
+        mine: String,
+    },
 }
 
 /// Loads, validates, compiles and renders; with a journal, marks each
@@ -64,6 +70,16 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
         }
         None => Some(super::default_journal_path(&opts.plan)).filter(|p| p.exists()),
     };
+    if let Some(path) = &journal_path
+        && let Ok(Some(theirs)) = journal::plan_identity(path)
+        && theirs != loaded.identity()
+    {
+        return Err(PlanError::OtherPlan {
+            journal: path.clone(),
+            theirs,
+            mine: loaded.identity(),
+        });
+    }
     let marks = match &journal_path {
         None => None,
         Some(path) => {
@@ -323,12 +339,14 @@ sources:
                         source: "old1".into(),
                         user: a.user.clone(),
                         entry: "h".into(),
+                        fields: BTreeMap::new(),
                     },
                 )
             })
             .collect();
         Record::RunStarted {
             plan: "single-server.yaml".into(),
+            plan_name: None,
             plan_hash: "x".into(),
             accounts,
             ferry_version: "0".into(),

@@ -43,15 +43,16 @@ pub struct ReportWritten {
 
 /// Reads the journal, writes the report.
 pub fn report(opts: &ReportOptions) -> Result<ReportWritten, CliError> {
-    let journal = opts
-        .journal
-        .clone()
-        .unwrap_or_else(|| super::default_journal_path(&opts.plan));
+    let journal = super::journal::resolve(
+        &opts.plan,
+        opts.journal.as_deref(),
+        super::journal::Kind::Run,
+    )?;
     if !journal.exists() {
         return Err(CliError::msg(
             ExitStatus::Failure,
             format!(
-                "no journal at {}: this plan has not been applied from here yet.\n\
+                "no journal at {}: this plan has not been applied yet.\n\
                  Run `ferry apply {}` first, or pass --journal PATH to the journal of the run \
                  (a `--simulate` run keeps its own journal).",
                 journal.display(),
@@ -59,6 +60,7 @@ pub fn report(opts: &ReportOptions) -> Result<ReportWritten, CliError> {
             ),
         ));
     }
+    super::journal::check_belongs_to_file(&journal, &opts.plan)?;
     let hints = PlanHints::read(&opts.plan);
     let (view, torn_tail) = run_view(&journal, &hints, SystemTime::now()).map_err(|e| {
         CliError::msg(

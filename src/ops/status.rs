@@ -100,10 +100,12 @@ pub struct SessionStatus {
 
 /// Reads the journal and builds the status.
 pub fn status(opts: &StatusOptions) -> Result<Status, CliError> {
-    let path = opts
-        .journal
-        .clone()
-        .unwrap_or_else(|| super::default_journal_path(&opts.plan));
+    let path = super::journal::resolve(
+        &opts.plan,
+        opts.journal.as_deref(),
+        super::journal::Kind::Run,
+    )?;
+    super::journal::check_belongs_to_file(&path, &opts.plan)?;
     let (state, torn) =
         journal::replay(&path).map_err(|e| CliError::msg(ExitStatus::Failure, e))?;
     let holder = journal::lock::holder(&path);
@@ -236,7 +238,7 @@ impl Status {
         }
         out.push('\n');
         if let Some(r) = &self.reason {
-            let _ = writeln!(out, "  {r}");
+            let _ = writeln!(out, "  {}", crate::untrusted::text(r));
         }
         if let Some(p) = &self.plan {
             let _ = writeln!(out, "plan: {p}   journal: {}", self.journal);
@@ -257,8 +259,8 @@ impl Status {
                     out,
                     "  session {} {} {} ({} accounts){}",
                     s.key,
-                    s.id.as_deref().unwrap_or("(no id)"),
-                    s.state,
+                    crate::untrusted::line(s.id.as_deref().unwrap_or("(no id)")),
+                    crate::untrusted::line(&s.state),
                     s.accounts.len(),
                     s.replaces
                         .as_deref()
@@ -278,7 +280,7 @@ impl Status {
                     let _ = write!(line, "  attempts {}", a.attempts);
                 }
                 if let Some(m) = &a.message {
-                    let _ = write!(line, "  {m}");
+                    let _ = write!(line, "  {}", crate::untrusted::line(m));
                 }
                 let _ = writeln!(out, "{line}");
             }

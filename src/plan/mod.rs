@@ -41,6 +41,26 @@ pub struct LoadedPlan {
     pub hash: String,
 }
 
+impl LoadedPlan {
+    /// The plan's identity: its `name:`, or else the file's stem. A journal
+    /// records it and refuses a plan with another identity; the target's
+    /// record of the plan's sessions is named after it.
+    pub fn identity(&self) -> String {
+        identity(self.plan.name.as_deref(), &self.path)
+    }
+}
+
+/// A plan's identity from its `name:` (if any) and its path.
+pub fn identity(name: Option<&str>, path: &Path) -> String {
+    match name {
+        Some(n) => n.to_string(),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plan".into()),
+    }
+}
+
 /// Reads, parses and validates the plan at `path`. Every problem in the
 /// file is returned, each with file:line:column.
 pub fn load(path: &Path) -> Result<LoadedPlan, Diagnostics> {

@@ -24,6 +24,13 @@ pub struct Plan {
     /// Plan language version; only `1` exists.
     #[schemars(range(min = 1, max = 1))]
     pub version: u32,
+    /// The plan's identity: what its journal, its lock and its record on
+    /// the target are named after, whatever the file is called or where it
+    /// is applied from. Letters, digits, `.`, `_` and `-`, at most 64.
+    /// Default: the plan file's name without its extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
+    pub name: Option<String>,
     /// The WHM server accounts move to. ferry talks only to this server.
     pub target: Target,
     /// Options applied to every source and account unless overridden.

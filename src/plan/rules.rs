@@ -143,6 +143,14 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
             .help("this ferry reads `version: 1` plans"),
         );
     }
+    if let Some(name) = &plan.name
+        && let Err(why) = check_plan_name(name)
+    {
+        out.push(
+            Problem::at(root.key("name"), why)
+                .help("use letters, digits, `.`, `_` and `-`, e.g. `name: dc1-consolidation`"),
+        );
+    }
     check_target(&plan.target, &root.key("target"), &mut out);
     check_session_options(
         &plan.defaults.session,
@@ -158,6 +166,29 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     check_policy(&plan.policy, &root.key("policy"), &mut out);
     check_concurrency(&plan.concurrency, &root.key("concurrency"), &mut out);
     out
+}
+
+/// The rule for a plan's `name` (its identity): what a journal, a lock
+/// and the target's record of the plan are named after.
+pub fn check_plan_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "the plan name `{name}` must have 1 to 64 characters"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "the plan name `{}` has a character ferry does not allow: {bad:?}",
+            name.escape_debug()
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(format!("the plan name `{name}` must not start with `.`"));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- target

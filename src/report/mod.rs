@@ -68,6 +68,8 @@ pub fn reporter_for(output: Output, stderr_is_tty: bool, no_color: bool) -> Box<
     } else {
         Box::new(lines::LineReporter::new(Box::new(std::io::stderr())))
     };
+    // A server's words reach the terminal escaped (`crate::untrusted`).
+    let human: Box<dyn Reporter> = Box::new(crate::events::ForHumans(human));
     match output {
         Output::Text => human,
         Output::Json => Box::new(Fanout::new(vec![

@@ -156,7 +156,7 @@ fn workflow_triggers_secrets_journal_and_exit_codes() {
             .unwrap()
             .starts_with("actions/cache/restore@")
     );
-    assert_eq!(restore["with"]["path"], ".ferry");
+    assert_eq!(restore["with"]["path"], "plans/.ferry");
     assert!(restore_at < apply_at);
     let (save_at, save) = step(&wf, "apply", "Save the journal");
     assert!(
@@ -178,7 +178,7 @@ fn workflow_triggers_secrets_journal_and_exit_codes() {
     assert_eq!(upload["if"], "always()");
     assert_eq!(upload["with"]["include-hidden-files"], true);
     let paths = upload["with"]["path"].as_str().unwrap();
-    for p in [".ferry/", "ferry-report.html", "ferry-events.jsonl"] {
+    for p in ["plans/.ferry/", "ferry-report.html", "ferry-events.jsonl"] {
         assert!(paths.contains(p), "artifact keeps {p}");
     }
     let (_, report) = step(&wf, "apply", "Report");
@@ -297,7 +297,9 @@ fn every_ferry_command_of_the_workflow_runs() {
         if job == "apply" && args[0] == "apply" {
             assert!(!args.iter().any(|a| a.starts_with("--simulate")));
             args.insert(1, "--simulate".into());
-            args.extend(["--journal".into(), format!(".ferry/{stem}.journal")]);
+            // The rehearsal writes the run's journal, for the report step.
+            std::fs::create_dir_all(dir.path().join("plans/.ferry")).unwrap();
+            args.extend(["--journal".into(), format!("plans/.ferry/{stem}.journal")]);
         }
         let out = assert_cmd::Command::cargo_bin("ferry")
             .unwrap()

@@ -113,6 +113,7 @@ fn build(sources: &[Src], batch: u32) -> Plan {
     }
     Plan {
         version: 1,
+        name: None,
         target: Target {
             url: "https://whm.example.net:2087".into(),
             user: "root".into(),

@@ -153,6 +153,7 @@ fn status_shapes() {
 fn json_output_ends_with_run_finished_when_apply_cannot_start() {
     let fleet = Fleet::standard(1, 3);
     let w = World::start(fleet.clone(), fleet.scenario(0.001));
+    std::fs::create_dir_all(w.journal().parent().unwrap()).unwrap();
     let _lock = ferry::journal::lock::acquire(&w.journal()).unwrap();
     let out = w.apply(&["--output", "json"]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));

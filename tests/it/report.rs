@@ -27,12 +27,14 @@ fn started(plan: &str) -> Record {
                     source: "old1".into(),
                     user: a.to_string(),
                     entry: "0".repeat(64),
+                    fields: BTreeMap::new(),
                 },
             )
         })
         .collect();
     Record::RunStarted {
         plan: plan.into(),
+        plan_name: None,
         plan_hash: "a".repeat(64),
         accounts,
         ferry_version: "0.1.0".into(),
@@ -259,7 +261,7 @@ fn report_without_a_journal_says_how_to_get_one() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no journal at .ferry/none.journal"),
+        stderr.contains("no journal at plans/.ferry/none.journal"),
         "{stderr}"
     );
     assert!(stderr.contains("ferry apply plans/none.yaml"), "{stderr}");

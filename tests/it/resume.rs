@@ -100,7 +100,8 @@ fn plan_change_started_and_changed_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s1u02"), "{err}");
-    assert!(err.contains("changed after its transfer began"), "{err}");
+    assert!(err.contains("was transferred"), "{err}");
+    assert!(err.contains("package gold → silver"), "{err}");
     assert_eq!(w.state()["requests"], requests);
 }
 

@@ -43,11 +43,13 @@ fn run_started() -> Record {
                 source: src.into(),
                 user: a.into(),
                 entry: "0".repeat(64),
+                fields: BTreeMap::new(),
             },
         );
     }
     Record::RunStarted {
         plan: "plans/two.yaml".into(),
+        plan_name: None,
         plan_hash: "f".repeat(64),
         accounts,
         ferry_version: "0.1.0".into(),
