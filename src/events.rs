@@ -66,12 +66,16 @@ pub enum Event {
         accounts: usize,
         done: usize,
     },
-    /// An account was transferred (from the session's master.log).
+    /// An account was transferred (from the session's master.log), or
+    /// adopted: found on the target, its restore over, without this journal
+    /// having seen it end (`adopted` says how it was found).
     ItemSucceeded {
         account: String,
         source: String,
         session: String,
         warnings: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        adopted: Option<String>,
     },
     /// An account failed, with the server's message.
     ItemFailed {
@@ -160,6 +164,9 @@ impl Event {
         match self {
             Event::StepFailed { error, .. } => vec![(error, false)],
             Event::ItemFailed { message, .. } => vec![(message, false)],
+            Event::ItemSucceeded { adopted, .. } => {
+                adopted.iter_mut().map(|a| (a, false)).collect()
+            }
             Event::SessionState {
                 state, current, id, ..
             } => {

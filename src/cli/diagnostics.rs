@@ -163,6 +163,14 @@ pub fn harden_process() {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+    // A file-size limit (`ulimit -f`, a quota) must surface as a failed
+    // journal write, which stops the run cleanly with its counts, not as
+    // SIGXFSZ killing the process mid-record.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 #[cfg(test)]

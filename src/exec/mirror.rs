@@ -154,6 +154,11 @@ impl Mirror {
         &self.store
     }
 
+    /// Entries on the target as far as this run knows (read, or written).
+    pub async fn count(&self) -> u64 {
+        self.state.lock().await.count
+    }
+
     /// Why the mirror is off this run, if it is.
     pub async fn unavailable(&self) -> Option<Unavailable> {
         self.state.lock().await.unavailable.clone()

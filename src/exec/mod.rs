@@ -525,6 +525,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), task:
         });
         match progress {
             Progress::Transferred if unfinished => ctx.emit(Event::ItemSucceeded {
+                adopted: ctx.with_state(|st| st.accounts[&account].adopted.clone()),
                 account,
                 source,
                 session: sess,

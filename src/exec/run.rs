@@ -282,19 +282,23 @@ impl Scheduler {
             .filter(|c| listed.contains_key(*c))
             .cloned()
             .collect();
-        // Seen before this plan's first look: another account of that name.
-        let first_look = ctx.with_state(|st| st.surveys == 0 && st.sessions().is_empty());
+        // No session of this plan was ever created on this target (its
+        // record says so, and the journal knows none): whatever is there
+        // now was there before the plan.
+        let before_any_session = ctx.mirror.unavailable().await.is_none()
+            && ctx.mirror.count().await == 0
+            && ctx.with_state(|st| st.sessions().is_empty());
+        ctx.record(Record::TargetSurveyed {
+            present: present.clone(),
+            before_any_session,
+        })?;
         let seen_before: BTreeSet<String> = ctx.with_state(|st| {
             present
                 .iter()
-                .filter(|n| !first_look && !st.accounts[*n].seen_absent)
-                .filter(|n| st.accounts[*n].attempts == 0)
+                .filter(|n| st.accounts[*n].there_before_plan)
                 .cloned()
                 .collect()
         });
-        ctx.record(Record::TargetSurveyed {
-            present: present.clone(),
-        })?;
         let findings = ctx.with_state(|st| target::classify(st, &candidates, &listed));
         ctx.set_target_view(listed);
         let adopt = matches!(self.mode, Mode::Apply { adopt: true, .. });
@@ -404,6 +408,7 @@ impl Scheduler {
                         owner: info.owner.clone(),
                     })?;
                     ctx.emit(Event::ItemSucceeded {
+                        adopted: ctx.with_state(|st| st.accounts[&name].adopted.clone()),
                         account: name,
                         source: ctx.plan().sources[source].name.clone(),
                         session: String::new(),

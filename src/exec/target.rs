@@ -30,8 +30,10 @@
 //! name on the target, or `root`) and its main domain is the one the plan
 //! gives, or else the one its source reports (a read-only analysis session,
 //! as `ferry check` makes, created and aborted without being started); and
-//! the journal did not see it on the target before this plan first looked
-//! (then it is another account with the same name).
+//! it was not on the target when the plan first looked there, before ferry
+//! had created any session of the plan (then it is another account with the
+//! same name). Without the target's record, a first look cannot be told from
+//! a lost journal's, and only owner and domain decide.
 //!
 //! `--adopt` is safe once no transfer of these accounts is running. Every
 //! session ferry created for the plan is in the journal or the target's
@@ -121,8 +123,8 @@ pub(crate) fn matches(
 ) -> Result<(), String> {
     if seen_before {
         return Err(
-            "it was on the target before this plan's first run looked, so it is another account \
-             with the same name"
+            "it was there before this plan first ran on this target (ferry had created no \
+             session of the plan yet), so it is another account with the same name"
                 .into(),
         );
     }

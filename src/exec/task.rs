@@ -26,7 +26,9 @@ use super::session::{Remedy, SState, SessionMachine, Stall, Step, Want};
 use super::{Ctx, Msg};
 use crate::client::{self, ItemOutcome, SessionId, SessionState};
 use crate::events::Event;
-use crate::journal::record::{ControlAction, EnqueueOutcome, ItemResult, MirroredAccount, Record};
+use crate::journal::record::{
+    ControlAction, EnqueueOutcome, ItemResult, MirroredAccount, Record, Unfinished,
+};
 use crate::journal::{JournalError, Phase, Progress, SessionRec};
 use crate::plan::OnError;
 
@@ -824,11 +826,22 @@ impl Driver {
         let state = match r {
             Ok(s) => s,
             Err(CallError::Failed(e)) if !transient(&e) => {
-                // WHM no longer knows the session (deleted after 30 days,
-                // or a server reinstalled): conclude without a log, which
-                // sends every open account to listaccts.
+                // WHM no longer knows the session: it deletes PENDING ones
+                // after 4 hours and any after 30 days (docs/whm.md §4), or
+                // the server was reinstalled. It is gone, not a passing
+                // fault: nothing runs in it, so conclude without a log —
+                // every open account is then decided by the target
+                // (present: its restore is over; absent: moved again).
                 self.step_failed(&self.step_id("state"), &e.to_string(), false, 1);
-                return Ok(Some(self.conclude_without_log("UNKNOWN").await));
+                self.ctx.emit(Event::Warning {
+                    message: format!(
+                        "session {} ({id}) no longer exists on the target (WHM deletes PENDING \
+                         sessions after 4 hours and any after 30 days); its accounts are decided \
+                         by what the target has",
+                        self.key
+                    ),
+                });
+                return Ok(Some(self.conclude_without_log("GONE").await));
             }
             Err(e) => return Err(fail(e)),
         };
@@ -959,6 +972,9 @@ impl Driver {
                     source: self.source.clone(),
                     session: self.key.clone(),
                     warnings,
+                    adopted: self
+                        .ctx
+                        .with_state(|st| st.accounts.get(&target).and_then(|a| a.adopted.clone())),
                 }),
                 ItemOutcome::Failed { .. } => self.ctx.send(Msg::ItemFailed {
                     session: self.key.clone(),
@@ -1053,7 +1069,11 @@ impl Driver {
                 Conclusion::Unfinished(why) => Record::RestoreUnfinished {
                     session: self.key.clone(),
                     account: target.clone(),
-                    why,
+                    why: if state == "GONE" {
+                        Unfinished::Gone
+                    } else {
+                        why
+                    },
                 },
                 // A COMPLETED session has a final line for every item it
                 // held. None means WHM dropped the item: count it as a
@@ -1204,5 +1224,25 @@ impl Driver {
             accounts,
             done,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failed-items that make an account a conflict for a person, with
+    /// WHM's texts (docs/whm.md §4); any other failure is retried.
+    #[test]
+    fn restore_collisions_are_conflicts() {
+        let busy = conflict_reason("bob", "Another process claims to be restoring bob.").unwrap();
+        assert!(
+            busy.contains("--adopt") && busy.contains("will not"),
+            "{busy}"
+        );
+        let there =
+            conflict_reason("bob", "A user named “bob” already exists on this server.").unwrap();
+        assert!(there.contains("already on the target"), "{there}");
+        assert_eq!(conflict_reason("bob", "Disk quota exceeded"), None);
     }
 }

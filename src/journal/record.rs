@@ -91,6 +91,10 @@ pub enum Unfinished {
     /// The session's log could not be read after it ended.
     #[default]
     NoLog,
+    /// The session no longer exists on the target (WHM deleted it): nothing
+    /// runs in it, and nothing of an account absent from the target was
+    /// restored by it.
+    Gone,
 }
 
 /// An account of a mirrored session (`session_recovered`).
@@ -294,7 +298,15 @@ pub enum Record {
     // ---- what the target already has --------------------------------------
     /// `listaccts` at the start of an apply: which of the plan's accounts
     /// not known transferred were on the target. Every other one was absent.
-    TargetSurveyed { present: Vec<String> },
+    TargetSurveyed {
+        present: Vec<String>,
+        /// The target's record of the plan's sessions was readable and empty
+        /// and the journal knew no session: ferry had never created one for
+        /// this plan there, so an account present now was there before the
+        /// plan — another account with the same name.
+        #[serde(default)]
+        before_any_session: bool,
+    },
     /// The account is on the target and its restore is over, but this
     /// journal did not see it transferred: recorded as transferred, with how
     /// it was found. Never enqueued.

@@ -93,6 +93,9 @@ pub struct AccountState {
     /// A `target_surveyed` saw it absent from the target (so an account
     /// found there later was put there after this journal began).
     pub seen_absent: bool,
+    /// A `target_surveyed` taken before ferry had created any session for
+    /// the plan saw it on the target: another account with the same name.
+    pub there_before_plan: bool,
 }
 
 impl AccountState {
@@ -113,6 +116,7 @@ impl AccountState {
             adopted: None,
             unfinished: Unfinished::NoLog,
             seen_absent: false,
+            there_before_plan: false,
         }
     }
 
@@ -121,12 +125,24 @@ impl AccountState {
     ///
     /// | progress                  | on the target | becomes                              |
     /// |---------------------------|---------------|--------------------------------------|
+    /// | unfinished, session gone  | yes           | transferred (its restore is over)    |
+    /// | unfinished, session gone  | no            | pending (moved again, no failure)    |
     /// | unfinished, log unread    | yes           | transferred (its session has ended)  |
     /// | unfinished, restore cut   | yes           | failed, for a person (maybe partial) |
     /// | unfinished (either)       | no            | failed, retried (nothing is there)   |
     /// | transferred               | no            | failed, for a person                 |
     fn verify_outcome(&mut self, present: bool) {
         match (&self.progress, present, self.unfinished) {
+            (Progress::Unfinished, true, Unfinished::Gone) => {
+                self.progress = Progress::Transferred;
+                self.adopted = Some(
+                    "present on the target after WHM deleted its session (the restore is over)"
+                        .into(),
+                );
+            }
+            // Nothing of it was restored by a session that is gone: free,
+            // and not a failure of the account.
+            (Progress::Unfinished, false, Unfinished::Gone) => self.progress = Progress::Pending,
             (Progress::Unfinished, true, Unfinished::NoLog) => {
                 self.progress = Progress::Transferred;
                 self.adopted = Some(
@@ -507,6 +523,10 @@ impl RunState {
                 {
                     s.package_results.insert(p.clone(), *result);
                 }
+                let recovered = self
+                    .session(session)
+                    .filter(|s| s.recovered)
+                    .map(|s| s.id.clone().unwrap_or_default());
                 if let Some(a) = account
                     && let Some(acc) = self.accounts.get_mut(a)
                     && acc.progress != Progress::Transferred
@@ -515,6 +535,12 @@ impl RunState {
                     match result {
                         ItemResult::Succeeded | ItemResult::Warning => {
                             acc.progress = Progress::Transferred;
+                            if let Some(id) = recovered {
+                                acc.adopted = Some(format!(
+                                    "restored by session {session} ({id}), which this journal had \
+                                     lost; read back from the target's record of the plan"
+                                ));
+                            }
                             acc.warnings = *result == ItemResult::Warning;
                             acc.message = message.clone();
                         }
@@ -600,12 +626,20 @@ impl RunState {
                 replaces,
                 index: *index,
             }),
-            Record::TargetSurveyed { present } => {
+            Record::TargetSurveyed {
+                present,
+                before_any_session,
+            } => {
                 self.surveys += 1;
                 let present: BTreeSet<&String> = present.iter().collect();
                 for (name, acc) in self.accounts.iter_mut() {
-                    if acc.in_plan && !present.contains(name) {
+                    if !acc.in_plan {
+                        continue;
+                    }
+                    if !present.contains(name) {
                         acc.seen_absent = true;
+                    } else if *before_any_session && !acc.seen_absent {
+                        acc.there_before_plan = true;
                     }
                 }
             }

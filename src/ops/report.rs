@@ -243,6 +243,7 @@ pub fn run_view(
                 Progress::Failed { .. } => AccountState::Failed,
             },
             warnings: a.warnings,
+            adopted: a.adopted.clone(),
             size: hints.sizes.get(name).copied(),
             attempts: a.attempts,
             message: a.message.clone(),

@@ -83,6 +83,10 @@ pub struct AccountStatus {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub warnings: bool,
     pub verified: Option<bool>,
+    /// Transferred without this journal seeing its restore end: how it was
+    /// found on the target (its state stays `transferred`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +159,7 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
                     },
                     warnings: a.warnings,
                     verified: a.verified,
+                    adopted: a.adopted.clone(),
                 },
             )
         })
@@ -281,6 +286,9 @@ impl Status {
                 }
                 if let Some(m) = &a.message {
                     let _ = write!(line, "  {}", crate::untrusted::line(m));
+                }
+                if let Some(how) = &a.adopted {
+                    let _ = write!(line, "  (adopted: {})", crate::untrusted::line(how));
                 }
                 let _ = writeln!(out, "{line}");
             }

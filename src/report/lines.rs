@@ -128,9 +128,13 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
             source,
             session,
             warnings,
+            adopted,
         } => {
             let w = if *warnings { " with warnings" } else { "" };
-            format!("transferred {account}{w} ({source}, session {session})")
+            match adopted {
+                Some(how) => format!("adopted {account} ({source}): {how}"),
+                None => format!("transferred {account}{w} ({source}, session {session})"),
+            }
         }
         Event::ItemFailed {
             account,

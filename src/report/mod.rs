@@ -195,6 +195,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             source: "old1".into(),
             session: "old1/s1".into(),
             warnings: false,
+            adopted: None,
         },
         Event::Warning {
             message: "TLS verification is disabled for target (insecure: true)".into(),
@@ -215,6 +216,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             source: "old1".into(),
             session: "old1/s1".into(),
             warnings: true,
+            adopted: None,
         },
         session("old1/s1", "old1", "COMPLETED", None, 2),
         session("old2/s1", "old2", "PAUSED", None, 1),

@@ -25,7 +25,7 @@ fn scenario_yaml(extra: &str) -> Scenario {
         r#"
 hostname: target.example.net
 tokens: [{{user: root, token: {TOKEN}}}]
-time_scale: 0.001
+time_scale: 0.1
 target: {{existing_accounts: [taken]}}
 remotes:
   - host: {SOURCE}

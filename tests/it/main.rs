@@ -9,6 +9,7 @@ mod conveniences;
 mod crash;
 mod gitops;
 mod graph;
+mod ground_truth;
 mod journal;
 mod plan;
 mod plan_marks;

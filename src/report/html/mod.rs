@@ -114,6 +114,9 @@ pub struct AccountView {
     pub state: AccountState,
     /// Transferred with warnings (`warning-item`).
     pub warnings: bool,
+    /// Transferred without the journal seeing its restore end: how it was
+    /// found on the target.
+    pub adopted: Option<String>,
     /// Bytes: what was moved when known, else the plan's size hint.
     pub size: Option<u64>,
     /// Transfer attempts (sessions it was enqueued in).
@@ -610,10 +613,10 @@ fn accounts_table(h: &mut String, view: &RunView) {
     );
     for a in rows {
         let state_rank = a.state as u8;
-        let state = if a.state == AccountState::Transferred && a.warnings {
-            "transferred, warnings".to_string()
-        } else {
-            a.state.label().to_string()
+        let state = match (a.state, a.warnings, &a.adopted) {
+            (AccountState::Transferred, _, Some(_)) => "transferred, adopted".to_string(),
+            (AccountState::Transferred, true, None) => "transferred, warnings".to_string(),
+            _ => a.state.label().to_string(),
         };
         let class = if a.state == AccountState::Transferred && a.warnings {
             "warn"
@@ -623,6 +626,7 @@ fn accounts_table(h: &mut String, view: &RunView) {
         let message = a
             .message
             .as_deref()
+            .or(a.adopted.as_deref())
             .map(|m| m.lines().next().unwrap_or("").to_string())
             .unwrap_or_default();
         let account_cell = if a.state == AccountState::Failed {

@@ -19,6 +19,7 @@ fn account(name: &str, source: &str, session: &str, state: AccountState, size: u
         session: Some(session.into()),
         state,
         warnings: false,
+        adopted: None,
         size: Some(size),
         attempts: 1,
         message: None,
