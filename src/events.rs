@@ -111,8 +111,18 @@ pub enum Event {
         duration_secs: f64,
         /// Failed accounts with the server's reason.
         failed: Vec<FailedAccount>,
-        /// What the operator should do next, in one sentence.
+        /// What the operator should do next, in one sentence: worded by
+        /// `report::advice` from the facts here (the executor leaves it
+        /// empty; `report::advice::Advised` fills it in).
         next: String,
+        /// The plan as given.
+        plan: String,
+        /// `apply --simulate`.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        rehearsal: bool,
+        /// Stopped by Ctrl-C or SIGTERM.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
     },
 }
 
@@ -122,6 +132,9 @@ pub struct FailedAccount {
     pub account: String,
     pub source: String,
     pub message: String,
+    /// The next `apply` moves it again (a failed-item; a cut restore with
+    /// nothing on the target); otherwise a person must look first.
+    pub retried: bool,
 }
 
 /// Receives events. Implementations must be cheap: the executor calls

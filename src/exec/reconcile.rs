@@ -20,75 +20,24 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::{RunPlan, mirror};
-use crate::client::AccountItem;
 use crate::journal::record::PlannedAccount;
 use crate::journal::record::Record;
 use crate::journal::{Phase, Progress, RunState};
 
-/// Hex SHA-256 of what ferry would send to WHM for an account (host, keys,
-/// package, owner, options; not the size or priority, which are hints).
-/// Compared across runs: a changed entry of an account whose transfer began
-/// is refused.
-pub fn entry_hash(
-    host: &str,
-    item: &AccountItem,
-    package: Option<&str>,
-    owner: Option<&str>,
-) -> String {
-    let canonical = serde_json::json!({
-        "host": host,
-        "user": item.user,
-        "localuser": item.localuser,
-        "domain": item.domain,
-        "package": package,
-        "owner": owner,
-        "options": item.options.iter().map(|(k, v)| [k.to_string(), v.clone()]).collect::<Vec<_>>(),
-    });
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// [`entry_hash`]'s input field by field: `host`, `localuser`, `package`,
-/// `owner`, `domain` and `options.<key>` (only those set).
-pub fn entry_fields(
-    host: &str,
-    item: &AccountItem,
-    package: Option<&str>,
-    owner: Option<&str>,
-) -> BTreeMap<String, String> {
-    let mut f = BTreeMap::new();
-    f.insert("host".to_string(), host.to_string());
-    f.insert("localuser".to_string(), item.localuser.clone());
-    let mut opt = |k: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            f.insert(k.to_string(), v.to_string());
-        }
-    };
-    opt("package", package);
-    opt("owner", owner);
-    opt("domain", item.domain.as_deref());
-    for (k, v) in &item.options {
-        f.insert(format!("options.{k}"), v.clone());
-    }
-    f
-}
-
 /// The plan's accounts as `run_started` records them.
 pub(crate) fn planned_accounts(plan: &RunPlan) -> BTreeMap<String, PlannedAccount> {
-    plan.batches
+    plan.sessions()
         .iter()
         .flat_map(|b| {
             b.accounts.iter().map(move |a| {
                 (
                     a.target_user.clone(),
                     PlannedAccount {
-                        source: plan.sources[b.source].name.clone(),
+                        source: plan.source(b.source).name.clone(),
                         user: a.user.clone(),
-                        entry: a.entry.clone(),
-                        fields: a.fields.clone(),
+                        entry: a.fingerprint.hash.clone(),
+                        fields: a.fingerprint.fields.clone(),
                     },
                 )
             })

@@ -1,7 +1,10 @@
 //! The per-session state machine: ferry's view of one transfer session
 //! instance, from its create intent to its conclusion. Pure (no I/O, no
-//! clock of its own): the driver in [`super::task`] feeds it events and
-//! carries out the [`Step`] it returns.
+//! clock of its own): the driver (`driver`, `setup`, `monitor`, `conclude`)
+//! feeds it [`Input`]s and carries out the [`Step`] it returns. Every
+//! decision about a session is made here, in [`SessionMachine::on`] — what
+//! the server says, what the run wants (run, pause, abort), and the stall
+//! remedy ([`SessionMachine::remedy`]).
 //!
 //! ## States
 //!
@@ -12,35 +15,63 @@
 //! | `Starting`  | start intent durable; `start_transfer_session` sent                |
 //! | `Running`   | the server runs it (RUNNING)                                       |
 //! | `Pausing`   | a pause was sent or seen (PAUSING): workers finish their items     |
-//! | `Paused`    | PAUSED on the server; ferry stops watching (terminal for this run) |
+//! | `Paused`    | PAUSED on the server, or paused before it started; ferry stops watching (terminal for this run) |
 //! | `Aborting`  | an abort was sent or seen (ABORTING)                               |
 //! | `Ended`     | COMPLETED / ABORTED / FAILED: conclude from the full log           |
 //! | `Finished`  | concluded (terminal)                                               |
 //! | `Abandoned` | never started and never will be (terminal)                         |
-//! | `Detached`  | ferry stopped watching a live session (stuck, or a pause could not
-//! |             | be sent safely); the next `apply` reconciles it (terminal)          |
+//! | `Detached`  | ferry stopped watching a live session (stuck, or a pause could not be sent safely); the next `apply` reconciles it (terminal) |
 //!
-//! ## Transitions on a state seen on the server ([`SessionMachine::on_server_state`])
+//! ## The table ([`SessionMachine::on`])
 //!
-//! `want` is what the run wants of the session: run it, pause it, abort it.
+//! Life: `Created` (Creating → Enqueuing), `EnqueuedAll` (Enqueuing →
+//! Starting), `Started` (Starting → Running; once started, only a
+//! sighting), `Abandoned` (only before the start), `Concluded` (once
+//! started: Ended, or gone from the server while watched), `Detached` (a
+//! live session; an Ended one is concluded instead) — each to its state.
 //!
-//! | ferry state \ server | PENDING      | RUNNING                    | PAUSING  | PAUSED                            | ABORTING | COMPLETED/ABORTED/FAILED |
-//! |----------------------|--------------|----------------------------|----------|-----------------------------------|----------|--------------------------|
-//! | `Starting`           | run: Start again¹; pause: StopWatching; abort: Abort | Running                    | Pausing  | run: Start (resume); pause: Paused | Aborting | Ended → Conclude         |
-//! | `Running`            | *unlisted*   | Running (pause wanted: Pause) | Pausing | run: Start (resume); pause: Paused | Aborting | Ended → Conclude      |
-//! | `Pausing`            | *unlisted*   | Pausing (wait)²            | Pausing  | Paused → StopWatching             | Aborting | Ended → Conclude         |
-//! | `Aborting`           | *unlisted*   | Aborting (wait)            | Aborting | Aborting (wait)³                  | Aborting | Ended → Conclude         |
-//! | `Ended`/`Finished`/`Abandoned`/`Paused`/`Detached` | absorbed | absorbed | absorbed | absorbed | absorbed | absorbed |
+//! What the run wants — `Want(w)`, only ever raised (run < pause < abort):
 //!
-//! 1. The start intent was durable but the start never reached the server
+//! | ferry state \ wanted      | pause                                         | abort            |
+//! |---------------------------|-----------------------------------------------|------------------|
+//! | `Creating`                | StopWatching (never created: nothing to pause) | nothing (the driver abandons it) |
+//! | `Enqueuing`               | → Paused, StopWatching (never started)        | → Aborting, Abort¹ |
+//! | `Starting`                | nothing: the server's state decides            | → Aborting, Abort |
+//! | `Running`                 | seen alive: → Pausing, Pause; else Start²      | → Aborting, Abort |
+//! | `Pausing`                 | nothing                                        | → Aborting, Abort |
+//! | `Aborting`, `Ended`, terminal | nothing                                    | nothing          |
+//!
+//! A state seen on the server — `Server(s)`; `want` is what the run wants:
+//!
+//! | ferry state \ server | PENDING | RUNNING | PAUSING | PAUSED | ABORTING | COMPLETED/ABORTED/FAILED |
+//! |---|---|---|---|---|---|---|
+//! | `Starting` | run: Start³ (Enqueue first if not every item is confirmed⁴); pause: → Detached, StopWatching; abort: → Aborting, Abort | → Running, then as `Running` | → Pausing | run: Start (resume); pause: → Paused; abort: → Aborting, Abort | → Aborting | → Ended, Conclude |
+//! | `Running` | *unlisted* | Poll (pause wanted: as `Want`; abort wanted: → Aborting, Abort) | → Pausing | as `Starting` | → Aborting | → Ended, Conclude |
+//! | `Pausing` | *unlisted* | Poll (graceful)⁵ | Poll | pause: → Paused, StopWatching; run: Start; abort: Abort | → Aborting | → Ended, Conclude |
+//! | `Aborting` | Abort (it did not land) | Poll | Poll | Poll⁶ | Poll | → Ended, Conclude |
+//! | `Enqueuing`, `Creating` | *unlisted* | *unlisted* | *unlisted* | *unlisted* | *unlisted* | → Ended, Conclude |
+//! | `Ended`, terminal | absorbed | absorbed | absorbed | absorbed | absorbed | absorbed |
+//!
+//! An unknown server state name (the docs' `TRANSFER_INPROGRESS`) is Poll.
+//!
+//! 1. Never started: an abort turns the PENDING session FAILED so nobody
+//!    can start it later; then it is concluded as usual.
+//! 2. Not seen alive lately: prove it first (a start answers with the live
+//!    pid, or restarts a stale session, which then pauses gracefully).
+//!    Pausing a dead session turns it FAILED (docs/whm.md §2).
+//! 3. The start intent was durable but the start never reached the server
 //!    (killed, or the answer was lost before it acted). `start` is safe to
 //!    repeat: a live session answers with its existing pid.
-//! 2. A pause is graceful: RUNNING until the master notices the marker.
-//! 3. An abort of a PAUSED session ends it at once; the next poll sees it.
+//! 4. A session recovered from the target's record: ferry cannot know how
+//!    much was enqueued, so every item is enqueued again into the same
+//!    session (WHM's duplicate refusal proves each one there), then started.
+//! 5. A pause is graceful: RUNNING until the master notices the marker.
+//! 6. An abort of a PAUSED session ends it at once; the next poll sees it.
 //!
-//! Any other (state, server state) pair is *unlisted*: [`Unlisted`] names
-//! both, and the driver reports it and keeps polling. Terminal states
-//! absorb late events (a poll answer that arrives after the conclusion).
+//! Any pair not listed is *unlisted*: [`Unlisted`] names the state and the
+//! input, the driver reports it and keeps polling. Terminal states absorb
+//! late inputs (a poll answer that arrives after the conclusion). The whole
+//! table is checked pair by pair by `every_state_and_input` below.
 //!
 //! ## Liveness and stalls
 //!
@@ -48,9 +79,8 @@
 //! `start_transfer_session` answering with the pid already recorded (a live
 //! master answers with its own pid; a stale session is restarted and gets a
 //! new one). A session without progress for `stall_timeout` is *stalled*
-//! ([`SessionMachine::on_tick`]); the first remedy is always a start (safe
-//! both ways). Pausing requires a recent sighting: pausing a dead session
-//! turns it FAILED (whm-transfer-api §2).
+//! ([`SessionMachine::on_tick`]); [`SessionMachine::remedy`] decides what to
+//! do about it.
 
 use std::time::Duration;
 
@@ -93,6 +123,43 @@ pub enum Want {
     Abort,
 }
 
+/// What happened, as the machine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// The session id was recorded.
+    Created,
+    /// Every item is confirmed enqueued and the start intent is durable.
+    EnqueuedAll,
+    /// `start_transfer_session` answered with this pid.
+    Started { pid: u32 },
+    /// What the run wants (only ever raised).
+    Want(Want),
+    /// A state seen on the server.
+    Server(&'a SessionState),
+    /// Never started and never will be (the create's answer was lost or
+    /// refused, an item was refused before the start).
+    Abandoned,
+    /// Every account's conclusion is recorded.
+    Concluded,
+    /// ferry stops watching a live session.
+    Detached,
+}
+
+impl std::fmt::Display for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Created => f.write_str("created"),
+            Input::EnqueuedAll => f.write_str("enqueued_all"),
+            Input::Started { pid } => write!(f, "started (pid {pid})"),
+            Input::Want(w) => write!(f, "want {w:?}"),
+            Input::Server(s) => write!(f, "server state {s}"),
+            Input::Abandoned => f.write_str("abandoned"),
+            Input::Concluded => f.write_str("concluded"),
+            Input::Detached => f.write_str("detached"),
+        }
+    }
+}
+
 /// What the driver does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -100,10 +167,8 @@ pub enum Step {
     Poll,
     /// Call `start_transfer_session` (start, resume or restart).
     Start,
-    /// Enqueue every item again into the same session, then start it: a
-    /// session recovered from the target's record, still PENDING, of which
-    /// ferry cannot know how much was enqueued (WHM's duplicate refusal
-    /// proves each item that is there).
+    /// Enqueue every item again into the same session, then start it (see
+    /// note 4 of the table).
     Enqueue,
     /// Call `pause_transfer_session`.
     Pause,
@@ -113,17 +178,17 @@ pub enum Step {
     Conclude,
     /// Stop watching: paused, or detached.
     StopWatching,
-    /// Nothing (the event was absorbed).
+    /// Nothing (the input was absorbed, or changes nothing to do).
     Nothing,
 }
 
-/// A (state, event) pair the table does not list.
+/// A (state, input) pair the table does not list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("session {session}: unexpected `{event}` while {state:?}")]
+#[error("session {session}: unexpected `{input}` while {state:?}")]
 pub struct Unlisted {
     pub session: String,
     pub state: SState,
-    pub event: String,
+    pub input: String,
 }
 
 /// A stall and what the machine knows about it.
@@ -135,23 +200,6 @@ pub struct Stall {
     /// The log could be read during the stall window, so "no progress" is
     /// evidence, not merely "no news" (a blocking log fetch gives no news).
     pub evidence: bool,
-}
-
-/// The state machine of one session instance.
-#[derive(Debug, Clone)]
-pub struct SessionMachine {
-    key: String,
-    state: SState,
-    want: Want,
-    pid: Option<u32>,
-    last_progress: Instant,
-    last_alive: Option<Instant>,
-    /// How recent a sighting must be for a pause to be safe.
-    alive_window: Duration,
-    strikes: u32,
-    log_read_since_progress: bool,
-    /// Every item is confirmed enqueued (a recovered session is not).
-    fully_enqueued: bool,
 }
 
 /// What to do about a stall ([`SessionMachine::remedy`]).
@@ -171,6 +219,23 @@ pub enum Remedy {
     /// Stuck while pausing or aborting: stop watching; the next `apply`
     /// reconciles it.
     Detach,
+}
+
+/// The state machine of one session instance.
+#[derive(Debug, Clone)]
+pub struct SessionMachine {
+    key: String,
+    state: SState,
+    want: Want,
+    pid: Option<u32>,
+    last_progress: Instant,
+    last_alive: Option<Instant>,
+    /// How recent a sighting must be for a pause to be safe.
+    alive_window: Duration,
+    strikes: u32,
+    log_read_since_progress: bool,
+    /// Every item is confirmed enqueued (a recovered session is not).
+    fully_enqueued: bool,
 }
 
 impl SessionMachine {
@@ -198,10 +263,213 @@ impl SessionMachine {
         }
     }
 
+    pub fn state(&self) -> SState {
+        self.state
+    }
+    pub fn want(&self) -> Want {
+        self.want
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+    pub fn set_pid(&mut self, pid: Option<u32>) {
+        self.pid = pid;
+    }
+
     /// Whether every item of the session is confirmed enqueued (a resumed
-    /// `Starting` session says so from its journal; a recovered one is not).
+    /// session says so from its journal; a recovered one is not).
     pub fn set_fully_enqueued(&mut self, yes: bool) {
         self.fully_enqueued = yes;
+    }
+
+    /// The transition table (see the module doc).
+    pub fn on(&mut self, input: Input<'_>, now: Instant) -> Result<Step, Unlisted> {
+        use SState as S;
+        let absorbed = self.state.is_terminal() || self.state == S::Ended;
+        let step = match input {
+            Input::Created => match self.state {
+                S::Creating => self.go(S::Enqueuing, Step::Nothing),
+                s if s.is_terminal() => Step::Nothing,
+                _ => return Err(self.unlisted(input)),
+            },
+            Input::EnqueuedAll => match self.state {
+                S::Enqueuing => self.go(S::Starting, Step::Nothing),
+                s if s.is_terminal() => Step::Nothing,
+                _ => return Err(self.unlisted(input)),
+            },
+            Input::Started { .. } if self.state.is_terminal() => Step::Nothing,
+            Input::Started { .. } if matches!(self.state, S::Creating | S::Enqueuing) => {
+                return Err(self.unlisted(input));
+            }
+            Input::Started { pid } => {
+                let same = self.pid == Some(pid);
+                self.pid = Some(pid);
+                self.last_alive = Some(now);
+                if !same {
+                    // A fresh master: give it a full stall window.
+                    self.progress(now);
+                }
+                if self.state == S::Starting {
+                    self.state = S::Running;
+                }
+                Step::Nothing
+            }
+            Input::Want(w) if w <= self.want => Step::Nothing,
+            Input::Want(w) => {
+                self.want = w;
+                if absorbed {
+                    Step::Nothing
+                } else {
+                    self.wanted(now)
+                }
+            }
+            Input::Server(_) if absorbed => Step::Nothing,
+            Input::Server(seen) => self.seen(seen, now).ok_or_else(|| self.unlisted(input))?,
+            Input::Abandoned | Input::Detached | Input::Concluded if self.state.is_terminal() => {
+                Step::Nothing
+            }
+            // Only a session that was never started is abandoned.
+            Input::Abandoned => match self.state {
+                S::Creating | S::Enqueuing => self.go(S::Abandoned, Step::Nothing),
+                _ => return Err(self.unlisted(input)),
+            },
+            // An ended session is concluded, not left.
+            Input::Detached => match self.state {
+                S::Ended => Step::Nothing,
+                _ => self.go(S::Detached, Step::StopWatching),
+            },
+            // Ended, or gone from the server while watched.
+            Input::Concluded => match self.state {
+                S::Creating | S::Enqueuing => return Err(self.unlisted(input)),
+                _ => self.go(S::Finished, Step::Nothing),
+            },
+        };
+        Ok(step)
+    }
+
+    fn go(&mut self, to: SState, step: Step) -> Step {
+        self.state = to;
+        step
+    }
+
+    /// The `Want` table, for a machine that is not absorbed.
+    fn wanted(&mut self, now: Instant) -> Step {
+        use SState as S;
+        match (self.state, self.want) {
+            (S::Creating, Want::Pause) => Step::StopWatching,
+            (S::Enqueuing, Want::Pause) => self.go(S::Paused, Step::StopWatching),
+            (S::Running, Want::Pause) => self.pause_if_alive(now),
+            (S::Enqueuing | S::Starting | S::Running | S::Pausing, Want::Abort) => {
+                self.go(S::Aborting, Step::Abort)
+            }
+            _ => Step::Nothing,
+        }
+    }
+
+    /// Pause a session seen alive lately; otherwise prove it alive first.
+    fn pause_if_alive(&mut self, now: Instant) -> Step {
+        if self.seen_alive(now) {
+            self.go(SState::Pausing, Step::Pause)
+        } else {
+            Step::Start
+        }
+    }
+
+    /// The `Server` table, for a machine that is not absorbed; `None` for an
+    /// unlisted pair.
+    fn seen(&mut self, seen: &SessionState, now: Instant) -> Option<Step> {
+        use SState as S;
+        use SessionState as W;
+        let step = match (self.state, seen) {
+            (_, W::Completed | W::Aborted | W::Failed) => self.go(S::Ended, Step::Conclude),
+            (S::Creating | S::Enqueuing, _) => return None,
+            (S::Starting, W::Pending) => match self.want {
+                Want::Run if !self.fully_enqueued => self.go(S::Enqueuing, Step::Enqueue),
+                Want::Run => Step::Start,
+                Want::Pause => self.go(S::Detached, Step::StopWatching),
+                Want::Abort => self.go(S::Aborting, Step::Abort),
+            },
+            (S::Aborting, W::Pending) => Step::Abort,
+            (_, W::Pending) => return None,
+            (S::Starting | S::Running, W::Running) => {
+                self.state = S::Running;
+                match self.want {
+                    Want::Run => Step::Poll,
+                    Want::Pause => self.pause_if_alive(now),
+                    Want::Abort => self.go(S::Aborting, Step::Abort),
+                }
+            }
+            (S::Starting | S::Running | S::Pausing, W::Pausing) => self.go(S::Pausing, Step::Poll),
+            (S::Starting | S::Running | S::Pausing, W::Paused) => match self.want {
+                Want::Run => self.go(S::Starting, Step::Start),
+                Want::Pause => self.go(S::Paused, Step::StopWatching),
+                Want::Abort => self.go(S::Aborting, Step::Abort),
+            },
+            (S::Pausing, W::Running) => Step::Poll,
+            (S::Aborting, _) => Step::Poll,
+            (_, W::Aborting) => self.go(S::Aborting, Step::Poll),
+            (_, W::Other(_)) => Step::Poll,
+            _ => return None,
+        };
+        Some(step)
+    }
+
+    fn unlisted(&self, input: Input<'_>) -> Unlisted {
+        Unlisted {
+            session: self.key.clone(),
+            state: self.state,
+            input: input.to_string(),
+        }
+    }
+
+    /// New log lines or a state change: the session is alive and moving.
+    pub fn on_progress(&mut self, now: Instant) {
+        if !self.state.is_terminal() {
+            self.progress(now);
+            self.last_alive = Some(now);
+        }
+    }
+
+    fn progress(&mut self, now: Instant) {
+        self.last_progress = now;
+        self.strikes = 0;
+        self.log_read_since_progress = false;
+    }
+
+    /// The log was read (whether or not it had anything new).
+    pub fn on_log_read(&mut self) {
+        self.log_read_since_progress = true;
+    }
+
+    /// Whether the session was seen alive within the alive window.
+    pub fn seen_alive(&self, now: Instant) -> bool {
+        self.last_alive
+            .is_some_and(|t| now.saturating_duration_since(t) <= self.alive_window)
+    }
+
+    /// Time passes: a stall when nothing moved for `stall_timeout`. Each
+    /// returned stall restarts the window (the driver applies a remedy).
+    pub fn on_tick(&mut self, now: Instant, stall_timeout: Duration) -> Option<Stall> {
+        if !matches!(
+            self.state,
+            SState::Running | SState::Pausing | SState::Aborting | SState::Starting
+        ) {
+            return None;
+        }
+        let idle = now.saturating_duration_since(self.last_progress);
+        if idle < stall_timeout {
+            return None;
+        }
+        self.strikes += 1;
+        let evidence = self.log_read_since_progress;
+        // Next window starts now, but keep counting strikes until progress.
+        self.last_progress = now;
+        self.log_read_since_progress = false;
+        Some(Stall {
+            idle,
+            strikes: self.strikes,
+            evidence,
+        })
     }
 
     /// The remedy for `stall`. `restoring`: what the latest readable
@@ -231,259 +499,6 @@ impl SessionMachine {
             Remedy::Escalate
         }
     }
-
-    pub fn state(&self) -> SState {
-        self.state
-    }
-    pub fn want(&self) -> Want {
-        self.want
-    }
-    pub fn pid(&self) -> Option<u32> {
-        self.pid
-    }
-    pub fn set_pid(&mut self, pid: Option<u32>) {
-        self.pid = pid;
-    }
-
-    fn unlisted(&self, event: impl Into<String>) -> Unlisted {
-        Unlisted {
-            session: self.key.clone(),
-            state: self.state,
-            event: event.into(),
-        }
-    }
-
-    /// The id was recorded.
-    pub fn on_created(&mut self) -> Result<(), Unlisted> {
-        match self.state {
-            SState::Creating => {
-                self.state = SState::Enqueuing;
-                Ok(())
-            }
-            s if s.is_terminal() => Ok(()),
-            _ => Err(self.unlisted("created")),
-        }
-    }
-
-    /// The create's answer was lost, or it was refused: never started.
-    pub fn on_abandoned(&mut self) {
-        if !self.state.is_terminal() {
-            self.state = SState::Abandoned;
-        }
-    }
-
-    /// Every item is confirmed enqueued and the start intent is durable.
-    pub fn on_enqueued_all(&mut self) -> Result<(), Unlisted> {
-        match self.state {
-            SState::Enqueuing => {
-                self.state = SState::Starting;
-                Ok(())
-            }
-            s if s.is_terminal() => Ok(()),
-            _ => Err(self.unlisted("enqueued_all")),
-        }
-    }
-
-    /// `start_transfer_session` answered with `pid`. The same pid as before
-    /// proves a live master; a new one means a (re)start.
-    pub fn on_started(&mut self, pid: u32, now: Instant) {
-        if self.state.is_terminal() {
-            return;
-        }
-        let same = self.pid == Some(pid);
-        self.pid = Some(pid);
-        self.last_alive = Some(now);
-        if !same {
-            // A fresh master: give it a full stall window.
-            self.progress(now);
-        }
-        if self.state == SState::Starting {
-            self.state = SState::Running;
-        }
-    }
-
-    /// New log lines or a state change: the session is alive and moving.
-    pub fn on_progress(&mut self, now: Instant) {
-        if !self.state.is_terminal() {
-            self.progress(now);
-            self.last_alive = Some(now);
-        }
-    }
-
-    fn progress(&mut self, now: Instant) {
-        self.last_progress = now;
-        self.strikes = 0;
-        self.log_read_since_progress = false;
-    }
-
-    /// The log was read (whether or not it had anything new).
-    pub fn on_log_read(&mut self) {
-        self.log_read_since_progress = true;
-    }
-
-    /// The run wants the session run, paused or aborted. Returns the call to
-    /// make now, if any.
-    pub fn on_want(&mut self, want: Want, now: Instant) -> Step {
-        if want <= self.want {
-            return Step::Nothing;
-        }
-        self.want = self.want.max(want);
-        match (self.state, self.want) {
-            (s, _) if s.is_terminal() || s == SState::Ended => Step::Nothing,
-            (SState::Running, Want::Pause) => {
-                if self.seen_alive(now) {
-                    self.state = SState::Pausing;
-                    Step::Pause
-                } else {
-                    // Not seen alive lately: prove it first (a start answers
-                    // with the live pid, or restarts a stale session, which
-                    // then pauses gracefully). See the module doc.
-                    Step::Start
-                }
-            }
-            (SState::Running | SState::Pausing | SState::Starting, Want::Abort) => {
-                self.state = SState::Aborting;
-                Step::Abort
-            }
-            // Never started: nothing runs, nothing to pause. An abort turns
-            // the PENDING session FAILED so nobody can start it later.
-            (SState::Enqueuing, Want::Abort) => {
-                self.state = SState::Aborting;
-                Step::Abort
-            }
-            (SState::Creating | SState::Enqueuing, Want::Pause) => Step::StopWatching,
-            _ => Step::Nothing,
-        }
-    }
-
-    /// Whether the session was seen alive within the alive window.
-    pub fn seen_alive(&self, now: Instant) -> bool {
-        self.last_alive
-            .is_some_and(|t| now.saturating_duration_since(t) <= self.alive_window)
-    }
-
-    /// A state seen on the server. See the transition table in the module
-    /// doc.
-    pub fn on_server_state(&mut self, seen: &SessionState, now: Instant) -> Result<Step, Unlisted> {
-        use SState as S;
-        use SessionState as W;
-        if self.state.is_terminal() || self.state == S::Ended {
-            return Ok(Step::Nothing);
-        }
-        let step = match (self.state, seen) {
-            (_, W::Completed | W::Aborted | W::Failed) => {
-                self.state = S::Ended;
-                Step::Conclude
-            }
-            // The start intent was durable but the start never took effect.
-            (S::Starting, W::Pending) => match self.want {
-                Want::Run if !self.fully_enqueued => {
-                    self.state = S::Enqueuing;
-                    Step::Enqueue
-                }
-                Want::Run => Step::Start,
-                // Never started: nothing to pause (the next apply starts it).
-                Want::Pause => {
-                    self.state = S::Detached;
-                    Step::StopWatching
-                }
-                // Turn it FAILED so nobody starts it later.
-                Want::Abort => {
-                    self.state = S::Aborting;
-                    Step::Abort
-                }
-            },
-            (S::Starting | S::Running, W::Running) => {
-                self.state = S::Running;
-                if self.want == Want::Pause {
-                    if self.seen_alive(now) {
-                        self.state = S::Pausing;
-                        Step::Pause
-                    } else {
-                        Step::Start
-                    }
-                } else if self.want == Want::Abort {
-                    self.state = S::Aborting;
-                    Step::Abort
-                } else {
-                    Step::Poll
-                }
-            }
-            (S::Starting | S::Running | S::Pausing, W::Pausing) => {
-                self.state = S::Pausing;
-                Step::Poll
-            }
-            (S::Starting | S::Running | S::Pausing, W::Paused) => match self.want {
-                Want::Run => {
-                    self.state = S::Starting;
-                    Step::Start
-                }
-                Want::Pause => {
-                    self.state = S::Paused;
-                    Step::StopWatching
-                }
-                Want::Abort => {
-                    self.state = S::Aborting;
-                    Step::Abort
-                }
-            },
-            (S::Pausing, W::Running) => Step::Poll,
-            (S::Aborting, W::Running | W::Pausing | W::Paused | W::Aborting) => Step::Poll,
-            (_, W::Aborting) => {
-                self.state = S::Aborting;
-                Step::Poll
-            }
-            // An abort of a never-started session turns it FAILED at once;
-            // still PENDING means the abort did not land: send it again.
-            (S::Aborting, W::Pending) => Step::Abort,
-            (_, W::Other(_)) => Step::Poll,
-            (state, seen) => {
-                return Err(Unlisted {
-                    session: self.key.clone(),
-                    state,
-                    event: format!("server state {seen}"),
-                });
-            }
-        };
-        Ok(step)
-    }
-
-    /// The conclusion is recorded.
-    pub fn on_concluded(&mut self) {
-        self.state = SState::Finished;
-    }
-
-    /// ferry stops watching a live session (stuck, or pause not sendable).
-    pub fn on_detached(&mut self) {
-        if !self.state.is_terminal() {
-            self.state = SState::Detached;
-        }
-    }
-
-    /// Time passes: a stall when nothing moved for `stall_timeout`. Each
-    /// returned stall restarts the window (the driver applies a remedy).
-    pub fn on_tick(&mut self, now: Instant, stall_timeout: Duration) -> Option<Stall> {
-        if !matches!(
-            self.state,
-            SState::Running | SState::Pausing | SState::Aborting | SState::Starting
-        ) {
-            return None;
-        }
-        let idle = now.saturating_duration_since(self.last_progress);
-        if idle < stall_timeout {
-            return None;
-        }
-        self.strikes += 1;
-        let evidence = self.log_read_since_progress;
-        // Next window starts now, but keep counting strikes until progress.
-        self.last_progress = now;
-        self.log_read_since_progress = false;
-        Some(Stall {
-            idle,
-            strikes: self.strikes,
-            evidence,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -492,35 +507,112 @@ mod tests {
 
     const W: Duration = Duration::from_secs(60);
 
+    const STATES: [SState; 11] = [
+        SState::Creating,
+        SState::Enqueuing,
+        SState::Starting,
+        SState::Running,
+        SState::Pausing,
+        SState::Paused,
+        SState::Aborting,
+        SState::Ended,
+        SState::Finished,
+        SState::Abandoned,
+        SState::Detached,
+    ];
+
+    fn server_states() -> Vec<SessionState> {
+        [
+            "PENDING",
+            "RUNNING",
+            "PAUSING",
+            "PAUSED",
+            "ABORTING",
+            "ABORTED",
+            "COMPLETED",
+            "FAILED",
+            "TRANSFER_INPROGRESS",
+        ]
+        .into_iter()
+        .map(SessionState::from_name)
+        .collect()
+    }
+
     fn running(now: Instant) -> SessionMachine {
         let mut m = SessionMachine::new("old1/s1", SState::Creating, now, W);
-        m.on_created().unwrap();
-        m.on_enqueued_all().unwrap();
-        m.on_started(100, now);
+        m.on(Input::Created, now).unwrap();
+        m.on(Input::EnqueuedAll, now).unwrap();
+        m.on(Input::Started { pid: 100 }, now).unwrap();
         assert_eq!(m.state(), SState::Running);
         m
+    }
+
+    /// Every (state, input) pair, under each thing the run may want: the
+    /// whole table, as one reviewed snapshot (`snapshots/…every_state_and_input.snap`).
+    /// A change to any decision shows there, row by row.
+    #[test]
+    fn every_state_and_input() {
+        let servers = server_states();
+        let mut inputs: Vec<Input<'_>> = vec![
+            Input::Created,
+            Input::EnqueuedAll,
+            Input::Started { pid: 100 },
+            Input::Started { pid: 200 },
+            Input::Want(Want::Pause),
+            Input::Want(Want::Abort),
+            Input::Abandoned,
+            Input::Concluded,
+            Input::Detached,
+        ];
+        inputs.extend(servers.iter().map(Input::Server));
+        let mut table = String::new();
+        for want in [Want::Run, Want::Pause, Want::Abort] {
+            for state in STATES {
+                for input in &inputs {
+                    let now = Instant::now();
+                    let mut m = SessionMachine::new("k", state, now, W);
+                    m.set_pid(Some(100));
+                    m.want = want;
+                    m.last_alive = Some(now);
+                    let out = match m.on(*input, now) {
+                        Ok(step) => format!("{:?} {step:?}", m.state()),
+                        Err(u) => {
+                            assert_eq!((u.state, u.input.clone()), (state, input.to_string()));
+                            "unlisted".to_string()
+                        }
+                    };
+                    // Terminal states absorb every input.
+                    if state.is_terminal() {
+                        assert!(
+                            out == format!("{state:?} Nothing"),
+                            "{state:?} + {input} → {out}"
+                        );
+                    }
+                    table.push_str(&format!("{want:?} | {state:?} | {input} → {out}\n"));
+                }
+            }
+        }
+        insta::assert_snapshot!(table);
     }
 
     #[test]
     fn normal_life() {
         let now = Instant::now();
         let mut m = running(now);
+        let completed = SessionState::Completed;
         assert_eq!(
-            m.on_server_state(&SessionState::Running, now),
+            m.on(Input::Server(&SessionState::Running), now),
             Ok(Step::Poll)
         );
-        assert_eq!(
-            m.on_server_state(&SessionState::Completed, now),
-            Ok(Step::Conclude)
-        );
+        assert_eq!(m.on(Input::Server(&completed), now), Ok(Step::Conclude));
         assert_eq!(m.state(), SState::Ended);
-        m.on_concluded();
-        // Terminal states absorb late events.
+        m.on(Input::Concluded, now).unwrap();
+        // Terminal states absorb late inputs.
         assert_eq!(
-            m.on_server_state(&SessionState::Running, now),
+            m.on(Input::Server(&SessionState::Running), now),
             Ok(Step::Nothing)
         );
-        assert_eq!(m.on_want(Want::Abort, now), Step::Nothing);
+        assert_eq!(m.on(Input::Want(Want::Abort), now), Ok(Step::Nothing));
         assert_eq!(m.state(), SState::Finished);
     }
 
@@ -529,25 +621,28 @@ mod tests {
         let now = Instant::now();
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
         assert_eq!(
-            m.on_server_state(&SessionState::Pending, now),
+            m.on(Input::Server(&SessionState::Pending), now),
             Ok(Step::Start)
         );
+        // A recovered session, enqueued who knows how far: enqueue first.
+        let mut m = SessionMachine::new("k", SState::Starting, now, W);
+        m.set_fully_enqueued(false);
+        assert_eq!(
+            m.on(Input::Server(&SessionState::Pending), now),
+            Ok(Step::Enqueue)
+        );
+        assert_eq!(m.state(), SState::Enqueuing);
     }
 
     #[test]
     fn paused_session_is_resumed_unless_the_run_pauses() {
         let now = Instant::now();
+        let paused = SessionState::Paused;
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
-        assert_eq!(
-            m.on_server_state(&SessionState::Paused, now),
-            Ok(Step::Start)
-        );
+        assert_eq!(m.on(Input::Server(&paused), now), Ok(Step::Start));
         let mut m = SessionMachine::new("k", SState::Starting, now, W);
-        assert_eq!(m.on_want(Want::Pause, now), Step::Nothing);
-        assert_eq!(
-            m.on_server_state(&SessionState::Paused, now),
-            Ok(Step::StopWatching)
-        );
+        assert_eq!(m.on(Input::Want(Want::Pause), now), Ok(Step::Nothing));
+        assert_eq!(m.on(Input::Server(&paused), now), Ok(Step::StopWatching));
         assert_eq!(m.state(), SState::Paused);
     }
 
@@ -557,17 +652,17 @@ mod tests {
         let mut m = running(t0);
         let later = t0 + Duration::from_secs(600);
         // Last sighting (the start) is 10 min old: prove it alive first.
-        assert_eq!(m.on_want(Want::Pause, later), Step::Start);
+        assert_eq!(m.on(Input::Want(Want::Pause), later), Ok(Step::Start));
         assert_eq!(m.state(), SState::Running);
         // The start answered with the same pid: alive, pause now.
-        m.on_started(100, later);
+        m.on(Input::Started { pid: 100 }, later).unwrap();
         assert_eq!(
-            m.on_server_state(&SessionState::Running, later),
+            m.on(Input::Server(&SessionState::Running), later),
             Ok(Step::Pause)
         );
         assert_eq!(m.state(), SState::Pausing);
         assert_eq!(
-            m.on_server_state(&SessionState::Paused, later),
+            m.on(Input::Server(&SessionState::Paused), later),
             Ok(Step::StopWatching)
         );
     }
@@ -577,22 +672,18 @@ mod tests {
         let t0 = Instant::now();
         let mut m = running(t0);
         m.on_progress(t0 + Duration::from_secs(1));
-        assert_eq!(
-            m.on_want(Want::Pause, t0 + Duration::from_secs(2)),
-            Step::Pause
-        );
-        // Abort overrides a pause.
-        assert_eq!(
-            m.on_want(Want::Abort, t0 + Duration::from_secs(3)),
-            Step::Abort
-        );
+        let t = |s| t0 + Duration::from_secs(s);
+        assert_eq!(m.on(Input::Want(Want::Pause), t(2)), Ok(Step::Pause));
+        // Abort overrides a pause; a pause never lowers an abort.
+        assert_eq!(m.on(Input::Want(Want::Abort), t(3)), Ok(Step::Abort));
+        assert_eq!(m.on(Input::Want(Want::Pause), t(3)), Ok(Step::Nothing));
         assert_eq!(m.state(), SState::Aborting);
         assert_eq!(
-            m.on_server_state(&SessionState::Aborting, t0),
+            m.on(Input::Server(&SessionState::Aborting), t0),
             Ok(Step::Poll)
         );
         assert_eq!(
-            m.on_server_state(&SessionState::Aborted, t0),
+            m.on(Input::Server(&SessionState::Aborted), t0),
             Ok(Step::Conclude)
         );
     }
@@ -601,22 +692,27 @@ mod tests {
     fn unstarted_sessions_on_pause_and_abort() {
         let now = Instant::now();
         let mut m = SessionMachine::new("k", SState::Enqueuing, now, W);
-        assert_eq!(m.on_want(Want::Pause, now), Step::StopWatching);
+        assert_eq!(m.on(Input::Want(Want::Pause), now), Ok(Step::StopWatching));
+        assert_eq!(m.state(), SState::Paused);
         let mut m = SessionMachine::new("k", SState::Enqueuing, now, W);
-        assert_eq!(m.on_want(Want::Abort, now), Step::Abort);
+        assert_eq!(m.on(Input::Want(Want::Abort), now), Ok(Step::Abort));
         assert_eq!(
-            m.on_server_state(&SessionState::Failed, now),
+            m.on(Input::Server(&SessionState::Failed), now),
             Ok(Step::Conclude)
         );
     }
 
     #[test]
-    fn unlisted_transition_names_state_and_event() {
+    fn unlisted_pairs_name_state_and_input() {
         let now = Instant::now();
         let mut m = running(now);
-        let err = m.on_server_state(&SessionState::Pending, now).unwrap_err();
+        let err = m
+            .on(Input::Server(&SessionState::Pending), now)
+            .unwrap_err();
         assert_eq!(err.state, SState::Running);
         assert!(err.to_string().contains("PENDING"), "{err}");
+        let err = m.on(Input::Created, now).unwrap_err();
+        assert!(err.to_string().contains("created"), "{err}");
     }
 
     #[test]
@@ -634,7 +730,32 @@ mod tests {
         let s3 = m.on_tick(t0 + Duration::from_secs(100), st).unwrap();
         assert_eq!(s3.strikes, 1);
         // A restarted stale session (new pid) gets a fresh window.
-        m.on_started(200, t0 + Duration::from_secs(100));
+        m.on(Input::Started { pid: 200 }, t0 + Duration::from_secs(100))
+            .unwrap();
         assert_eq!(m.on_tick(t0 + Duration::from_secs(110), st), None);
+    }
+
+    /// The stall remedy table, row by row.
+    #[test]
+    fn stall_remedies() {
+        let now = Instant::now();
+        let m = running(now);
+        let stall = |strikes, evidence| Stall {
+            idle: Duration::from_secs(60),
+            strikes,
+            evidence,
+        };
+        assert_eq!(m.remedy(&stall(1, true), Some(false)), Remedy::Restart);
+        assert_eq!(m.remedy(&stall(2, false), Some(false)), Remedy::Restart);
+        assert_eq!(
+            m.remedy(&stall(2, true), Some(false)),
+            Remedy::AbortAndReplace
+        );
+        assert_eq!(m.remedy(&stall(2, true), Some(true)), Remedy::Escalate);
+        assert_eq!(m.remedy(&stall(5, false), None), Remedy::Escalate);
+        let mut p = running(now);
+        p.on(Input::Want(Want::Pause), now).unwrap();
+        assert_eq!(p.state(), SState::Pausing);
+        assert_eq!(p.remedy(&stall(2, false), None), Remedy::Detach);
     }
 }

@@ -43,9 +43,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Ctx;
 use super::api::CallError;
+use super::ctx::Ctx;
 use crate::client::AccountInfo;
+use crate::graph::{RunStep, StepId};
 use crate::journal::{Progress, RunState};
 
 /// A planned account found on the target, and what the survey makes of it.
@@ -97,9 +98,10 @@ pub(crate) fn classify(
 pub(crate) async fn list(ctx: &Ctx) -> Result<BTreeMap<String, AccountInfo>, CallError> {
     let list = ctx
         .api
-        .repeatable(ctx.retry_note("target/survey"), |c| async move {
-            c.listaccts().await
-        })
+        .repeatable(
+            ctx.retry_note(StepId::Run(RunStep::Survey)),
+            |c| async move { c.listaccts().await },
+        )
         .await?;
     Ok(list.into_iter().map(|a| (a.user.clone(), a)).collect())
 }

@@ -36,8 +36,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::{CompiledPlan, Limits, SessionAccount, SessionPlan, SourcePlan, Step, StepKind};
-use crate::plan::rules::AccountIndex;
+use super::{
+    CompiledPlan, Dependency, Edge, Limits, SessionAccount, SessionPlan, SessionStep, SourcePlan,
+    Step, StepId, StepKind, Why,
+};
+use crate::plan::index::{AccountIndex, EntryParts, Fingerprint};
 use crate::plan::{AccountEntry, Plan};
 
 /// Compiles a valid plan (as returned by `plan::load`/`plan::parse`).
@@ -85,7 +88,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 .enumerate()
                 .map(|(rank, &j)| {
                     session_of[i][j] = global;
-                    session_account(plan, i, j, rank)
+                    session_account(plan, &index, i, j, rank)
                 })
                 .collect();
             sessions.push(SessionPlan {
@@ -93,6 +96,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 source: i,
                 source_name: src.name.clone(),
                 index: index_in_source,
+                rank: 0,
                 packages: Vec::new(),
                 accounts,
                 depends_on: Vec::new(),
@@ -103,14 +107,16 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
         }
         sources.push(SourcePlan {
             name: src.name.clone(),
+            host: src.host.clone(),
             wave: 0,
             sessions: mine,
-            preflight: format!("{}/preflight", src.name),
+            preflight: StepId::preflight(&src.name),
+            options: options.clone(),
         });
     }
 
-    // --- dependencies: owners and packages
-    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); sessions.len()];
+    // --- dependencies: owners and packages, each with why
+    let mut deps: Vec<BTreeMap<usize, BTreeSet<Why>>> = vec![BTreeMap::new(); sessions.len()];
     for src_sessions in sources.iter().map(|s| s.sessions.clone()) {
         let mut first_with: HashMap<String, usize> = HashMap::new();
         for &s in &src_sessions {
@@ -122,7 +128,11 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 if let Some(r) = index.owner_of(plan, (a.source, a.entry)) {
                     let rs = session_of[r.0][r.1];
                     if rs != s {
-                        deps[s].insert(rs);
+                        let owner = a.owner.clone().unwrap_or_default();
+                        deps[s]
+                            .entry(rs)
+                            .or_default()
+                            .insert(Why::Reseller { owner });
                     }
                 }
             }
@@ -130,7 +140,11 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
             for p in needed {
                 match first_with.get(p) {
                     Some(&first) => {
-                        deps[s].insert(first);
+                        let package = p.to_string();
+                        deps[s]
+                            .entry(first)
+                            .or_default()
+                            .insert(Why::Package { package });
                     }
                     None => {
                         first_with.insert(p.to_string(), s);
@@ -156,7 +170,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
     // Last sessions of each source: no session of the same source depends on them.
     let mut has_dependent_in_source = vec![false; sessions.len()];
     for (s, d) in deps.iter().enumerate() {
-        for &t in d {
+        for &t in d.keys() {
             if sessions[t].source == sessions[s].source {
                 has_dependent_in_source[t] = true;
             }
@@ -170,7 +184,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 .copied()
                 .filter(|&s| {
                     deps[s]
-                        .iter()
+                        .keys()
                         .all(|&t| sessions[t].source != sessions[s].source)
                 })
                 .collect()
@@ -188,13 +202,24 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 .filter(|&t| !has_dependent_in_source[t])
                 .collect();
             for &r in &roots[i] {
-                deps[r].extend(lasts.iter().copied());
+                for &l in &lasts {
+                    deps[r].entry(l).or_default().insert(Why::After {
+                        source: name.clone(),
+                    });
+                }
             }
         }
     }
     for (s, d) in deps.into_iter().enumerate() {
-        sessions[s].depends_on = d.into_iter().collect();
+        sessions[s].depends_on = d
+            .into_iter()
+            .map(|(on, why)| Dependency {
+                on,
+                why: why.into_iter().collect(),
+            })
+            .collect();
     }
+    ranks(&mut sessions);
 
     let graph = build_graph(&sessions, &sources);
     let compiled = CompiledPlan {
@@ -222,23 +247,74 @@ fn size_key(e: &AccountEntry) -> (bool, u64) {
     }
 }
 
-fn session_account(plan: &Plan, i: usize, j: usize, rank: usize) -> SessionAccount {
+fn session_account(
+    plan: &Plan,
+    index: &AccountIndex,
+    i: usize,
+    j: usize,
+    rank: usize,
+) -> SessionAccount {
     let e = &plan.sources[i].accounts[j];
     let d = e.details();
+    let options = match d {
+        Some(a) => a.options.or(&plan.defaults.account),
+        None => plan.defaults.account.clone(),
+    };
+    let (package, owner) = (
+        d.and_then(|a| a.package.clone()),
+        d.and_then(|a| a.owner.clone()),
+    );
+    let domain = d.and_then(|a| a.domain.clone());
+    let fingerprint = Fingerprint::of(&EntryParts {
+        host: &plan.sources[i].host,
+        user: e.user(),
+        localuser: e.target_user(),
+        domain: domain.as_deref(),
+        package: package.as_deref(),
+        owner: owner.as_deref(),
+        options: &options.to_params(),
+    });
     SessionAccount {
         source: i,
         entry: j,
         user: e.user().to_string(),
         target_user: e.target_user().to_string(),
-        package: d.and_then(|a| a.package.clone()),
-        owner: d.and_then(|a| a.owner.clone()),
+        reseller: index
+            .owner_of(plan, (i, j))
+            .map(|(ri, rj)| plan.sources[ri].accounts[rj].target_user().to_string()),
+        package,
+        owner,
+        domain,
+        fingerprint,
         prerequisite_user: None,
         priority: (rank + 1).min(255) as u8,
         size: d.and_then(|a| a.size),
-        options: match d {
-            Some(a) => a.options.or(&plan.defaults.account),
-            None => plan.defaults.account.clone(),
-        },
+        options,
+    }
+}
+
+/// Each session's rank: the length of its longest chain of dependencies.
+/// A session depends only on sessions of lower levels, or on earlier
+/// sessions of its own source, or (through `after`) on sessions of an
+/// earlier wave — so repeating the relaxation as many times as there are
+/// sessions reaches the fixed point; in practice two or three passes do.
+fn ranks(sessions: &mut [SessionPlan]) {
+    loop {
+        let mut changed = false;
+        for s in 0..sessions.len() {
+            let r = sessions[s]
+                .waits_for()
+                .map(|d| sessions[d].rank + 1)
+                .max()
+                .unwrap_or(0);
+            if r > sessions[s].rank && r <= sessions.len() {
+                sessions[s].rank = r;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
     }
 }
 
@@ -307,7 +383,7 @@ fn waves(plan: &Plan, by_name: &HashMap<&str, usize>) -> Vec<usize> {
     wave
 }
 
-fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step, ()> {
+fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step, Edge> {
     let steps: usize = sessions
         .iter()
         .map(|s| 5 + s.packages.len() + s.accounts.len())
@@ -326,51 +402,54 @@ fn build_graph(sessions: &[SessionPlan], sources: &[SourcePlan]) -> DiGraph<Step
     let mut create: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
     let mut awaits: Vec<NodeIndex> = Vec::with_capacity(sessions.len());
     for (s, sp) in sessions.iter().enumerate() {
-        let add = |g: &mut DiGraph<Step, ()>, id: String, kind: StepKind| {
+        let add = |g: &mut DiGraph<Step, Edge>, step: SessionStep, kind: StepKind| {
             g.add_node(Step {
-                id,
+                id: StepId::session(&sp.key, step),
                 kind,
                 source: sp.source,
                 session: Some(s),
             })
         };
-        let id = |suffix: &str| format!("{}/{suffix}", sp.key);
-        let c = add(&mut g, id("create"), StepKind::CreateSession);
-        g.add_edge(preflight[sp.source], c, ());
+        let c = add(&mut g, SessionStep::Create, StepKind::CreateSession);
+        g.add_edge(preflight[sp.source], c, Edge::Preflight);
         let mut prev = c;
         for p in &sp.packages {
             let n = add(
                 &mut g,
-                format!("{}/package/{p}", sp.key),
+                SessionStep::Package(p.clone()),
                 StepKind::EnqueuePackage { package: p.clone() },
             );
-            g.add_edge(prev, n, ());
+            g.add_edge(prev, n, Edge::Chain);
             prev = n;
         }
         for a in &sp.accounts {
             let n = add(
                 &mut g,
-                format!("{}/enqueue/{}", sp.key, a.user),
+                SessionStep::Enqueue(a.user.clone()),
                 StepKind::EnqueueAccount {
                     user: a.user.clone(),
                     target_user: a.target_user.clone(),
                 },
             );
-            g.add_edge(prev, n, ());
+            g.add_edge(prev, n, Edge::Chain);
             prev = n;
         }
-        let st = add(&mut g, id("start"), StepKind::Start);
-        g.add_edge(prev, st, ());
-        let aw = add(&mut g, id("await"), StepKind::Await);
-        g.add_edge(st, aw, ());
-        let v = add(&mut g, id("verify"), StepKind::Verify);
-        g.add_edge(aw, v, ());
+        let st = add(&mut g, SessionStep::Start, StepKind::Start);
+        g.add_edge(prev, st, Edge::Chain);
+        let aw = add(&mut g, SessionStep::Await, StepKind::Await);
+        g.add_edge(st, aw, Edge::Chain);
+        let v = add(&mut g, SessionStep::Verify, StepKind::Verify);
+        g.add_edge(aw, v, Edge::Chain);
         create.push(c);
         awaits.push(aw);
     }
     for (s, sp) in sessions.iter().enumerate() {
-        for &d in &sp.depends_on {
-            g.add_edge(awaits[d], create[s], ());
+        for d in &sp.depends_on {
+            g.add_edge(
+                awaits[d.on],
+                create[s],
+                Edge::Session { why: d.why.clone() },
+            );
         }
     }
     g
@@ -419,12 +498,25 @@ mod tests {
         );
         assert_eq!(c.sessions[0].packages, vec!["gold"]);
         assert!(c.sessions[1].packages.is_empty());
-        assert_eq!(c.sessions[1].depends_on, vec![0]);
+        assert_eq!(c.sessions[1].waits_for().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(
+            c.sessions[1].depends_on[0].why,
+            vec![
+                Why::Reseller {
+                    owner: "res".into()
+                },
+                Why::Package {
+                    package: "gold".into()
+                }
+            ]
+        );
+        assert_eq!((c.sessions[0].rank, c.sessions[1].rank), (0, 1));
+        assert_eq!(c.sessions[1].accounts[0].reseller.as_deref(), Some("res"));
         assert!(petgraph::algo::toposort(&c.graph, None).is_ok());
-        let ids: Vec<&str> = c.graph.node_weights().map(|s| s.id.as_str()).collect();
-        assert!(ids.contains(&"old1/s2/enqueue/a"));
-        assert!(ids.contains(&"old1/s1/package/gold"));
-        assert!(ids.contains(&"old1/preflight"));
+        let ids: Vec<String> = c.graph.node_weights().map(|s| s.id.to_string()).collect();
+        assert!(ids.iter().any(|i| i == "old1/s2/enqueue/a"));
+        assert!(ids.iter().any(|i| i == "old1/s1/package/gold"));
+        assert!(ids.iter().any(|i| i == "old1/preflight"));
     }
 
     #[test]
@@ -435,6 +527,10 @@ mod tests {
         let c = compile(&p);
         assert_eq!(c.sources[1].wave, 2);
         let b = c.sources[1].sessions[0];
-        assert_eq!(c.sessions[b].depends_on, vec![0, 1]);
+        assert_eq!(c.sessions[b].waits_for().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            c.sessions[b].depends_on[0].why,
+            vec![Why::After { source: "a".into() }]
+        );
     }
 }

@@ -7,40 +7,46 @@
 //! for people (`ferry plan`). Does not own: running anything (`exec`), or the
 //! limits' enforcement (`exec`; the limits are attributes here).
 //!
+//! ## One source of truth: the session DAG
+//!
+//! [`CompiledPlan::sessions`] with their [`Dependency`] edges *is* the plan
+//! as the executor runs it: `exec` schedules sessions from it and nothing
+//! else (a session may be created once every session it depends on is
+//! finished, within [`Limits`]), and builds every WHM item from its
+//! [`SessionAccount`]s. The step graph ([`CompiledPlan::graph`]) is a view
+//! derived from it — each session expanded into its chain `create →
+//! package/… → enqueue/… → start → await → verify` behind its source's
+//! `preflight`, and one edge `await → create` per dependency, carrying the
+//! dependency's reasons — for `ferry plan`'s renderings and the journal
+//! marks. Step ids are [`StepId`]s (`step`), made in one place.
+//!
 //! Public API (the contract `exec` relies on):
 //! * [`compile`]`(&Plan) -> CompiledPlan`
-//! * [`CompiledPlan`] `{ graph: DiGraph<Step, ()>, sessions: Vec<SessionPlan>, limits: Limits, sources: Vec<SourcePlan> }`
-//! * [`SessionPlan`] `{ key: "old1/s2", source, source_name, index, packages, accounts: Vec<SessionAccount>, depends_on: Vec<usize>, options }`
-//! * [`SessionAccount`] `{ source, entry, user, target_user, package, owner, prerequisite_user, priority, size, options }`
-//! * step ids: `old1/preflight`, `old1/s2/create`, `old1/s2/package/gold`,
-//!   `old1/s2/enqueue/shop` (the *source* username: WHM's item key),
-//!   `old1/s2/start`, `old1/s2/await`, `old1/s2/verify`.
-//! * [`render::render`]`(&CompiledPlan, &Plan, Format, Option<&dyn Fn(&str) -> StepMark>) -> String`
-//!
-//! How to schedule from it: a session may be created once its source's
-//! preflight succeeded and every session in its `depends_on` has finished
-//! (its `await` step: the transfer session is COMPLETED and its log read).
-//! `depends_on` lists *direct* prerequisites; waiting for them satisfies
-//! every ordering rule transitively. Within a session, steps run in the
-//! order of the chain `create → package/… → enqueue/… → start → await →
-//! verify`. Then [`Limits`] cap how many sessions run at once.
+//! * [`SessionPlan`] `{ key: "old1/s2", source, index, rank, packages, accounts, depends_on: Vec<Dependency>, options }`
+//! * [`SessionAccount`] `{ source, entry, user, target_user, package, owner, reseller, domain, fingerprint, priority, size, options }`
+//! * [`SourcePlan`] `{ name, host, wave, sessions, options }`
+//! * [`render::render`]`(&CompiledPlan, &Plan, Format, &RenderOptions) -> String`
 
 pub mod compile;
 pub mod render;
+pub mod step;
 
 use petgraph::graph::DiGraph;
 use serde::Serialize;
 
+use crate::plan::index::Fingerprint;
 use crate::plan::{AccountOptions, SessionOptions};
 
 pub use compile::compile;
 pub use render::{Format, StepMark};
+pub use step::{RunStep, SessionStep, StepId};
 
 /// A compiled plan: the step graph plus the session view `exec` schedules.
 #[derive(Debug, Clone)]
 pub struct CompiledPlan {
-    /// Every step; an edge `a → b` means `b` may start only after `a` succeeded.
-    pub graph: DiGraph<Step, ()>,
+    /// Every step; an edge `a → b` means `b` may start only after `a`
+    /// succeeded. A view of `sessions` (see the module doc).
+    pub graph: DiGraph<Step, Edge>,
     /// Transfer sessions in source order, then session order.
     pub sessions: Vec<SessionPlan>,
     /// Concurrency limits the executor enforces.
@@ -53,13 +59,18 @@ pub struct CompiledPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourcePlan {
     pub name: String,
+    /// Given to `create_remote_root_transfer_session`.
+    pub host: String,
     /// 1 for sources without `after`; otherwise 1 + the highest wave of the
     /// sources it names.
     pub wave: usize,
     /// Indices into [`CompiledPlan::sessions`].
     pub sessions: Vec<usize>,
-    /// Id of this source's preflight step (`old1/preflight`).
-    pub preflight: String,
+    /// Its preflight step (`old1/preflight`).
+    pub preflight: StepId,
+    /// `create_remote_root_transfer_session` options of its sessions: the
+    /// source's `session` over `defaults.session`.
+    pub options: SessionOptions,
 }
 
 /// Concurrency limits (plan `concurrency`), enforced by `exec`.
@@ -83,17 +94,72 @@ pub struct SessionPlan {
     pub source_name: String,
     /// 1-based position among its source's sessions (the `2` of `s2`).
     pub index: usize,
+    /// How many sessions must complete before it, along its longest chain
+    /// of dependencies (0: it may start at once).
+    pub rank: usize,
     /// Packages enqueued in this session (each package once per source, in
     /// the first session that needs it), sorted by name.
     pub packages: Vec<String>,
     /// Accounts in enqueue order.
     pub accounts: Vec<SessionAccount>,
-    /// Indices (into [`CompiledPlan::sessions`]) of the sessions that must
-    /// finish before this one is created; sorted, no repeats.
-    pub depends_on: Vec<usize>,
+    /// The sessions that must finish before this one is created, each with
+    /// why; sorted by session, no repeats.
+    pub depends_on: Vec<Dependency>,
     /// `create_remote_root_transfer_session` options: the source's
     /// `session` over `defaults.session`.
     pub options: SessionOptions,
+}
+
+impl SessionPlan {
+    /// Indices of the sessions this one waits for.
+    pub fn waits_for(&self) -> impl Iterator<Item = usize> + '_ {
+        self.depends_on.iter().map(|d| d.on)
+    }
+}
+
+/// One edge of the session DAG: `on` must finish first, for these reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// Index into [`CompiledPlan::sessions`].
+    pub on: usize,
+    /// Sorted, no repeats; never empty.
+    pub why: Vec<Why>,
+}
+
+/// Why one session waits for another.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Why {
+    /// It holds an account owned by a reseller the other session moves.
+    Reseller { owner: String },
+    /// It needs a package the other session (the source's first to need
+    /// it) enqueues.
+    Package { package: String },
+    /// Its source is `after` the other's: every session of that source
+    /// finishes first.
+    After { source: String },
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Reseller { owner } => write!(f, "reseller {owner}"),
+            Why::Package { package } => write!(f, "package {package}"),
+            Why::After { source } => write!(f, "after {source}"),
+        }
+    }
+}
+
+/// An edge of the step graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Edge {
+    /// The next step of the same session's chain.
+    Chain,
+    /// A source's preflight before each of its sessions' create.
+    Preflight,
+    /// `await` of one session before `create` of another, with why.
+    Session { why: Vec<Why> },
 }
 
 /// One account of a session, with everything `enqueue_transfer_item` needs.
@@ -109,6 +175,14 @@ pub struct SessionAccount {
     pub target_user: String,
     pub package: Option<String>,
     pub owner: Option<String>,
+    /// The plan account that `owner` names (its target username), if it is
+    /// in the plan: it is moved in an earlier session.
+    pub reseller: Option<String>,
+    /// The main domain the plan gives, if any.
+    pub domain: Option<String>,
+    /// What identifies this entry's transfer across runs (the journal
+    /// compares it).
+    pub fingerprint: Fingerprint,
     /// Never set by this compiler: a reseller and the accounts it owns are
     /// always in different sessions (ordered by `depends_on`), because WHM
     /// blocks a session forever when a prerequisite is missing from it.
@@ -126,7 +200,7 @@ pub struct SessionAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// Stable, readable id (`old1/s2/enqueue/shop`), used by the journal.
-    pub id: String,
+    pub id: StepId,
     pub kind: StepKind,
     /// Index of the source in the plan.
     pub source: usize,

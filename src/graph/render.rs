@@ -16,7 +16,7 @@ use petgraph::Direction;
 use serde::Serialize;
 
 use super::compile::sources_by_wave;
-use super::{CompiledPlan, StepKind};
+use super::{CompiledPlan, SessionStep, StepId, StepKind, Why};
 use crate::plan::{Plan, Ssh};
 
 /// Output format of `ferry plan`.
@@ -54,7 +54,7 @@ pub struct RenderOptions<'a> {
     /// Shown in headers, e.g. the plan's path as the user typed it.
     pub title: Option<String>,
     /// Progress of each step by id (from the journal), if there is one.
-    pub marks: Option<&'a dyn Fn(&str) -> StepMark>,
+    pub marks: Option<&'a dyn Fn(&StepId) -> StepMark>,
 }
 
 /// Renders `c` (compiled from `plan`) in `format`.
@@ -77,7 +77,7 @@ struct Facts {
 }
 
 fn facts(c: &CompiledPlan, plan: &Plan) -> Facts {
-    let index = crate::plan::rules::AccountIndex::new(plan);
+    let index = crate::plan::index::AccountIndex::new(plan);
     let mut resellers: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
     let mut accounts = 0;
     for s in &c.sessions {
@@ -132,35 +132,9 @@ fn ssh_summary(host: &str, ssh: &Ssh) -> String {
     format!("{}@{}:{} ({how}{esc})", ssh.user, host, ssh.port)
 }
 
-/// Why session `s` waits for session `d`, in words.
-fn reasons(c: &CompiledPlan, plan: &Plan, s: usize, d: usize) -> Vec<String> {
-    let (ss, ds) = (&c.sessions[s], &c.sessions[d]);
-    let mut out = BTreeSet::new();
-    let in_d: BTreeSet<&str> = ds.accounts.iter().map(|a| a.target_user.as_str()).collect();
-    let in_d_src: BTreeSet<&str> = ds.accounts.iter().map(|a| a.user.as_str()).collect();
-    for a in &ss.accounts {
-        if let Some(o) = &a.owner
-            && (in_d.contains(o.as_str())
-                || (ds.source == ss.source && in_d_src.contains(o.as_str())))
-        {
-            out.insert(format!("reseller {o}"));
-        }
-        if let Some(p) = &a.package
-            && ds.source == ss.source
-            && ds.packages.contains(p)
-        {
-            out.insert(format!("package {p}"));
-        }
-    }
-    if plan.sources[ss.source].after.contains(&ds.source_name) {
-        out.insert(format!("after {}", ds.source_name));
-    }
-    out.into_iter().collect()
-}
-
 /// Each session's progress from its steps' marks: done when all are done,
 /// in progress when any has begun, else pending. One pass over the steps.
-fn session_marks(c: &CompiledPlan, marks: &dyn Fn(&str) -> StepMark) -> Vec<StepMark> {
+fn session_marks(c: &CompiledPlan, marks: &dyn Fn(&StepId) -> StepMark) -> Vec<StepMark> {
     // (done, total, started) per session
     let mut acc = vec![(0usize, 0usize, false); c.sessions.len()];
     for st in c.graph.node_weights() {
@@ -261,7 +235,7 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             lines.push(format!(
                 "{} — waits for {}",
                 c.sessions[s].key,
-                waits_text(c, plan, s)
+                waits_text(c, s)
             ));
         }
         for (k, line) in lines.iter().enumerate() {
@@ -296,7 +270,7 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             plural(n, "account", "accounts"),
             plural(sp.sessions.len(), "session", "sessions")
         );
-        let mark = |id: &str| {
+        let mark = |id: &StepId| {
             opts.marks
                 .map(|m| format!(" [{}]", m(id).label()))
                 .unwrap_or_default()
@@ -309,15 +283,7 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             ssh_summary(&src.host, &src.ssh)
         );
         for &s in &sp.sessions {
-            text_session(
-                &mut o,
-                c,
-                plan,
-                &f,
-                s,
-                smarks.as_ref().map(|m| m[s]),
-                opts.marks,
-            );
+            text_session(&mut o, c, &f, s, smarks.as_ref().map(|m| m[s]), opts.marks);
         }
         let unused: Vec<&str> = src
             .packages
@@ -403,40 +369,16 @@ fn summary_lines(c: &CompiledPlan, plan: &Plan, f: &Facts) -> Vec<String> {
     ]
 }
 
-/// Sessions grouped by how many sessions must complete before them (the
-/// length of their longest chain of `depends_on`): rank 1 can start at
+/// Sessions grouped by their rank (compile's: how many sessions must
+/// complete before them along their longest chain): rank 1 can start at
 /// once, rank 2 after some rank-1 session, and so on.
 fn session_ranks(c: &CompiledPlan) -> Vec<Vec<usize>> {
-    let mut rank = vec![0usize; c.sessions.len()];
-    // depends_on only points to... any session; iterate in a topological
-    // order from the graph (sessions are created in order by their create
-    // steps, which toposort orders).
-    let order: Vec<usize> = match petgraph::algo::toposort(&c.graph, None) {
-        Ok(nodes) => nodes
-            .into_iter()
-            .filter_map(|n| {
-                let st = &c.graph[n];
-                matches!(st.kind, StepKind::CreateSession)
-                    .then_some(st.session)
-                    .flatten()
-            })
-            .collect(),
-        Err(_) => (0..c.sessions.len()).collect(),
-    };
-    for s in order {
-        rank[s] = c.sessions[s]
-            .depends_on
-            .iter()
-            .map(|&d| rank[d] + 1)
-            .max()
-            .unwrap_or(0);
-    }
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (s, &r) in rank.iter().enumerate() {
-        if groups.len() <= r {
-            groups.resize(r + 1, Vec::new());
+    for (s, sp) in c.sessions.iter().enumerate() {
+        if groups.len() <= sp.rank {
+            groups.resize(sp.rank + 1, Vec::new());
         }
-        groups[r].push(s);
+        groups[sp.rank].push(s);
     }
     groups
 }
@@ -444,17 +386,16 @@ fn session_ranks(c: &CompiledPlan) -> Vec<Vec<usize>> {
 fn text_session(
     o: &mut String,
     c: &CompiledPlan,
-    plan: &Plan,
     f: &Facts,
     s: usize,
     smark: Option<StepMark>,
-    marks: Option<&dyn Fn(&str) -> StepMark>,
+    marks: Option<&dyn Fn(&StepId) -> StepMark>,
 ) {
     let sp = &c.sessions[s];
     // With a journal, each package and account line ends with its step's mark.
-    let step_mark = |step: String| {
+    let step_mark = |step: SessionStep| {
         marks
-            .map(|m| format!("  [{}]", m(&step).label()))
+            .map(|m| format!("  [{}]", m(&StepId::session(&sp.key, step)).label()))
             .unwrap_or_default()
     };
     let mark = smark
@@ -478,7 +419,7 @@ fn text_session(
             sp.packages.join(", ")
         );
     }
-    let waits = waits_text(c, plan, s);
+    let waits = waits_text(c, s);
     if !waits.is_empty() {
         let _ = write!(head, "; waits for {waits}");
     }
@@ -486,7 +427,7 @@ fn text_session(
     let names: Vec<String> = sp.accounts.iter().map(account_name).collect();
     let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     for p in &sp.packages {
-        let m = step_mark(format!("{}/package/{p}", sp.key));
+        let m = step_mark(SessionStep::Package(p.clone()));
         let _ = writeln!(o, "      package  {p}{m}");
     }
     for (a, name) in sp.accounts.iter().zip(&names) {
@@ -506,7 +447,7 @@ fn text_session(
         if !notes.is_empty() {
             let _ = write!(line, "  {}", notes.join("; "));
         }
-        let m = step_mark(format!("{}/enqueue/{}", sp.key, a.user));
+        let m = step_mark(SessionStep::Enqueue(a.user.clone()));
         let _ = writeln!(o, "{}{m}", line.trim_end());
     }
 }
@@ -514,23 +455,23 @@ fn text_session(
 /// What session `s` waits for besides its preflight, with reasons:
 /// `old1/s1 (reseller agency), all of old1 (after old1)`. Empty when
 /// nothing.
-fn waits_text(c: &CompiledPlan, plan: &Plan, s: usize) -> String {
+fn waits_text(c: &CompiledPlan, s: usize) -> String {
     let sp = &c.sessions[s];
     let mut parts = Vec::new();
     // `after` dependencies are grouped per source: "all of old1".
     let mut after_groups: BTreeSet<&str> = BTreeSet::new();
-    for &d in &sp.depends_on {
-        let r = reasons(c, plan, s, d);
-        let own: Vec<&str> = r
+    for d in &sp.depends_on {
+        let own: Vec<String> = d
+            .why
             .iter()
-            .map(String::as_str)
-            .filter(|x| !x.starts_with("after "))
+            .filter(|w| !matches!(w, Why::After { .. }))
+            .map(Why::to_string)
             .collect();
-        if r.iter().any(|x| x.starts_with("after ")) {
-            after_groups.insert(c.sessions[d].source_name.as_str());
+        if d.why.iter().any(|w| matches!(w, Why::After { .. })) {
+            after_groups.insert(c.sessions[d.on].source_name.as_str());
         }
-        if !own.is_empty() || r.is_empty() {
-            parts.push(format!("{} ({})", c.sessions[d].key, own.join(", ")));
+        if !own.is_empty() {
+            parts.push(format!("{} ({})", c.sessions[d.on].key, own.join(", ")));
         }
     }
     for src in &after_groups {
@@ -595,7 +536,7 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
         let keys: Vec<String> = group
             .iter()
             .map(|&s| {
-                let w = waits_text(c, plan, s);
+                let w = waits_text(c, s);
                 if w.is_empty() {
                     format!("`{}`", c.sessions[s].key)
                 } else {
@@ -640,7 +581,7 @@ fn markdown(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
                 .as_ref()
                 .map(|m| format!(" {} |", m[s].label()))
                 .unwrap_or_default();
-            let waits = waits_text(c, plan, s);
+            let waits = waits_text(c, s);
             let _ = writeln!(
                 o,
                 "| `{}` |{mark} {} | {} | {} |",
@@ -683,7 +624,7 @@ struct JsonSource<'a> {
     host: &'a str,
     wave: usize,
     after: &'a [String],
-    preflight: &'a str,
+    preflight: &'a StepId,
     sessions: Vec<&'a str>,
 }
 
@@ -710,7 +651,7 @@ struct JsonAccount<'a> {
 
 #[derive(Serialize)]
 struct JsonStep<'a> {
-    id: &'a str,
+    id: &'a StepId,
     kind: &'static str,
     source: &'a str,
     session: Option<&'a str>,
@@ -721,7 +662,7 @@ struct JsonStep<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     target_user: Option<&'a str>,
     /// Ids of the steps that must succeed first.
-    after: Vec<&'a str>,
+    after: Vec<&'a StepId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mark: Option<StepMark>,
 }
@@ -761,7 +702,7 @@ fn json_out(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
                     size: a.size,
                 })
                 .collect(),
-            depends_on: s.depends_on.iter().map(|&d| key(d)).collect(),
+            depends_on: s.depends_on.iter().map(|d| key(d.on)).collect(),
             options: &s.options,
         })
         .collect();
@@ -787,7 +728,7 @@ fn json_out(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
                 package,
                 user,
                 target_user,
-                after: after.iter().map(|&p| c.graph[p].id.as_str()).collect(),
+                after: after.iter().map(|&p| &c.graph[p].id).collect(),
                 mark: opts.marks.map(|m| m(&st.id)),
             }
         })
@@ -819,7 +760,7 @@ fn dot(c: &CompiledPlan, opts: &RenderOptions) -> String {
         o,
         "  node [shape=box, fontname=\"monospace\", fontsize=10];"
     );
-    let color = |id: &str| -> String {
+    let color = |id: &StepId| -> String {
         match opts.marks.map(|m| m(id)) {
             Some(StepMark::Done) => ", style=filled, fillcolor=\"palegreen\"".into(),
             Some(StepMark::InProgress) => ", style=filled, fillcolor=\"khaki\"".into(),
@@ -832,11 +773,12 @@ fn dot(c: &CompiledPlan, opts: &RenderOptions) -> String {
         let st = &c.graph[n];
         match st.session {
             None => {
+                let id = st.id.to_string();
                 let _ = writeln!(
                     o,
                     "  {} [label={}{}];",
-                    dot_id(&st.id),
-                    dot_id(&st.id),
+                    dot_id(&id),
+                    dot_id(&id),
                     color(&st.id)
                 );
             }
@@ -861,14 +803,12 @@ fn dot(c: &CompiledPlan, opts: &RenderOptions) -> String {
         );
         for &n in nodes {
             let st = &c.graph[n];
-            let label = st
-                .id
-                .strip_prefix(&format!("{}/", sp.key))
-                .unwrap_or(&st.id);
+            let id = st.id.to_string();
+            let label = id.strip_prefix(&format!("{}/", sp.key)).unwrap_or(&id);
             let _ = writeln!(
                 o,
                 "    {} [label={}{}];",
-                dot_id(&st.id),
+                dot_id(&id),
                 dot_id(label),
                 color(&st.id)
             );
@@ -892,7 +832,8 @@ fn dot(c: &CompiledPlan, opts: &RenderOptions) -> String {
         } else {
             ""
         };
-        let _ = writeln!(o, "  {} -> {}{style};", dot_id(&sa.id), dot_id(&sb.id));
+        let (a, b) = (sa.id.to_string(), sb.id.to_string());
+        let _ = writeln!(o, "  {} -> {}{style};", dot_id(&a), dot_id(&b));
     }
     let _ = writeln!(o, "}}");
     o

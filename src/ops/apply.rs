@@ -81,17 +81,30 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
                 duration_secs: 0.0,
                 failed: vec![],
                 next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                plan: opts.plan.display().to_string(),
+                rehearsal: opts.simulate.is_some(),
+                interrupted: false,
             });
             return Err(e);
         }
     };
-    match (report.status, report.reason) {
+    match &report.reason {
         // Why the run stopped, once, as the command's error.
-        (RunStatus::Failed, Some(reason)) => Err(CliError::msg(
-            ExitStatus::Failure,
-            format!("{reason}\n{}", report.next),
-        )),
-        (status, _) => Ok(exit_status(status)),
+        Some(reason) if report.status == RunStatus::Failed => {
+            let plan = opts.plan.display().to_string();
+            let next = crate::report::advice::next(&crate::report::advice::Facts {
+                status: report.status,
+                interrupted: report.interrupted,
+                plan: &plan,
+                rehearsal: opts.simulate.is_some(),
+                failed: &report.failed,
+            });
+            Err(CliError::msg(
+                ExitStatus::Failure,
+                format!("{reason}\n{next}"),
+            ))
+        }
+        _ => Ok(exit_status(report.status)),
     }
 }
 
@@ -201,7 +214,10 @@ async fn apply_async(
 ) -> Result<RunReport, CliError> {
     // Every event's free text is scrubbed of the run's secrets on its way
     // out (a server may echo a parameter in its reason).
-    let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(opts.reporter.clone()));
+    // Every reporter gets the same advice at the end (`report::advice`).
+    let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(Arc::new(
+        crate::report::advice::Advised(opts.reporter.clone()),
+    )));
     // 1. The lock, before anything touches the journal; then whose journal
     // it is (another plan's is refused and left untouched, even a
     // rehearsal's).
@@ -273,7 +289,7 @@ async fn apply_async(
         max: policy.retries.max_backoff.0.mul_f64(scale),
     };
     let input = RunInput {
-        plan: RunPlan::new(loaded, &compiled, Some(&logins)),
+        plan: RunPlan::new(loaded, compiled, Some(&logins)),
         journal,
         journal_path: path.to_path_buf(),
         api: Api::new(client, retry),

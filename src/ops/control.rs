@@ -155,7 +155,7 @@ fn direct(
     };
     let compiled = crate::graph::compile(&loaded.plan);
     let input = RunInput {
-        plan: RunPlan::new(loaded, &compiled, None),
+        plan: RunPlan::new(loaded, compiled, None),
         journal,
         journal_path: path.to_path_buf(),
         api: Api::new(client, retry),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::ExitStatus;
 use crate::graph::render::{self, Format, RenderOptions};
-use crate::graph::{CompiledPlan, StepKind, StepMark};
+use crate::graph::{CompiledPlan, StepId, StepKind, StepMark};
 use crate::journal::record::ItemResult;
 use crate::journal::{self, JournalError, Phase, Progress, RunState, SessionRec};
 use crate::plan::Diagnostics;
@@ -90,10 +90,10 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
     };
     let lookup = marks
         .as_ref()
-        .map(|m| move |id: &str| m.get(id).copied().unwrap_or(StepMark::Pending));
+        .map(|m| move |id: &StepId| m.get(id).copied().unwrap_or(StepMark::Pending));
     let ropts = RenderOptions {
         title: Some(opts.plan.display().to_string()),
-        marks: lookup.as_ref().map(|f| f as &dyn Fn(&str) -> StepMark),
+        marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
     };
     Ok(PlanOutput {
         text: render::render(&compiled, &loaded.plan, opts.format, &ropts),
@@ -156,7 +156,7 @@ fn journal_notes(
 ///   (queued after the enqueue intent, started, restore unfinished, or
 ///   failed in a way an operator must check); pending otherwise, including
 ///   a clean failure that the next `apply` retries in a new session.
-pub fn step_marks(c: &CompiledPlan, st: &RunState) -> HashMap<String, StepMark> {
+pub fn step_marks(c: &CompiledPlan, st: &RunState) -> HashMap<StepId, StepMark> {
     let mut out = HashMap::with_capacity(c.graph.node_count());
     let transferred = |t: &str| {
         st.accounts
@@ -381,8 +381,11 @@ sources:
         }
     }
 
-    fn mark(m: &HashMap<String, StepMark>, id: &str) -> StepMark {
-        m.get(id).copied().unwrap_or(StepMark::Pending)
+    fn mark(m: &HashMap<StepId, StepMark>, id: &str) -> StepMark {
+        m.iter()
+            .find(|(k, _)| k.to_string() == id)
+            .map(|(_, v)| *v)
+            .unwrap_or(StepMark::Pending)
     }
 
     #[test]
@@ -516,7 +519,12 @@ sources:
         }
         let m = step_marks(&c, &st);
         for step in c.graph.node_weights() {
-            assert_eq!(mark(&m, &step.id), StepMark::Done, "{}", step.id);
+            assert_eq!(
+                mark(&m, &step.id.to_string()),
+                StepMark::Done,
+                "{}",
+                step.id
+            );
         }
     }
 

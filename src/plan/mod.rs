@@ -14,6 +14,7 @@
 //!   SHA-256 of the file's bytes, recorded in the journal.
 
 pub mod diag;
+pub mod index;
 pub mod locate;
 pub mod model;
 pub mod parse;
@@ -22,8 +23,6 @@ pub mod schema;
 mod structure;
 
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
@@ -96,15 +95,7 @@ pub fn parse(file_name: &str, text: &str) -> Result<Plan, Diagnostics> {
     parse::parse(file_name, text)
 }
 
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
+pub use index::sha256_hex;
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, (String, Option<String>)> {
     use std::io::Read;

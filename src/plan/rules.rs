@@ -27,47 +27,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::index::{AccountIndex, FxHasher, Slot};
 use super::locate::{Anchor, DocPath};
 use super::model::*;
-
-/// A fast, non-cryptographic hasher (the "FxHash" of rustc) for the name
-/// maps built over every account. std's SipHash guards against hash
-/// flooding, which a plan file a user validates on their own machine cannot
-/// sensibly do; Fx makes the 100,000-account maps several times cheaper.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write(&[i]);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write(&i.to_le_bytes());
-    }
-    fn finish(&self) -> u64 {
-        // The multiply mixes into the high bits; hashbrown picks buckets
-        // with the low ones, so bring the mixed bits down (as rustc-hash 2).
-        self.0.rotate_left(26)
-    }
-}
-
-/// A `HashMap` with [`FxHasher`].
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
-
-fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
-    FastMap::with_capacity_and_hasher(capacity, Default::default())
-}
 
 /// One rule violation: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,8 +408,6 @@ fn check_account_options(o: &AccountOptions, p: &DocPath, out: &mut Vec<Problem>
 // ---------------------------------------------------------------- sources
 
 /// Where an account is: (source index, entry index).
-type Slot = (usize, usize);
-
 fn account_path(i: usize, j: usize) -> DocPath {
     DocPath::root()
         .key("sources")
@@ -970,62 +930,6 @@ fn check_accounts(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {
         }
     }
     check_owner_cycles(plan, index, out);
-}
-
-/// Lookups by name over a plan's accounts, built once (linear) so that
-/// resolving every `owner` stays linear too.
-pub struct AccountIndex<'a> {
-    /// Target username → the first account landing on it.
-    pub targets: FastMap<&'a str, Slot>,
-    /// Per source: source username → entry index (the first, if repeated).
-    by_user: Vec<FastMap<&'a str, usize>>,
-}
-
-impl<'a> AccountIndex<'a> {
-    pub fn new(plan: &'a Plan) -> Self {
-        let total = plan.sources.iter().map(|s| s.accounts.len()).sum();
-        let mut targets = fast_map(total);
-        let mut by_user = Vec::with_capacity(plan.sources.len());
-        for (i, s) in plan.sources.iter().enumerate() {
-            let mut users = fast_map(s.accounts.len());
-            for (j, e) in s.accounts.iter().enumerate() {
-                targets.entry(target_user(e)).or_insert((i, j));
-                users.entry(entry_parts(e).0).or_insert(j);
-            }
-            by_user.push(users);
-        }
-        AccountIndex { targets, by_user }
-    }
-
-    /// The first entry of source `source` with source username `user`.
-    pub fn first_with_user(&self, source: usize, user: &str) -> Option<usize> {
-        self.by_user.get(source).and_then(|m| m.get(user)).copied()
-    }
-
-    /// The account an `owner` names, if it is in the plan: an account whose
-    /// target username is `owner` (the reseller as it will exist on the
-    /// target), else an account of the same source whose source username is
-    /// `owner`. `root` owns nothing of the plan.
-    pub fn resolve_owner(&self, source: usize, owner: &str) -> Option<Slot> {
-        if owner == "root" {
-            return None;
-        }
-        if let Some(&slot) = self.targets.get(owner) {
-            return Some(slot);
-        }
-        self.by_user
-            .get(source)
-            .and_then(|m| m.get(owner))
-            .map(|&j| (source, j))
-    }
-
-    /// The plan account owning the account at `slot`, if any.
-    pub fn owner_of(&self, plan: &Plan, (i, j): Slot) -> Option<Slot> {
-        match &plan.sources[i].accounts[j] {
-            AccountEntry::Full(Account { owner: Some(o), .. }) => self.resolve_owner(i, o),
-            _ => None,
-        }
-    }
 }
 
 fn check_owner_cycles(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use crate::events::{Event, Reporter};
 
+pub mod advice;
 pub mod html;
 pub mod json;
 pub mod lines;
@@ -233,8 +234,12 @@ pub(crate) fn scripted_run() -> Vec<Event> {
                 account: "gamma".into(),
                 source: "old2".into(),
                 message: "Disk quota exceeded <quota> & \"limits\"".into(),
+                retried: false,
             }],
             next: "fix the cause, then run `ferry apply plans/two.yaml` to resume".into(),
+            plan: "plans/two.yaml".into(),
+            rehearsal: false,
+            interrupted: false,
         },
     ]
 }

@@ -17,6 +17,7 @@ pub fn from_event(event: &Event) -> Option<String> {
             duration_secs,
             failed,
             next,
+            ..
         } => Some(render(*status, accounts, *duration_secs, failed, next)),
         _ => None,
     }
@@ -138,6 +139,7 @@ mod tests {
                 account: format!("acct{i}"),
                 source: "old9".into(),
                 message: format!("reason number {i}\nsecond line {i}"),
+                retried: true,
             })
             .collect();
         let counts = AccountCounts {

@@ -134,10 +134,10 @@ fn build(sources: &[Src], batch: u32) -> Plan {
 /// Sessions that `s` waits for, directly or not.
 fn closure(c: &CompiledPlan, s: usize) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
-    let mut stack = c.sessions[s].depends_on.clone();
+    let mut stack: Vec<usize> = c.sessions[s].waits_for().collect();
     while let Some(d) = stack.pop() {
         if seen.insert(d) {
-            stack.extend(c.sessions[d].depends_on.iter().copied());
+            stack.extend(c.sessions[d].waits_for());
         }
     }
     seen
@@ -149,10 +149,24 @@ fn check(plan: &Plan, c: &CompiledPlan) -> Result<(), TestCaseError> {
     for (s, sp) in c.sessions.iter().enumerate() {
         prop_assert!(!sp.accounts.is_empty());
         prop_assert!(sp.accounts.len() <= plan.concurrency.batch_size as usize);
-        let mut deps = sp.depends_on.clone();
+        let ons: Vec<usize> = sp.waits_for().collect();
+        let mut deps = ons.clone();
+        deps.sort();
         deps.dedup();
-        prop_assert_eq!(&deps, &sp.depends_on, "depends_on sorted, unique");
-        prop_assert!(!sp.depends_on.contains(&s));
+        prop_assert_eq!(&deps, &ons, "depends_on sorted, unique");
+        prop_assert!(!ons.contains(&s));
+        prop_assert!(
+            sp.depends_on.iter().all(|d| !d.why.is_empty()),
+            "every edge says why"
+        );
+        prop_assert_eq!(
+            sp.rank,
+            sp.waits_for()
+                .map(|d| c.sessions[d].rank + 1)
+                .max()
+                .unwrap_or(0),
+            "rank is the longest chain"
+        );
         for a in &sp.accounts {
             prop_assert_eq!(a.source, sp.source);
             prop_assert!(

@@ -1,0 +1,396 @@
+//! What the scheduler and the session tasks share.
+//!
+//! Owns: [`Ctx`] — the journal (behind a std mutex, held only for one
+//! append or one read of the state, never across an await), the gate to the
+//! target ([`Api`]), the reporter, the [`RunPlan`], the target's record of
+//! the plan ([`Mirror`]), the target's accounts as last listed, and the
+//! channel to the scheduler — and the two run-wide reads every part needs:
+//! [`verify`] (`listaccts` for accounts whose outcome the target decides)
+//! and [`analysis_of`] (a source's read-only analysis). Does not own:
+//! decisions (`run`, `schedule`, `policy`, the session driver).
+//!
+//! Only the executor writes the journal, and only through [`Ctx::record`]
+//! (an answer or a conclusion, fsync grouped) and [`Ctx::intent`] (durable
+//! before the request it announces leaves). A failed write stops the writer
+//! (`journal::file`), and the run at its next step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::api::{self, Api, CallError};
+use super::mirror::Mirror;
+use super::plan::RunPlan;
+use super::{Msg, Timing};
+use crate::client::{AccountInfo, RemoteAnalysis};
+use crate::events::{AccountCounts, Event, FailedAccount, Reporter};
+use crate::graph::{RunStep, StepId};
+use crate::journal::record::{ControlAction, Record};
+use crate::journal::{Journal, JournalError, Progress, RunState, SessionRec};
+
+/// Why a session task or a run-wide read could not go on.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// The server refused the token (or a certificate is not trusted): no
+    /// further call is made to it.
+    Auth(String),
+    /// The target did not answer after every retry.
+    Unreachable(String),
+    /// The journal could not be written: the run stops before any further
+    /// WHM call.
+    Journal(JournalError),
+}
+
+impl From<JournalError> for Halt {
+    fn from(e: JournalError) -> Self {
+        Halt::Journal(e)
+    }
+}
+
+impl From<CallError> for Halt {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Auth(m) => Halt::Auth(m),
+            CallError::Failed(e) => Halt::Unreachable(e.to_string()),
+        }
+    }
+}
+
+/// What session tasks and the scheduler share.
+pub(crate) struct Ctx {
+    /// The journal and the state it implies. A std mutex: held only for an
+    /// append (plus its fsync for an intent) or a read of the state, never
+    /// across an await.
+    journal: Mutex<Journal>,
+    pub api: Api,
+    reporter: Arc<dyn Reporter>,
+    plan: RunPlan,
+    pub timing: Timing,
+    tx: mpsc::UnboundedSender<Msg>,
+    /// The target's record of the plan's sessions.
+    pub mirror: Mirror,
+    /// The target's accounts as last listed (the survey, each
+    /// verification): what the scheduler checks an account against before
+    /// enqueueing it. No request of its own.
+    target_view: Mutex<Option<BTreeMap<String, AccountInfo>>>,
+}
+
+impl Ctx {
+    pub fn new(
+        journal: Journal,
+        api: Api,
+        reporter: Arc<dyn Reporter>,
+        plan: RunPlan,
+        timing: Timing,
+        tx: mpsc::UnboundedSender<Msg>,
+    ) -> Ctx {
+        let mirror = Mirror::new(&plan.name, journal.state().mirror_count);
+        Ctx {
+            journal: Mutex::new(journal),
+            api,
+            reporter,
+            plan,
+            timing,
+            tx,
+            mirror,
+            target_view: Mutex::new(None),
+        }
+    }
+
+    /// Appends an answer or conclusion.
+    pub fn record(&self, rec: Record) -> Result<(), JournalError> {
+        self.journal.lock().expect("journal lock").record(rec)
+    }
+
+    /// Appends an intent, durable before this returns.
+    pub fn intent(&self, rec: Record) -> Result<(), JournalError> {
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .record_intent(rec)
+    }
+
+    pub fn tick(&self) -> Result<(), JournalError> {
+        self.journal.lock().expect("journal lock").tick()
+    }
+
+    pub fn sync(&self) -> Result<(), JournalError> {
+        self.journal.lock().expect("journal lock").sync()
+    }
+
+    pub fn with_state<R>(&self, f: impl FnOnce(&RunState) -> R) -> R {
+        f(self.journal.lock().expect("journal lock").state())
+    }
+
+    pub fn session(&self, key: &str) -> Option<SessionRec> {
+        self.with_state(|st| st.session(key).cloned())
+    }
+
+    pub fn emit(&self, e: Event) {
+        self.reporter.event(&e);
+    }
+
+    /// Tells the scheduler. The scheduler outlives every task, so a send
+    /// can only fail once the run is being torn down, when nobody listens.
+    pub fn send(&self, m: Msg) {
+        if self.tx.send(m).is_err() {
+            tracing::debug!("a session task's message arrived after the scheduler stopped");
+        }
+    }
+
+    pub fn plan(&self) -> &RunPlan {
+        &self.plan
+    }
+
+    /// Journals and reports a retry of an idempotent call of `step`.
+    pub fn retry_note(&self, step: StepId) -> impl FnMut(api::RetryNote<'_>) + Clone + '_ {
+        let step = step.to_string();
+        move |n: api::RetryNote<'_>| {
+            let error = n.error.to_string();
+            if let Err(e) = self.record(Record::StepFailed {
+                step: step.clone(),
+                error: error.clone(),
+                retryable: true,
+                attempt: n.attempt,
+            }) {
+                // The run stops at its next journal write, which fails the
+                // same way (the writer refuses everything after a failure).
+                self.emit(Event::Warning {
+                    message: format!("could not record a retry: {e}"),
+                });
+            }
+            self.emit(Event::StepFailed {
+                step: step.clone(),
+                error,
+                retryable: true,
+                attempt: n.attempt,
+            });
+        }
+    }
+
+    /// Records and reports a step that failed.
+    pub fn step_failed(
+        &self,
+        step: &StepId,
+        error: &str,
+        retryable: bool,
+        attempt: u32,
+    ) -> Result<(), JournalError> {
+        let step = step.to_string();
+        self.record(Record::StepFailed {
+            step: step.clone(),
+            error: error.to_string(),
+            retryable,
+            attempt,
+        })?;
+        self.emit(Event::StepFailed {
+            step,
+            error: error.to_string(),
+            retryable,
+            attempt,
+        });
+        Ok(())
+    }
+
+    /// Remembers the target's accounts as just listed.
+    pub fn set_target_view(&self, listed: BTreeMap<String, AccountInfo>) {
+        *self.target_view.lock().expect("target view") = Some(listed);
+    }
+
+    /// The account as the target had it when it was last listed.
+    pub fn on_target(&self, account: &str) -> Option<AccountInfo> {
+        self.target_view
+            .lock()
+            .expect("target view")
+            .as_ref()
+            .and_then(|v| v.get(account).cloned())
+    }
+}
+
+/// `listaccts` on the target for the accounts whose outcome it decides:
+/// transferred but not yet verified, or unfinished (a restore with no final
+/// line). `session`: only that session's accounts. A failure to list is a
+/// warning: the next `apply` verifies them.
+pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt> {
+    let todo: Vec<(String, String, bool)> = ctx.with_state(|st| {
+        st.accounts
+            .iter()
+            .filter(|(_, a)| session.is_none() || a.session.as_deref() == session)
+            .filter(|(_, a)| {
+                (a.progress == Progress::Transferred && a.verified.is_none())
+                    || a.progress == Progress::Unfinished
+            })
+            .map(|(n, a)| {
+                (
+                    n.clone(),
+                    a.session.clone().unwrap_or_default(),
+                    a.progress == Progress::Unfinished,
+                )
+            })
+            .collect()
+    });
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let step = match session {
+        Some(s) => StepId::session(s, crate::graph::SessionStep::Verify),
+        None => StepId::Run(RunStep::Verify),
+    };
+    ctx.emit(Event::StepStarted {
+        step: step.to_string(),
+    });
+    let r = ctx
+        .api
+        .repeatable(ctx.retry_note(step.clone()), |c| async move {
+            c.listaccts().await
+        })
+        .await;
+    let present: BTreeSet<String> = match r {
+        Ok(list) => {
+            let names = list.iter().map(|a| a.user.clone()).collect();
+            ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect());
+            names
+        }
+        Err(CallError::Auth(m)) => return Err(Halt::Auth(m)),
+        Err(CallError::Failed(e)) => {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "could not verify accounts on the target ({e}); the next `ferry apply` verifies them"
+                ),
+            });
+            return Ok(());
+        }
+    };
+    for (account, sess, unfinished) in todo {
+        let here = present.contains(&account);
+        ctx.record(Record::AccountVerified {
+            account: account.clone(),
+            session: sess.clone(),
+            present: here,
+        })?;
+        let (source, progress, adopted) = ctx.with_state(|st| {
+            let a = &st.accounts[&account];
+            (a.source.clone(), a.progress.clone(), a.adopted.clone())
+        });
+        match progress {
+            Progress::Transferred if unfinished => ctx.emit(Event::ItemSucceeded {
+                account,
+                source,
+                session: sess,
+                warnings: false,
+                adopted,
+            }),
+            Progress::Failed { .. } => ctx.send(Msg::ItemFailed {
+                session: sess,
+                account,
+            }),
+            _ => {}
+        }
+    }
+    ctx.emit(Event::StepSucceeded {
+        step: step.to_string(),
+    });
+    Ok(())
+}
+
+/// The remote analysis of source `src`: an analysis session is created,
+/// analysed and aborted, never started — the read-only look `ferry check`
+/// takes. `Err` says why there is none.
+pub(crate) async fn analysis_of(ctx: &Ctx, src: usize) -> Result<RemoteAnalysis, String> {
+    let source = ctx.plan().source(src);
+    let Some(req) = ctx.plan().creates[src].clone() else {
+        return Err(format!("no credentials for source {}", source.name));
+    };
+    let step = StepId::analysis(&source.name);
+    let id = ctx
+        .api
+        .once(|c| async move { c.create_remote_root_transfer_session(&req).await })
+        .await
+        .map_err(|e| e.to_string())?;
+    let analysis = ctx
+        .api
+        .repeatable(ctx.retry_note(step.clone()), |c| {
+            let id = id.clone();
+            async move { c.analyze_remote(&id).await }
+        })
+        .await
+        .map_err(|e| e.to_string());
+    // Never started: an abort turns it FAILED so nobody can start it. A
+    // failure leaves a PENDING session WHM deletes after 4 hours.
+    if let Err(e) = ctx
+        .api
+        .repeatable(ctx.retry_note(step), |c| {
+            let id = id.clone();
+            async move { c.abort_transfer_session(&id).await }
+        })
+        .await
+    {
+        ctx.emit(Event::Warning {
+            message: format!(
+                "the analysis session {id} of source {} could not be aborted ({e}); it was never \
+                 started and WHM deletes it after 4 hours",
+                source.name
+            ),
+        });
+    }
+    analysis
+}
+
+/// Accounts of the current plan that are failed, with their messages.
+pub(crate) fn failed_accounts(st: &RunState) -> Vec<FailedAccount> {
+    st.planned()
+        .filter(|(_, a)| matches!(a.progress, Progress::Failed { .. }))
+        .map(|(n, a)| FailedAccount {
+            account: n.clone(),
+            source: a.source.clone(),
+            message: a.message.clone().unwrap_or_default(),
+            retried: matches!(a.progress, Progress::Failed { retryable: true }),
+        })
+        .collect()
+}
+
+/// Counts for events.
+pub(crate) fn counts(st: &RunState) -> AccountCounts {
+    let (t, f, p) = st.counts();
+    AccountCounts {
+        total: t + f + p,
+        transferred: t,
+        failed: f,
+        pending: p,
+    }
+}
+
+/// `pause` / `abort` as a journal request record.
+pub(crate) fn request_record(req: &super::ControlRequest, reason: &str) -> Record {
+    match req.action {
+        ControlAction::Pause => Record::PauseRequested {
+            by: req.by.clone(),
+            at: req.at.clone(),
+            reason: reason.to_string(),
+        },
+        ControlAction::Abort => Record::AbortRequested {
+            by: req.by.clone(),
+            at: req.at.clone(),
+            reason: reason.to_string(),
+        },
+    }
+}
+
+/// Session keys of one batch's instances: `old1/s2`, `old1/s2#2`, …: the
+/// first of those not `taken` (a session recovered from the target's record
+/// may hold a key of its own).
+pub(crate) fn instance_key(batch: &str, n_before: usize, taken: impl Fn(&str) -> bool) -> String {
+    let mut n = n_before;
+    loop {
+        let key = if n == 0 {
+            batch.to_string()
+        } else {
+            format!("{batch}#{}", n + 1)
+        };
+        if !taken(&key) {
+            return key;
+        }
+        n += 1;
+    }
+}
