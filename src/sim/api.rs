@@ -16,6 +16,7 @@ use super::masterlog::LogFile;
 use super::modules::{self, SessionKindRule};
 use super::session::StartResult;
 
+mod nvdata;
 mod remote;
 mod target;
 
@@ -95,6 +96,8 @@ pub const FUNCTIONS: &[&str] = &[
     "available_transfer_modules",
     "transfer_module_schema",
     "listaccts",
+    "nvset",
+    "nvget",
 ];
 
 const SESSION_DIR: &str = "/var/cpanel/transfer_sessions";
@@ -140,10 +143,18 @@ pub(crate) fn dispatch(w: &mut World, call: &Call<'_>) -> Answer {
         "available_transfer_modules" => available_modules(),
         "transfer_module_schema" => module_schema(w, call),
         "listaccts" => listaccts(w, call),
-        other => Answer::fail(format!(
-            "Unknown app (“{other}”) requested for this version (1) of the API."
-        )),
+        "nvset" if w.scenario.target.nvdata => nvdata::nvset(w, call),
+        "nvget" if w.scenario.target.nvdata => nvdata::nvget(w, call),
+        other => unknown_app(other),
     }
+}
+
+/// What the server answers for a function it does not have
+/// (`Whostmgr/API/1/Data/Wrapper.pm`).
+fn unknown_app(function: &str) -> Answer {
+    Answer::fail(format!(
+        "Unknown app (“{function}”) requested for this version (1) of the API."
+    ))
 }
 
 // ----- sessions --------------------------------------------------------------

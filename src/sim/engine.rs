@@ -376,6 +376,9 @@ pub(crate) struct World {
     /// Fault settings in force (can be replaced at run time via `/__sim/faults`).
     pub faults: FaultSpec,
     pub crashes: u32,
+    /// `nvset`/`nvget` stores keyed by (caller, store name), `""` being the
+    /// caller's default store (`api/nvdata.rs`); kept for the simulator's life.
+    pub nvdata: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 impl World {
@@ -400,6 +403,7 @@ impl World {
             request_counts: BTreeMap::new(),
             faults: scenario.faults.clone(),
             crashes: 0,
+            nvdata: BTreeMap::new(),
             scenario,
         };
         for a in &w.scenario.target.existing_accounts {

@@ -7,7 +7,10 @@
 //! restore of a present account counts, and fails), `transfers_started`
 //! every TRANSFER step that began for it. Sessions show their items' states
 //! and the session directory's log files as named on disk (a leading dot
-//! while a log is being written).
+//! while a log is being written). `nvdata`/`nvdata_users` show the
+//! `nvset` stores (root's by store name, others' by user, then store).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
@@ -87,6 +90,7 @@ pub(crate) fn state(w: &World) -> Value {
             })
         })
         .collect();
+    let (nvdata, nvdata_users) = nvdata(w);
     json!({
         "sim_time": w.now,
         "crashes": w.crashes,
@@ -94,7 +98,25 @@ pub(crate) fn state(w: &World) -> Value {
         "packages": packages,
         "sessions": sessions,
         "requests": w.request_counts,
+        "nvdata": nvdata,
+        "nvdata_users": nvdata_users,
     })
+}
+
+/// `nvdata`: root's stores by name (`""`: its default store);
+/// `nvdata_users`: other callers' stores, by user then store name.
+fn nvdata(w: &World) -> (Value, Value) {
+    let mut root = Map::new();
+    let mut users: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for ((user, store), pairs) in &w.nvdata {
+        let stores = if user == "root" {
+            &mut root
+        } else {
+            users.entry(user).or_default()
+        };
+        stores.insert(store.clone(), json!(pairs));
+    }
+    (json!(root), json!(users))
 }
 
 pub(crate) fn request_json(r: &RequestRecord) -> Value {

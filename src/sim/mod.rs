@@ -12,7 +12,8 @@
 //! Layout:
 //! * [`scenario`] — the YAML scenario (serde types, sizes like `50MB`);
 //! * `server` — accept loop, auth, envelope, faults, shutdown;
-//! * `api` — the WHM API 1 functions and their parameter checks;
+//! * `api` — the WHM API 1 functions and their parameter checks (the
+//!   transfer functions, the target's own account functions, `nvset`/`nvget`);
 //! * `session` — session states and start/pause/abort (opens with the table);
 //! * `engine` — the world, its event queue and the worker/timing model;
 //! * `clock` — simulated time (`time_scale`); `faults` — seeded decisions;

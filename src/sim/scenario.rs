@@ -174,6 +174,14 @@ pub struct TargetSpec {
     /// Default: never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_interval: Option<f64>,
+    /// false: `nvset` and `nvget` answer like functions the server does not
+    /// have ("Unknown app"). Default true.
+    #[serde(skip_serializing_if = "is_true")]
+    pub nvdata: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for TargetSpec {
@@ -184,6 +192,7 @@ impl Default for TargetSpec {
             existing_accounts: Vec::new(),
             existing_packages: Vec::new(),
             maintenance_interval: None,
+            nvdata: true,
         }
     }
 }

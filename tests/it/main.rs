@@ -19,6 +19,7 @@ mod secrets;
 mod sim;
 mod sim_conformance;
 mod sim_faults;
+mod sim_features;
 mod sim_states;
 mod sim_timing;
 mod simkit;

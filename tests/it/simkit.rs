@@ -449,8 +449,12 @@ pub fn request_violations(rules: &Value, rec: &Value) -> Vec<String> {
             bad(format!("required parameter {k:?} missing"));
         }
     }
+    let patterns: Vec<regex::Regex> = str_list(&rule["param_patterns"])
+        .iter()
+        .filter_map(|p| regex::Regex::new(p).ok())
+        .collect();
     for k in params.keys() {
-        if !known.contains(k) {
+        if !known.contains(k) && !patterns.iter().any(|p| p.is_match(k)) {
             bad(format!("unknown parameter {k:?}"));
         }
     }
@@ -570,6 +574,16 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
         "listaccts" => d["acct"]
             .as_array()
             .is_some_and(|a| a.iter().all(Value::is_object)),
+        "nvset" => d["nvdatum"].as_array().is_some_and(|a| {
+            a.iter()
+                .all(|p| p["key"].is_string() && p["value"].is_string())
+        }),
+        "nvget" => {
+            d["nvdatum"]["key"].is_string()
+                && d["nvdatum"]["value"]
+                    .as_array()
+                    .is_some_and(|v| v.len() == 1 && (v[0].is_string() || v[0].is_null()))
+        }
         _ => true,
     };
     if !fine {
