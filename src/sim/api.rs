@@ -16,11 +16,13 @@ use super::masterlog::LogFile;
 use super::modules::{self, SessionKindRule};
 use super::session::StartResult;
 
+mod analysis;
 mod nvdata;
 mod remote;
 mod target;
 
-use remote::{analyze, create_root, create_user, credential_check, retrieve_analysis};
+pub(crate) use analysis::db_dump;
+use remote::{analyze, create_root, create_user, credential_check};
 use target::{available_modules, listaccts, module_schema, validate_system_user};
 
 /// One function call: merged parameters (last occurrence wins) and the
@@ -137,7 +139,7 @@ pub(crate) fn dispatch(w: &mut World, call: &Call<'_>) -> Answer {
         "abort_transfer_session" => set_state(w, call, "abort"),
         "fetch_transfer_session_log" => fetch_log(w, call),
         "analyze_transfer_session_remote" => analyze(w, call),
-        "retrieve_transfer_session_remote_analysis" => retrieve_analysis(w, call),
+        "retrieve_transfer_session_remote_analysis" => analysis::retrieve(w, call),
         "remote_basic_credential_check" => credential_check(w, call),
         "validate_system_user" => validate_system_user(w, call),
         "available_transfer_modules" => available_modules(),

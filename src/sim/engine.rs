@@ -233,6 +233,16 @@ pub(crate) struct Session {
     pub deleted: bool,
     /// Bumped by every abort call, so a stale AbortTerm does nothing.
     abort_gen: u64,
+    /// What the last remote analysis stored (root sessions).
+    pub analysis: Option<AnalysisSnapshot>,
+}
+
+/// What a remote analysis stores in its session (`Analyze.pm`): the
+/// target's database dump and the database-name conflicts of that moment.
+#[derive(Debug, Clone)]
+pub(crate) struct AnalysisSnapshot {
+    pub local_dbs: Value,
+    pub conflicts: Value,
 }
 
 impl Session {
@@ -283,6 +293,8 @@ pub(crate) struct AccountRecord {
     pub domain: Option<String>,
     /// Simulated time it became present.
     pub restored_at: Option<f64>,
+    /// Its MySQL databases (each with a database user of the same name).
+    pub databases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -492,6 +504,31 @@ impl World {
 
     pub(crate) fn unix_now(&self) -> i64 {
         self.clock.unix(self.now)
+    }
+
+    /// The target's database dump (`dump_databases_and_users`).
+    pub(crate) fn target_db_dump(&self) -> Value {
+        crate::sim::api::db_dump(
+            self.accounts
+                .iter()
+                .filter(|(_, a)| a.present)
+                .map(|(u, a)| (u.as_str(), a.databases.as_slice())),
+        )
+    }
+
+    /// Every domain of the target's accounts with its user (`/etc/userdomains`).
+    pub(crate) fn target_domains(&self) -> Vec<(String, String)> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| a.present)
+            .map(|(u, a)| {
+                let d = a
+                    .domain
+                    .clone()
+                    .unwrap_or_else(|| format!("{u}.example.com"));
+                (d, u.clone())
+            })
+            .collect()
     }
 
     pub(crate) fn remote(&self, s: usize) -> Option<&RemoteSpec> {
@@ -751,6 +788,7 @@ impl Session {
             logs: Default::default(),
             deleted: false,
             abort_gen: 0,
+            analysis: None,
         }
     }
 }

@@ -259,6 +259,37 @@ pub struct RemoteSpec {
     /// not returned, as on a real server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_error: Option<String>,
+    /// The cPanel & WHM version the remote runs (`/usr/local/cpanel/version`),
+    /// as the remote analysis reports it. Default `11.120.0.16`.
+    #[serde(
+        default = "default_version",
+        skip_serializing_if = "is_default_version"
+    )]
+    pub version: String,
+    /// Whether the remote analysis reports live transfers as supported
+    /// (`supports_live_transfers`); false refuses `live_transfer=1` items.
+    /// Default true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub supports_live_transfers: bool,
+}
+
+/// The version whm-sim's remotes (and the target) run by default.
+pub const DEFAULT_VERSION: &str = "11.120.0.16";
+
+fn default_version() -> String {
+    DEFAULT_VERSION.to_string()
+}
+
+fn is_default_version(v: &str) -> bool {
+    v == DEFAULT_VERSION
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_transfer_rate() -> Size {
@@ -276,6 +307,8 @@ impl RemoteSpec {
             packages: Vec::new(),
             accounts: Vec::new(),
             analysis_error: None,
+            version: default_version(),
+            supports_live_transfers: true,
         }
     }
 }
@@ -322,6 +355,19 @@ pub struct AccountSpec {
     /// Warnings its restore reports: the RESTORE line becomes `warning-item`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Files (inodes) the account uses; default `size / 50kB + 10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// The account has a dedicated IP address on the remote.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dedicated_ip: bool,
+    /// Its MySQL databases (full names such as `shop_wp`); each has a
+    /// database user of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// Its addon domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addon_domains: Vec<String>,
 }
 
 fn default_size() -> Size {
@@ -339,7 +385,28 @@ impl AccountSpec {
             owner: root(),
             password: None,
             warnings: Vec::new(),
+            files: None,
+            dedicated_ip: false,
+            databases: Vec::new(),
+            addon_domains: Vec::new(),
         }
+    }
+
+    /// The main domain (`USER.example.com` when the scenario gives none).
+    pub fn main_domain(&self) -> String {
+        self.domain
+            .clone()
+            .unwrap_or_else(|| format!("{}.example.com", self.user))
+    }
+
+    /// Disk used as the remote's quota reports it: whole KiB, rounded up.
+    pub fn kib_used(&self) -> u64 {
+        self.size.0.div_ceil(1024)
+    }
+
+    /// Files used: `files`, or `size / 50kB + 10`.
+    pub fn files_used(&self) -> u64 {
+        self.files.unwrap_or(self.size.0 / 50_000 + 10)
     }
 }
 

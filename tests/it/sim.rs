@@ -94,8 +94,8 @@ async fn every_function_answers_in_whm_s_envelope() {
         )
         .await;
     assert_eq!(a["data"]["items"]["accounts"].as_array().unwrap().len(), 3);
-    assert_eq!(a["data"]["items"]["packages"][0], "pkg1");
-    assert_eq!(a["data"]["local"]["users"][0], "taken");
+    assert_eq!(a["data"]["items"]["packages"][0]["name"], "pkg1");
+    assert_eq!(a["data"]["local"]["users"]["taken"], 1);
 
     assert!(ok(&w
         .enqueue(&id, "PackageRemoteRoot", &[("package", "pkg1")])

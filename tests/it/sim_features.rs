@@ -161,3 +161,207 @@ async fn nvdata_false_makes_the_functions_unknown() {
     assert!(ferry::sim::Scenario::default().target.nvdata);
     sim.finish().await;
 }
+
+/// The remote of the analysis tests: two accounts with databases, an addon
+/// domain, a dedicated IP; an old remote without live transfers.
+fn analysis_scenario() -> ferry::sim::Scenario {
+    let mut sc = scenario(0, 0);
+    let r = &mut sc.remotes[0];
+    r.packages = vec!["pkg1".into(), "basic".into()];
+    let mut shop = ferry::sim::AccountSpec::new("shop");
+    shop.domain = Some("shop.example.org".into());
+    shop.size = ferry::sim::Size(1_000_001); // 977 KiB, rounded up
+    shop.owner = "resell1".into();
+    shop.databases = vec!["shop_wp".into(), "shop_logs".into()];
+    shop.addon_domains = vec!["shop-two.example.net".into()];
+    shop.dedicated_ip = true;
+    let mut blog = ferry::sim::AccountSpec::new("blog");
+    blog.domain = Some("a-blog.example.org".into());
+    blog.size = ferry::sim::Size(5_000_000);
+    blog.files = Some(1234);
+    blog.databases = vec!["taken_db".into()];
+    r.accounts = vec![shop, blog];
+    let mut old = ferry::sim::RemoteSpec::new("old2.example.com");
+    old.version = "11.86.0.5".into();
+    old.supports_live_transfers = false;
+    sc.remotes.push(old);
+    sc.target.existing_accounts = vec![ferry::sim::ExistingAccount::Name("taken".into())];
+    sc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_analysis_has_cpanel_s_shape_right_after_create() {
+    let sim = Sim::start(analysis_scenario()).await;
+    let w = &sim.whm;
+    // no analyze_transfer_session_remote: create ran the analysis
+    let id = w.session((1, 1)).await;
+    let a = w
+        .get(
+            "retrieve_transfer_session_remote_analysis",
+            &[("transfer_session_id", &id)],
+        )
+        .await;
+    assert!(ok(&a), "{a:#}");
+    let d = &a["data"];
+    let accounts = d["items"]["accounts"].as_array().unwrap();
+    // sorted by domain, as Results.pm sorts its domain map
+    assert_eq!(accounts[0]["user"], "blog");
+    assert_eq!(
+        accounts[1],
+        json!({
+            "user": "shop", "ensim_user": "shop", "domain": "shop.example.org",
+            "bytesused": 977 * 1024, "filesused": 1_000_001 / 50_000 + 10,
+            "owner": "resell1", "has_dedicated_ip": 1, "worker_nodes": {},
+            "plan": "default"
+        })
+    );
+    assert_eq!(accounts[0]["filesused"], 1234);
+    assert_eq!(accounts[0]["has_dedicated_ip"], 0);
+    assert_eq!(accounts[0]["bytesused"], 4883 * 1024);
+    assert_eq!(
+        d["items"]["packages"],
+        json!([{"name": "basic", "featurelist": "default"}, {"name": "pkg1", "featurelist": "default"}])
+    );
+    let r = &d["remote"];
+    assert_eq!(r["version"], "11.120.0.16");
+    assert_eq!(r["major_version"], "11.120");
+    assert_eq!(r["server_type"], "WHM1164");
+    assert_eq!(r["cpversion"], "11.64");
+    assert_eq!(r["host"], "old1.example.com");
+    assert_eq!(r["hostname"], "old1.example.com");
+    assert_eq!(r["supports_live_transfers"], 1);
+    assert_eq!(r["resellers"], json!({"resell1": 1, "root": 1}));
+    assert_eq!(
+        r["dbs"]["dbs"]["MYSQL"]["shop_wp"],
+        json!({"owner": "shop"})
+    );
+    assert_eq!(
+        r["dbs"]["users"]["MYSQL"]["taken_db"],
+        json!({"owner": "blog"})
+    );
+    for k in [
+        "has_owners",
+        "has_disk_used",
+        "has_files_used",
+        "has_xfertool",
+        "has_package_extensions",
+        "conflicts",
+        "roundcube_dbtype",
+        "linked_nodes",
+    ] {
+        assert!(r.get(k).is_some(), "remote.{k}: {r:#}");
+    }
+    let l = &d["local"];
+    assert_eq!(l["users"]["taken"], 1);
+    assert_eq!(l["users"]["root"], 1);
+    assert_eq!(l["host"], "target.example.net");
+    assert_eq!(l["domains"]["taken.example.com"], "taken");
+    for k in [
+        "dedicated_ips",
+        "groups",
+        "dbs",
+        "version",
+        "available_ips",
+        "major_version",
+        "roundcube_dbtype",
+    ] {
+        assert!(l.get(k).is_some(), "local.{k}: {l:#}");
+    }
+    assert_eq!(d["modules"]["MySQL"]["name"], "Database Server");
+
+    // the other remote: its version, no live transfers
+    let v = w.create_root("old2.example.com", "x", (1, 1)).await;
+    let id2 = v["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = w
+        .get(
+            "retrieve_transfer_session_remote_analysis",
+            &[("transfer_session_id", &id2)],
+        )
+        .await;
+    assert_eq!(a["data"]["remote"]["version"], "11.86.0.5");
+    assert_eq!(a["data"]["remote"]["major_version"], "11.86");
+    assert_eq!(a["data"]["remote"]["supports_live_transfers"], 0);
+    assert_eq!(a["data"]["items"]["accounts"], json!([]));
+    assert_eq!(a["data"]["remote"]["has_disk_used"], 0);
+
+    // refusals
+    let m = w
+        .misuse("retrieve_transfer_session_remote_analysis", &[])
+        .await;
+    assert_eq!(
+        reason(&m),
+        "A valid transfer_session_id is required to analyze a remote transfer source."
+    );
+    sim.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysis_reports_database_conflicts_with_the_target() {
+    let mut sc = analysis_scenario();
+    sc.remotes[0].accounts[1].password = Some("blogpw".into());
+    // the target already has `taken_db`, owned by `taken`
+    let mut other = ferry::sim::RemoteSpec::new("old3.example.com");
+    let mut taken = ferry::sim::AccountSpec::new("taken2");
+    taken.size = ferry::sim::Size(1_000_000);
+    taken.databases = vec!["taken_db".into()];
+    other.accounts = vec![taken];
+    sc.remotes.push(other);
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    let v = w.create_root("old3.example.com", "x", (1, 1)).await;
+    let id = v["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.enqueue_account(&id, "taken2", &[]).await;
+    w.start(&id).await;
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    // a new session from old1 sees the database of taken2 on the target
+    let id = w.session((1, 1)).await;
+    let a = w
+        .get(
+            "retrieve_transfer_session_remote_analysis",
+            &[("transfer_session_id", &id)],
+        )
+        .await;
+    let d = &a["data"];
+    assert_eq!(
+        d["local"]["dbs"]["dbs"]["MYSQL"]["taken_db"],
+        json!({"owner": "taken2"})
+    );
+    assert_eq!(
+        d["remote"]["conflicts"]["blog"]["dbs"]["MYSQL"]["taken_db"],
+        json!({"remote_owner": "blog", "local_owner": "taken2"})
+    );
+    assert_eq!(d["local"]["users"]["taken2"], 1);
+    // a user session has no remote analysis
+    let us = w
+        .call(
+            "create_remote_user_transfer_session",
+            &[
+                ("host", "old1.example.com"),
+                ("password", "blogpw"),
+                ("unrestricted_restore", "1"),
+            ],
+        )
+        .await;
+    let uid = us["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = w
+        .get(
+            "retrieve_transfer_session_remote_analysis",
+            &[("transfer_session_id", &uid)],
+        )
+        .await;
+    assert_eq!(
+        reason(&a),
+        "The supplied session ID has an invalid session type. You must provide a session ID with a session type of “RemoteRoot”."
+    );
+    sim.finish().await;
+}

@@ -555,8 +555,19 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
             ]
             .iter()
             .all(|k| d.get(*k).is_some())
-                && d["items"]["accounts"].is_array()
-                && d["items"]["packages"].is_array()
+                && d["items"]["accounts"].as_array().is_some_and(|a| {
+                    a.iter().all(|x| {
+                        x["user"].is_string()
+                            && x["bytesused"].as_u64().is_some_and(|b| b % 1024 == 0)
+                            && x["filesused"].is_u64()
+                            && is_01(&x["has_dedicated_ip"])
+                            && x["worker_nodes"].is_object()
+                            && x.get("size").is_none()
+                    })
+                })
+                && d["items"]["packages"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().all(|x| x["name"].is_string()))
                 && is_01(&d["options"]["unrestricted"])
                 && is_01(&d["config"]["shared_mysql_server"])
         }

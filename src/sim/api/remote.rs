@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::super::clock::condensed_utc;
 use super::super::engine::{Kind, Session, World, leading_digits};
@@ -188,6 +188,7 @@ pub(super) fn create_root(w: &mut World, call: &Call<'_>) -> Answer {
         return Answer::fail(msg);
     }
     let analyze_rawout = analysis_text(w, r);
+    w.sessions[s].analysis = Some(super::analysis::snapshot(w, r));
     Answer::ok(Some(json!({
         "transfer_session_id": id,
         "create_rawout": create_rawout,
@@ -250,86 +251,11 @@ pub(super) fn analyze(w: &mut World, call: &Call<'_>) -> Answer {
     if let Some(msg) = w.remote(s).and_then(|r| r.analysis_error.clone()) {
         return Answer::fail(msg);
     }
+    if let Some(r) = w.sessions[s].remote {
+        w.sessions[s].analysis = Some(super::analysis::snapshot(w, r));
+    }
     w.sessions[s].last_activity = w.now;
     Answer::ok(None)
-}
-
-pub(super) fn retrieve_analysis(w: &mut World, call: &Call<'_>) -> Answer {
-    let id = call.params.get("transfer_session_id").cloned();
-    let s = match lookup(w, id.as_deref(), call.caller) {
-        Ok(s) => s,
-        Err(e) => return Answer::fail(e),
-    };
-    let Some(remote) = w.remote(s).cloned() else {
-        return Answer::fail("whm-sim: this session has no remote analysis.");
-    };
-    let accounts: Vec<Value> = remote
-        .accounts
-        .iter()
-        .map(|a| {
-            json!({
-                "user": a.user,
-                "domain": a.domain.clone().unwrap_or_else(|| format!("{}.example.com", a.user)),
-                "owner": a.owner,
-                "plan": a.package.clone().unwrap_or_else(|| "default".into()),
-                "size": a.size.0,
-                "suspended": 0,
-            })
-        })
-        .collect();
-    let resellers: Vec<&str> = {
-        let mut r: Vec<&str> = remote
-            .accounts
-            .iter()
-            .filter(|a| a.owner != "root")
-            .map(|a| a.owner.as_str())
-            .collect();
-        r.sort_unstable();
-        r.dedup();
-        r
-    };
-    let local_users: Vec<&String> = w
-        .accounts
-        .iter()
-        .filter(|(_, a)| a.present)
-        .map(|(k, _)| k)
-        .collect();
-    let sess = &w.sessions[s];
-    Answer::ok(Some(json!({
-        "transfer_session_id": sess.id,
-        "items": {
-            "accounts": accounts,
-            "packages": remote.packages,
-        },
-        "local": {
-            "host": w.scenario.hostname,
-            "version": "11.120.0.16",
-            "major_version": "11.120",
-            "users": local_users,
-            "available_ips": [],
-            "dedicated_ips": [],
-            "dbs": {},
-            "domains": [],
-            "groups": [],
-        },
-        "remote": {
-            "host": remote.host,
-            "hostname": remote.host,
-            "version": "11.120.0.16",
-            "major_version": "11.120",
-            "server_type": "cPanel",
-            "resellers": resellers,
-            "has_xfertool": 1,
-            "supports_live_transfers": 0,
-            "dbs": {},
-        },
-        "modules": {},
-        "options": {
-            "skip_reseller_privs": sess.options.get("copy_reseller_privs").map_or(0, |v| (v == "1") as u8),
-            "unrestricted": sess.options.get("unrestricted_restore").map_or(0, |v| (v == "1") as u8),
-        },
-        "config": { "shared_mysql_server": 0 },
-    })))
 }
 
 /// `Cpanel/SSH/CredentialCheck.pm`: result from the check, data always.

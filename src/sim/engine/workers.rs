@@ -482,6 +482,7 @@ impl World {
         rec.restores_completed += 1;
         rec.present = true;
         rec.owner = Some(owner);
+        rec.databases = spec.as_ref().map_or_else(Vec::new, |a| a.databases.clone());
         rec.package = spec.and_then(|a| a.package);
         rec.domain = domain;
         rec.restored_at = Some(now);
