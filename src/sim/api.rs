@@ -16,6 +16,7 @@ use super::masterlog::LogFile;
 use super::modules::{self, SessionKindRule};
 use super::session::StartResult;
 
+mod accounts;
 mod analysis;
 mod nvdata;
 mod remote;
@@ -23,7 +24,7 @@ mod target;
 
 pub(crate) use analysis::db_dump;
 use remote::{analyze, create_root, create_user, credential_check};
-use target::{available_modules, listaccts, module_schema, validate_system_user};
+use target::{available_modules, module_schema, validate_system_user};
 
 /// One function call: merged parameters (last occurrence wins) and the
 /// authenticated token's user.
@@ -40,9 +41,11 @@ pub(crate) struct Answer {
     pub reason: String,
     pub data: Option<Value>,
     pub warnings: Vec<String>,
+    /// `metadata.output.messages` (what a script printed).
+    pub messages: Vec<String>,
     /// `fetch_transfer_session_log` with `log_blocking`: the log (session,
     /// plain name) is still active; ask again when the world changes.
-    pub wait_for_log: Option<(usize, String)>,
+    pub wait_for_log: Option<Box<(usize, String)>>,
 }
 
 impl Answer {
@@ -71,7 +74,10 @@ impl Answer {
             "reason": self.reason,
         });
         if !self.warnings.is_empty() {
-            meta["output"] = json!({ "warnings": self.warnings });
+            meta["output"]["warnings"] = json!(self.warnings);
+        }
+        if !self.messages.is_empty() {
+            meta["output"]["messages"] = json!(self.messages);
         }
         let mut v = json!({ "metadata": meta });
         if let Some(d) = &self.data {
@@ -100,6 +106,10 @@ pub const FUNCTIONS: &[&str] = &[
     "listaccts",
     "nvset",
     "nvget",
+    "accountsummary",
+    "get_domain_info",
+    "list_mysql_databases_and_users",
+    "delete_account_archives",
 ];
 
 const SESSION_DIR: &str = "/var/cpanel/transfer_sessions";
@@ -144,7 +154,11 @@ pub(crate) fn dispatch(w: &mut World, call: &Call<'_>) -> Answer {
         "validate_system_user" => validate_system_user(w, call),
         "available_transfer_modules" => available_modules(),
         "transfer_module_schema" => module_schema(w, call),
-        "listaccts" => listaccts(w, call),
+        "listaccts" => accounts::listaccts(w, call),
+        "accountsummary" => accounts::accountsummary(w, call),
+        "get_domain_info" => accounts::get_domain_info(w, call),
+        "list_mysql_databases_and_users" => accounts::list_mysql_databases_and_users(w, call),
+        "delete_account_archives" => accounts::delete_account_archives(w, call),
         "nvset" if w.scenario.target.nvdata => nvdata::nvset(w, call),
         "nvget" if w.scenario.target.nvdata => nvdata::nvget(w, call),
         other => unknown_app(other),
@@ -346,7 +360,7 @@ fn fetch_log(w: &mut World, call: &Call<'_>) -> Answer {
     };
     let mut a = Answer::ok(Some(json!({ "log": file.text })));
     if !file.complete && w.faults.log_blocking {
-        a.wait_for_log = Some((s, logfile));
+        a.wait_for_log = Some(Box::new((s, logfile)));
     }
     a
 }

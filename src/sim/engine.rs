@@ -295,6 +295,41 @@ pub(crate) struct AccountRecord {
     pub restored_at: Option<f64>,
     /// Its MySQL databases (each with a database user of the same name).
     pub databases: Vec<String>,
+    /// Its addon domains (each on a subdomain of the main domain).
+    pub addon_domains: Vec<String>,
+    /// Suspended, and why (`suspendreason`).
+    pub suspended: bool,
+    pub suspend_reason: Option<String>,
+    /// Unix time of the suspension (`suspendtime`).
+    pub suspend_time: i64,
+    /// Transfer archives (`cpmove-USER.tar.gz` under `/home`) kept for it:
+    /// 1 after a completed restore, 0 after `delete_account_archives`.
+    pub archives: u32,
+    /// Its uid, given when it first became present.
+    pub uid: u32,
+    /// Disk used (whole KiB) and files used, as its quota reports them.
+    pub kib_used: u64,
+    pub files_used: u64,
+}
+
+/// An addon domain's subdomain of the main domain (`addon.example.net` on
+/// `main.example.com` → `addon.main.example.com`; whm-sim's choice of the
+/// label, which the archive would carry).
+pub(crate) fn addon_subdomain(addon: &str, main: &str) -> String {
+    let label = addon.split('.').next().unwrap_or(addon);
+    format!("{label}.{main}")
+}
+
+/// One row of the target's domains (`/etc/userdatadomains`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DomainRow {
+    pub domain: String,
+    pub user: String,
+    pub owner: String,
+    /// `main`, `addon`, `sub` or `parked`.
+    pub kind: &'static str,
+    pub parent: String,
+    pub docroot: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -391,6 +426,24 @@ pub(crate) struct World {
     /// `nvset`/`nvget` stores keyed by (caller, store name), `""` being the
     /// caller's default store (`api/nvdata.rs`); kept for the simulator's life.
     pub nvdata: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// The uid the next account to appear gets.
+    pub next_uid: u32,
+}
+
+impl AccountRecord {
+    /// Its main domain (`USER.example.com` when none is known).
+    pub(crate) fn main_domain(&self, user: &str) -> String {
+        self.domain
+            .clone()
+            .unwrap_or_else(|| format!("{user}.example.com"))
+    }
+
+    /// Its domains: the main one, then the addon domains.
+    pub(crate) fn domains(&self, user: &str) -> Vec<String> {
+        std::iter::once(self.main_domain(user))
+            .chain(self.addon_domains.iter().cloned())
+            .collect()
+    }
 }
 
 impl World {
@@ -416,6 +469,7 @@ impl World {
             faults: scenario.faults.clone(),
             crashes: 0,
             nvdata: BTreeMap::new(),
+            next_uid: 1001,
             scenario,
         };
         for a in &w.scenario.target.existing_accounts {
@@ -428,9 +482,11 @@ impl World {
                     owner: Some(spec.owner.clone()),
                     package: spec.package.clone(),
                     domain: spec.domain.clone(),
+                    uid: w.next_uid,
                     ..AccountRecord::default()
                 },
             );
+            w.next_uid += 1;
         }
         for p in &w.scenario.target.existing_packages {
             w.packages.insert(
@@ -518,19 +574,44 @@ impl World {
 
     /// Every domain of the target's accounts with its user (`/etc/userdomains`).
     pub(crate) fn target_domains(&self) -> Vec<(String, String)> {
-        self.accounts
-            .iter()
-            .filter(|(_, a)| a.present)
-            .map(|(u, a)| {
-                let d = a
-                    .domain
-                    .clone()
-                    .unwrap_or_else(|| format!("{u}.example.com"));
-                (d, u.clone())
-            })
+        self.domain_rows()
+            .into_iter()
+            .map(|r| (r.domain, r.user))
             .collect()
     }
 
+    /// The target's domains as `Cpanel/Config/userdata/UpdateCache.pm` caches
+    /// them, sorted by name: each account's main domain, and per addon
+    /// domain its subdomain (type `sub`) and the addon (parent: that subdomain).
+    pub(crate) fn domain_rows(&self) -> Vec<DomainRow> {
+        let mut rows = Vec::new();
+        for (u, a) in self.accounts.iter().filter(|(_, a)| a.present) {
+            let main = a.main_domain(u);
+            let owner = a.owner.clone().unwrap_or_else(|| "root".into());
+            let row = |domain: String, kind, parent: String, docroot: String| DomainRow {
+                domain,
+                user: u.clone(),
+                owner: owner.clone(),
+                kind,
+                parent,
+                docroot,
+            };
+            rows.push(row(
+                main.clone(),
+                "main",
+                main.clone(),
+                format!("/home/{u}/public_html"),
+            ));
+            for addon in &a.addon_domains {
+                let sub = addon_subdomain(addon, &main);
+                let docroot = format!("/home/{u}/public_html/{addon}");
+                rows.push(row(sub.clone(), "sub", main.clone(), docroot.clone()));
+                rows.push(row(addon.clone(), "addon", sub, docroot));
+            }
+        }
+        rows.sort_by(|a, b| a.domain.cmp(&b.domain));
+        rows
+    }
     pub(crate) fn remote(&self, s: usize) -> Option<&RemoteSpec> {
         self.sessions[s]
             .remote

@@ -5,7 +5,10 @@
 //! target username and lists every account the target has or was asked to
 //! restore; `restores_started` counts every restore that began (a second
 //! restore of a present account counts, and fails), `transfers_started`
-//! every TRANSFER step that began for it. Sessions show their items' states
+//! every TRANSFER step that began for it; `domains` (main domain first, then
+//! addon domains; empty while absent), `databases`, `suspended` and
+//! `archives` (transfer archives kept: 1 after a completed restore, 0 after
+//! `delete_account_archives`) describe what the target has. Sessions show their items' states
 //! and the session directory's log files as named on disk (a leading dot
 //! while a log is being written). `nvdata`/`nvdata_users` show the
 //! `nvset` stores (root's by store name, others' by user, then store).
@@ -34,6 +37,10 @@ pub(crate) fn state(w: &World) -> Value {
                     "owner": a.owner,
                     "package": a.package,
                     "domain": a.domain,
+                    "domains": if a.present { a.domains(k) } else { Vec::new() },
+                    "databases": a.databases,
+                    "suspended": a.suspended,
+                    "archives": a.archives,
                 }),
             )
         })

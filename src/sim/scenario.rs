@@ -368,6 +368,9 @@ pub struct AccountSpec {
     /// Its addon domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addon_domains: Vec<String>,
+    /// Suspended on the remote: the target restores it suspended.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspended: bool,
 }
 
 fn default_size() -> Size {
@@ -389,6 +392,7 @@ impl AccountSpec {
             dedicated_ip: false,
             databases: Vec::new(),
             addon_domains: Vec::new(),
+            suspended: false,
         }
     }
 

@@ -365,3 +365,172 @@ async fn the_analysis_reports_database_conflicts_with_the_target() {
     );
     sim.finish().await;
 }
+
+/// Run `users` of old1 in one session to completion.
+async fn transfer(sim: &Sim, users: &[&str]) -> String {
+    let w = &sim.whm;
+    let id = w.session((2, 2)).await;
+    for u in users {
+        let e = w.enqueue_account(&id, u, &[]).await;
+        assert!(ok(&e), "{e:#}");
+    }
+    assert!(ok(&w.start(&id).await));
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_accounts_can_be_verified_on_the_target() {
+    let mut sc = analysis_scenario();
+    sc.remotes[0].accounts[0].suspended = true; // shop
+    sc.epoch = Some(1_392_153_439);
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    transfer(&sim, &["shop", "blog"]).await;
+
+    // accountsummary by user and by domain
+    let s = w.get("accountsummary", &[("user", "shop")]).await;
+    assert!(ok(&s), "{s:#}");
+    let a = &s["data"]["acct"][0];
+    assert_eq!(a["user"], "shop");
+    assert_eq!(a["domain"], "shop.example.org");
+    assert_eq!(a["ip"], "192.0.2.10");
+    assert_eq!(a["owner"], "root", "resell1 is not on the target");
+    assert_eq!(a["plan"], "default");
+    assert_eq!(a["partition"], "home");
+    assert_eq!(a["diskused"], "none", "977 KiB is under a MiB");
+    assert_eq!(a["suspended"], 1);
+    assert_eq!(a["suspendreason"], "Transfer/Restore");
+    assert_eq!(a["email"], "*unknown*");
+    let re = regex::Regex::new(r"^\d\d [A-Z][a-z]{2} \d\d \d\d:\d\d$").unwrap();
+    assert!(re.is_match(a["startdate"].as_str().unwrap()), "{a}");
+    assert!(a["unix_startdate"].as_i64().unwrap() >= 1_392_153_439);
+    let s = w
+        .get("accountsummary", &[("domain", "a-blog.example.org")])
+        .await;
+    assert_eq!(s["data"]["acct"][0]["user"], "blog");
+    assert_eq!(s["data"]["acct"][0]["suspended"], 0);
+    assert_eq!(s["data"]["acct"][0]["suspendreason"], "not suspended");
+    assert_eq!(s["data"]["acct"][0]["diskused"], "4M");
+    // listaccts shows the suspension too
+    let l = w
+        .get(
+            "listaccts",
+            &[
+                ("search", "shop"),
+                ("searchtype", "user"),
+                ("searchmethod", "exact"),
+            ],
+        )
+        .await;
+    assert_eq!(l["data"]["acct"][0]["suspended"], 1);
+    // unknown accounts and a call without either key
+    let s = w.get("accountsummary", &[("user", "ghost")]).await;
+    assert_eq!(s["metadata"]["result"], 0);
+    assert_eq!(reason(&s), "Account does not exist.");
+    let s = w
+        .misuse("accountsummary", &[("domain", "nowhere.example")])
+        .await;
+    assert_eq!(reason(&s), "Account does not exist.");
+    let s = w.misuse("accountsummary", &[]).await;
+    assert_eq!(
+        reason(&s),
+        "API failure: You must specify a user or domain to get a summary of."
+    );
+
+    // get_domain_info: main, the addon's subdomain and the addon
+    let g = w.get("get_domain_info", &[]).await;
+    let rows: Vec<&Value> = g["data"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["user"] == "shop")
+        .collect();
+    let kinds: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|d| {
+            (
+                d["domain"].as_str().unwrap(),
+                d["domain_type"].as_str().unwrap(),
+                d["parent_domain"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("shop-two.example.net", "addon", "shop-two.shop.example.org"),
+            ("shop-two.shop.example.org", "sub", "shop.example.org"),
+            ("shop.example.org", "main", "shop.example.org"),
+        ]
+    );
+    let main = rows.iter().find(|d| d["domain_type"] == "main").unwrap();
+    assert_eq!(main["docroot"], "/home/shop/public_html");
+    assert_eq!(main["user_owner"], "root");
+    for k in ["ipv4", "ipv6", "php_version", "port", "modsecurity_enabled"] {
+        assert!(main.get(k).is_some(), "{k}: {main}");
+    }
+
+    // list_mysql_databases_and_users
+    let m = w
+        .get("list_mysql_databases_and_users", &[("user", "shop")])
+        .await;
+    assert!(ok(&m), "{m:#}");
+    assert_eq!(
+        m["data"]["mysql_databases"],
+        json!({"shop_wp": ["shop_wp"], "shop_logs": ["shop_logs"]})
+    );
+    assert_eq!(m["data"]["mysql_config"]["use_db_prefix"], 1);
+    let m = w
+        .get("list_mysql_databases_and_users", &[("user", "ghost")])
+        .await;
+    assert_eq!(reason(&m), "You do not have a user named “ghost”.");
+    let m = w.misuse("list_mysql_databases_and_users", &[]).await;
+    assert_eq!(reason(&m), "The parameter “user” is required.");
+
+    // the oracle
+    let st = sim.state();
+    let shop = &st["accounts"]["shop"];
+    assert_eq!(
+        shop["domains"],
+        json!(["shop.example.org", "shop-two.example.net"])
+    );
+    assert_eq!(shop["databases"], json!(["shop_wp", "shop_logs"]));
+    assert_eq!(shop["suspended"], true);
+    assert_eq!(shop["archives"], 1);
+    assert_eq!(st["accounts"]["blog"]["suspended"], false);
+    assert_eq!(st["accounts"]["taken"]["archives"], 0);
+
+    // delete_account_archives: once found, then none
+    let d = w.call("delete_account_archives", &[("user", "shop")]).await;
+    assert!(ok(&d), "{d:#}");
+    assert_eq!(
+        d["metadata"]["output"]["messages"],
+        json!(["Found archive: /home/cpmove-shop.tar.gz"])
+    );
+    assert_eq!(sim.state()["accounts"]["shop"]["archives"], 0);
+    let d = w
+        .call(
+            "delete_account_archives",
+            &[("user", "shop"), ("mountpoint", "/home")],
+        )
+        .await;
+    assert_eq!(
+        d["metadata"]["output"]["messages"],
+        json!(["The mountpoint “/home” does not contain any archives for “shop”."])
+    );
+    let d = w.misuse("delete_account_archives", &[]).await;
+    assert_eq!(
+        without_xid(&reason(&d)),
+        "API failure: Provide the “user” parameter for the “Whostmgr::API::1::Transfers::delete_account_archives” function."
+    );
+    let d = w.call("delete_account_archives", &[("user", "a/b")]).await;
+    assert!(
+        without_xid(&reason(&d)).starts_with(
+            "API failure: “/usr/local/cpanel/scripts/unpkgacct” reported error code “255” when it ended:"
+        ),
+        "{d:#}"
+    );
+    sim.finish().await;
+}

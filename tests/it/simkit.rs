@@ -512,7 +512,9 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
         bad("data is not an object".into());
     }
     if md["result"] == 0 {
-        if v.get("data").is_some() && function != "remote_basic_credential_check" {
+        // the function returns its hash even when it fails (Whostmgr/API/1/Data/Wrapper.pm)
+        let carries_data = matches!(function, "remote_basic_credential_check" | "accountsummary");
+        if v.get("data").is_some() && !carries_data {
             bad("a failure carries data".into());
         }
         return out;
@@ -582,9 +584,26 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
             let s = &d["schema"];
             s["keys"].is_object() && s["primary"].is_array() && s["required"].is_array()
         }
-        "listaccts" => d["acct"]
+        "listaccts" | "accountsummary" => d["acct"]
             .as_array()
             .is_some_and(|a| a.iter().all(Value::is_object)),
+        "get_domain_info" => d["domains"].as_array().is_some_and(|a| {
+            a.iter().all(|x| {
+                x["domain"].is_string()
+                    && x["user"].is_string()
+                    && matches!(
+                        x["domain_type"].as_str(),
+                        Some("main" | "addon" | "sub" | "parked")
+                    )
+            })
+        }),
+        "list_mysql_databases_and_users" => {
+            d["mysql_databases"]
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_array))
+                && d["mysql_config"].is_object()
+        }
+        "delete_account_archives" => v.get("data").is_none(),
         "nvset" => d["nvdatum"].as_array().is_some_and(|a| {
             a.iter()
                 .all(|p| p["key"].is_string() && p["value"].is_string())

@@ -469,7 +469,11 @@ impl World {
         let wanted_owner = spec
             .as_ref()
             .map_or("root".to_string(), |a| a.owner.clone());
-        // The owner is kept only when that reseller exists on the target.
+        // `Whostmgr/Transfers/Systems.pm::new_owner`: the account is created
+        // for its owner only when that reseller exists on the target (restored
+        // before it, or there already); otherwise for the caller, root.
+        // (In an unrestricted restore, `Systems/CpUser.pm` would then write
+        // the archive's OWNER back; whm-sim keeps root, the strict reading.)
         let owner = if wanted_owner == "root"
             || self.accounts.get(&wanted_owner).is_some_and(|a| a.present)
         {
@@ -478,11 +482,28 @@ impl World {
             "root".to_string()
         };
         let now = self.now;
+        let unix_now = self.unix_now();
+        let uid = self.next_uid;
         let rec = self.accounts.entry(localuser).or_default();
         rec.restores_completed += 1;
         rec.present = true;
         rec.owner = Some(owner);
-        rec.databases = spec.as_ref().map_or_else(Vec::new, |a| a.databases.clone());
+        if rec.uid == 0 {
+            rec.uid = uid;
+            self.next_uid += 1;
+        }
+        if let Some(a) = &spec {
+            rec.databases = a.databases.clone();
+            rec.addon_domains = a.addon_domains.clone();
+            rec.kib_used = a.kib_used();
+            rec.files_used = a.files_used();
+            // `Systems/Suspend.pm`: a suspended source account is suspended
+            // again; without a reason in the archive, "Transfer/Restore"
+            rec.suspended = a.suspended;
+            rec.suspend_reason = a.suspended.then(|| "Transfer/Restore".to_string());
+            rec.suspend_time = if a.suspended { unix_now } else { 0 };
+        }
+        rec.archives = 1;
         rec.package = spec.and_then(|a| a.package);
         rec.domain = domain;
         rec.restored_at = Some(now);
