@@ -358,7 +358,7 @@ fn fetch_log(w: &mut World, call: &Call<'_>) -> Answer {
             "API failure: {xid} The system failed to locate either the file “{SESSION_DIR}/{id}/.{logfile}” or the file “{SESSION_DIR}/{id}/{logfile}”."
         ));
     };
-    let mut a = Answer::ok(Some(json!({ "log": file.text })));
+    let mut a = Answer::ok(Some(json!({ "log": file.text_at(w.now) })));
     if !file.complete && w.faults.log_blocking {
         a.wait_for_log = Some(Box::new((s, logfile)));
     }

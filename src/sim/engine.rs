@@ -28,13 +28,16 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::masterlog::{Control, ItemFields, SessionLogs, out_line};
+use super::masterlog::{Control, ItemFields, SessionLogs};
 use super::modules::{self, Module};
-use super::scenario::{CrashLeaves, FailStage, FaultSpec, RemoteSpec, Scenario};
+use super::scenario::{CrashLeaves, FailStage, FaultSpec, RemoteSpec, RestoreLoss, Scenario};
 use super::session::{Marker, SessionState};
 
+mod itemlog;
 mod lifecycle;
 mod workers;
+
+use itemlog::Summary;
 
 /// Seconds a RUNNING/PAUSING session may go without log activity, and a
 /// PENDING one may exist, before maintenance fails/deletes it (`SessionDB.pm`).
@@ -106,8 +109,22 @@ pub(crate) enum Kind {
 /// How an item's current step will end, decided when it starts.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Success { warnings: Vec<String> },
+    /// `summary`: an account restore's (None for every other step);
+    /// `lost`: what the restore could not bring over.
+    Success {
+        summary: Option<Summary>,
+        lost: RestoreLoss,
+    },
     Failure(String),
+}
+
+impl Outcome {
+    fn done() -> Outcome {
+        Outcome::Success {
+            summary: None,
+            lost: RestoreLoss::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -135,6 +152,10 @@ pub(crate) struct Item {
     /// Holds the local user's restore mutex.
     holds_mutex: bool,
     pub failure: Option<String>,
+    /// Its RESTORE got past the early checks (its log gets a summary).
+    restore_ran: bool,
+    /// The percentages its current step's log shows, by simulated time.
+    pcts: Vec<(f64, u32)>,
 }
 
 impl Item {
@@ -769,6 +790,8 @@ impl World {
             holds_slot: false,
             holds_mutex: false,
             failure: None,
+            restore_ran: false,
+            pcts: Vec::new(),
         });
         sess.by_key.insert((module.type_id, key), idx);
         let ok = sess.items[idx].order_key(idx);

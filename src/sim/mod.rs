@@ -49,7 +49,8 @@ use std::future::Future;
 pub use api::FUNCTIONS;
 pub use scenario::{
     AccountSpec, CrashLeaves, ExistingAccount, ExistingAccountSpec, FailItem, FailStage, FaultSpec,
-    RemoteSpec, Scenario, ScenarioError, Size, SshSpec, TargetSpec, TlsMode, TokenSpec,
+    RemoteSpec, RestoreLoss, RestoreSummary, Scenario, ScenarioError, Size, SshSpec, TargetSpec,
+    TlsMode, TokenSpec,
 };
 
 /// The simulator could not start.

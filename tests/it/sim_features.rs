@@ -534,3 +534,338 @@ async fn restored_accounts_can_be_verified_on_the_target() {
     );
     sim.finish().await;
 }
+
+/// An item log's lines.
+async fn item_log(w: &Whm, id: &str, name: &str) -> Vec<Value> {
+    let v = w.log(id, name).await;
+    assert!(ok(&v), "{name}: {v:#}");
+    v["data"]["log"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}
+
+fn percentages(lines: &[Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "control" && l["contents"]["action"] == "percentage")
+        .map(|l| l["contents"]["percentage"].as_u64().unwrap())
+        .collect()
+}
+
+fn summary_of(lines: &[Value]) -> Value {
+    lines
+        .iter()
+        .find(|l| l["contents"]["action"] == "summary")
+        .map(|l| l["contents"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn texts(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[1].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_logs_report_progress_at_the_simulated_pace() {
+    // 400 MB: an 8 s transfer, a 16 s restore; 0.05 real s per simulated s
+    let mut sc = scenario(1, 400_000_000);
+    sc.time_scale = 0.05;
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    let id = w.session((1, 1)).await;
+    w.enqueue_account(&id, "u000", &[("localuser", "u000b")])
+        .await;
+    w.start(&id).await;
+    // mid-transfer: the log is active and shows the percentages due so far
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let logs = sim.state()["sessions"][0]["logs"].clone();
+    assert!(
+        logs.as_array()
+            .unwrap()
+            .contains(&".item-TRANSFER_AccountRemoteRoot_u000".into()),
+        "{logs}"
+    );
+    let mid = percentages(&item_log(w, &id, "item-TRANSFER_AccountRemoteRoot_u000").await);
+    assert!(mid.len() >= 2 && !mid.contains(&100), "{mid:?}");
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    let logs = sim.state()["sessions"][0]["logs"].clone();
+    for name in [
+        "item-TRANSFER_AccountRemoteRoot_u000",
+        "item-RESTORE_AccountRemoteRoot_u000",
+    ] {
+        assert!(logs.as_array().unwrap().contains(&name.into()), "{logs}");
+    }
+
+    let t = item_log(w, &id, "item-TRANSFER_AccountRemoteRoot_u000").await;
+    assert_eq!(
+        percentages(&t),
+        [
+            0, 5, 10, 20, 30, 40, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 100
+        ]
+    );
+    assert_eq!(t[1]["type"], "start");
+    assert_eq!(
+        t[1]["contents"]["msg"][0],
+        "Starting “TRANSFER” for “Account” “u000” → “u000b”."
+    );
+    assert!(t.iter().any(|l| {
+        l["type"] == "out"
+            && l["contents"]["msg"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Copying homedir")
+    }));
+    assert!(summary_of(&t).is_null(), "a transfer writes no summary");
+    assert_eq!(t.last().unwrap()["type"], "success");
+    assert_eq!(t.last().unwrap()["contents"]["msg"][0], "Success.");
+    // times advance with the simulated pace
+    let times: Vec<i64> = t
+        .iter()
+        .filter(|l| l["type"] == "control")
+        .map(|l| l["contents"]["time"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|p| p[0] <= p[1]));
+    assert!(times.last().unwrap() - times[0] >= 7, "{times:?}");
+
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_u000").await;
+    let p = percentages(&r);
+    assert_eq!(p[..2], [0, 10]);
+    assert!(
+        p.windows(2).all(|x| x[0] < x[1]),
+        "increasing, each once: {p:?}"
+    );
+    assert_eq!(p[p.len() - 2..], [92, 100]);
+    assert!(
+        r.iter()
+            .any(|l| l["contents"]["msg"][0] == "Restricted mode: no\n")
+    );
+    let sum_at = r
+        .iter()
+        .position(|l| l["contents"]["action"] == "summary")
+        .expect("a summary");
+    assert_eq!(r.last().unwrap()["type"], "success");
+    assert!(sum_at < r.len() - 1);
+    assert_eq!(
+        summary_of(&r),
+        json!({"action": "summary", "time": summary_of(&r)["time"], "warnings": [],
+               "skipped_items": [], "dangerous_items": [], "altered_items": []})
+    );
+    sim.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_item_log_fetch_answers_the_whole_log() {
+    let mut sc = scenario(1, 100_000_000);
+    sc.time_scale = 0.05;
+    sc.faults.log_blocking = true;
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    let id = w.session((1, 1)).await;
+    w.enqueue_account(&id, "u000", &[]).await;
+    w.start(&id).await;
+    let t = item_log(w, &id, "item-TRANSFER_AccountRemoteRoot_u000").await;
+    assert_eq!(percentages(&t).last(), Some(&100));
+    assert_eq!(t.last().unwrap()["type"], "success");
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    sim.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_carry_losses_injected_items_and_warnings() {
+    let mut sc = analysis_scenario();
+    sc.remotes[0].accounts[1].warnings = vec!["The IP address changed.".into()]; // blog
+    sc.faults.restore_loses.insert(
+        "shop".into(),
+        ferry::sim::RestoreLoss {
+            databases: vec!["shop_logs".into()],
+            domains: vec!["shop-two.example.net".into()],
+        },
+    );
+    let mut sc = with_reseller(sc);
+    sc.remotes[0].accounts.push({
+        let mut a = ferry::sim::AccountSpec::new("plain");
+        a.size = ferry::sim::Size(1_000_000);
+        a
+    });
+    sc.faults.restore_summary.insert(
+        "plain".into(),
+        ferry::sim::RestoreSummary {
+            skipped: vec!["Cron jobs were skipped.".into()],
+            altered: vec!["The shell was changed.".into()],
+            dangerous: vec!["A setuid file was found.".into()],
+        },
+    );
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    let id = transfer(&sim, &["shop", "blog", "plain"]).await;
+    let log = w.master_log(&id).await;
+    let line = |item: &str| {
+        log.iter()
+            .find(|c| {
+                c["queue"] == "RESTORE"
+                    && c["item"] == item
+                    && matches!(
+                        c["action"].as_str(),
+                        Some("success-item" | "warning-item" | "failed-item")
+                    )
+            })
+            .unwrap()
+            .clone()
+    };
+
+    // shop: what it lost is named in warnings and absent on the target
+    let m = line("shop");
+    assert_eq!(m["action"], "warning-item");
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_shop").await;
+    let sum = summary_of(&r);
+    let warnings = texts(&sum["warnings"]);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("“shop_logs”"), "{warnings:?}");
+    assert!(
+        warnings[1].contains("“shop-two.example.net”"),
+        "{warnings:?}"
+    );
+    // entries in the real shape: [[module, function, line], text, url]
+    assert!(sum["warnings"][0][0].as_array().unwrap().len() == 3);
+    assert_eq!(m["msg"]["warnings"], 2);
+    assert_eq!(m["msg"]["contents"]["warnings"], sum["warnings"]);
+    let dbs = w
+        .get("list_mysql_databases_and_users", &[("user", "shop")])
+        .await;
+    assert_eq!(
+        dbs["data"]["mysql_databases"],
+        json!({"shop_wp": ["shop_wp"]})
+    );
+    let domains = w.get("get_domain_info", &[]).await;
+    assert!(
+        !domains.to_string().contains("shop-two"),
+        "the lost addon domain is not on the target"
+    );
+    let st = sim.state();
+    assert_eq!(st["accounts"]["shop"]["databases"], json!(["shop_wp"]));
+    assert_eq!(
+        st["accounts"]["shop"]["domains"],
+        json!(["shop.example.org"])
+    );
+
+    // blog: the remote account's warnings
+    let m = line("blog");
+    assert_eq!(m["action"], "warning-item");
+    let sum = summary_of(&item_log(w, &id, "item-RESTORE_AccountRemoteRoot_blog").await);
+    assert_eq!(texts(&sum["warnings"]), ["The IP address changed."]);
+    assert_eq!(m["msg"]["contents"]["warnings"], sum["warnings"]);
+
+    // plain: injected skipped, altered and dangerous items
+    let m = line("plain");
+    assert_eq!(m["action"], "warning-item");
+    let sum = summary_of(&item_log(w, &id, "item-RESTORE_AccountRemoteRoot_plain").await);
+    assert_eq!(texts(&sum["skipped_items"]), ["Cron jobs were skipped."]);
+    assert_eq!(texts(&sum["altered_items"]), ["The shell was changed."]);
+    assert_eq!(texts(&sum["dangerous_items"]), ["A setuid file was found."]);
+    assert_eq!(
+        (
+            m["msg"]["warnings"].clone(),
+            m["msg"]["skipped_items"].clone(),
+            m["msg"]["altered_items"].clone(),
+            m["msg"]["dangerous_items"].clone()
+        ),
+        (0.into(), 1.into(), 1.into(), 1.into())
+    );
+    assert_eq!(m["msg"]["contents"]["skipped_items"], sum["skipped_items"]);
+    sim.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_and_a_restricted_owner_fallback_in_the_item_logs() {
+    let mut sc = analysis_scenario();
+    sc.faults.fail_items.insert(
+        "blog".into(),
+        ferry::sim::FailItem {
+            message: "Disk quota exceeded".into(),
+            times: 1,
+            stage: ferry::sim::FailStage::Restore,
+        },
+    );
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    // a restricted session: shop's owner resell1 is not on the target
+    let v = w
+        .call(
+            "create_remote_root_transfer_session",
+            &[
+                ("host", "old1.example.com"),
+                ("user", "root"),
+                ("password", "pw1"),
+                ("transfer_threads", "1"),
+                ("restore_threads", "1"),
+                ("unrestricted_restore", "0"),
+                ("copy_reseller_privs", "0"),
+                ("compressed", "0"),
+                ("unencrypted", "0"),
+                ("low_priority", "0"),
+            ],
+        )
+        .await;
+    let id = v["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.enqueue_account(&id, "shop", &[]).await;
+    w.enqueue_account(&id, "blog", &[]).await;
+    w.enqueue_account(&id, "ghost", &[]).await; // not on the remote
+    w.start(&id).await;
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_shop").await;
+    assert!(
+        r.iter()
+            .any(|l| l["contents"]["msg"][0] == "Restricted mode: yes\n")
+    );
+    let sum = summary_of(&r);
+    assert_eq!(
+        texts(&sum["skipped_items"]),
+        [
+            "The user, “resell1”, that owns the account in this backup is not a reseller on this system. Because of this, “root” will own this restored account instead."
+        ]
+    );
+    let log = w.master_log(&id).await;
+    assert_eq!(
+        results(&log)
+            .into_iter()
+            .find(|(i, _)| i == "shop")
+            .unwrap()
+            .1,
+        "warning-item"
+    );
+    assert_eq!(sim.state()["accounts"]["shop"]["owner"], "root");
+
+    // a restore that fails: summary, 100, then `failed`
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_blog").await;
+    assert!(summary_of(&r).is_object());
+    assert_eq!(percentages(&r).last(), Some(&100));
+    let last = r.last().unwrap();
+    assert_eq!(last["type"], "failed");
+    assert_eq!(last["contents"]["msg"][0], "Failed: Disk quota exceeded");
+
+    // a transfer that fails: its RESTORE log holds start and failed only
+    let t = item_log(w, &id, "item-TRANSFER_AccountRemoteRoot_ghost").await;
+    assert_eq!(t.last().unwrap()["type"], "failed");
+    assert_eq!(percentages(&t).last(), Some(&100));
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_ghost").await;
+    let kinds: Vec<&str> = r.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "failed"]);
+    assert_eq!(
+        r[1]["contents"]["msg"][0],
+        "Failed: The account “ghost” does not exist on “old1.example.com”."
+    );
+    sim.finish().await;
+}

@@ -622,16 +622,42 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
     out
 }
 
-/// A master.log or item log line: a `control` message or an `out` line.
+/// A master.log or item log line (`Cpanel/Output.pm`): a `control` message
+/// (master.log's carry `child_number`; an item log's `percentage` and
+/// `summary` do not), an `out` line, or an item's `start`, `success`,
+/// `failed`, `warn` or `error` message (`{"msg": [text…]}`).
 fn log_line_ok(line: &str) -> bool {
     let Ok(l) = serde_json::from_str::<Value>(line) else {
         return false;
     };
     let c = &l["contents"];
-    let control = l["type"] == "control"
-        && l["pid"].is_u64()
-        && c["action"].is_string()
-        && c["time"].is_i64()
-        && c["child_number"].is_u64();
-    control || (l["type"] == "out" && c.is_string())
+    let msg_list = |c: &Value| {
+        c["msg"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(Value::is_string))
+    };
+    if !l["pid"].is_u64() {
+        return false;
+    }
+    match l["type"].as_str() {
+        Some("control") => {
+            c["action"].is_string()
+                && c["time"].is_i64()
+                && match c["action"].as_str() {
+                    Some("percentage") => c["percentage"].as_u64().is_some_and(|p| p <= 100),
+                    Some("summary") => [
+                        "warnings",
+                        "skipped_items",
+                        "dangerous_items",
+                        "altered_items",
+                    ]
+                    .iter()
+                    .all(|k| c[*k].is_array()),
+                    _ => c["child_number"].is_u64(),
+                }
+        }
+        Some("out") => c.is_string() || msg_list(c),
+        Some("start" | "success" | "failed" | "warn" | "error") => msg_list(c),
+        _ => false,
+    }
 }
