@@ -242,6 +242,10 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
         }
         _ => {}
     }
+    if let Some(refusal) = live_transfer_refusal(w, s, module.name, &args) {
+        let xid = w.xid();
+        return Answer::fail(format!("API failure: {xid} {refusal}"));
+    }
     let Some(schema) = module.schema else {
         return Answer::fail(format!(
             "whm-sim does not simulate the “{module_name}” module."
@@ -276,6 +280,40 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
         .unwrap_or_else(|| key.clone());
     w.insert_item(s, module, key, localuser, args);
     Answer::ok(None)
+}
+
+/// `Items/AccountBase.pm::_prevalidate` → `_prevalidate_live_transfer` of
+/// `AccountRemoteRoot.pm` (the remote's version must be 11.89 or later) and
+/// `AccountRemoteUser.pm` (11.95, with the version as `11.MAJOR`). The
+/// target's hostname is taken to resolve. A remote with
+/// `supports_live_transfers: false` is refused as if too old, naming its
+/// `version`.
+fn live_transfer_refusal(
+    w: &World,
+    s: usize,
+    module: &str,
+    args: &BTreeMap<String, String>,
+) -> Option<String> {
+    let wanted = args
+        .get("live_transfer")
+        .is_some_and(|v| !v.is_empty() && v != "0");
+    if !wanted || !modules::is_account(module) {
+        return None;
+    }
+    let remote = w.remote(s)?;
+    let host = &w.sessions[s].host;
+    let (min, version) = if module == "AccountRemoteUser" {
+        let major = remote.version.split('.').nth(1).unwrap_or("0");
+        ("11.95", format!("11.{major}"))
+    } else {
+        ("11.89", remote.version.clone())
+    };
+    let supported = remote.supports_live_transfers && analysis::version_at_least(&version, min);
+    (!supported).then(|| {
+        format!(
+            "The “live_transfer” option requires a source server that runs cPanel & WHM version “{min}” or greater. “{host}” runs version “{version}”."
+        )
+    })
 }
 
 fn start(w: &mut World, call: &Call<'_>) -> Answer {

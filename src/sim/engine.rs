@@ -449,6 +449,19 @@ pub(crate) struct World {
     pub nvdata: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// The uid the next account to appear gets.
     pub next_uid: u32,
+    /// The source accounts, by (remote host as in the scenario, user).
+    pub remote_accounts: BTreeMap<(String, String), RemoteAccountState>,
+}
+
+/// What a live transfer does to a source account (`Items/AccountBase.pm::
+/// _run_remote_xferpoint`, `Systems/ServiceProxy.pm`): its logins are
+/// disabled (it is suspended: "User transferred to another server") and
+/// its web and mail services are proxied to the target.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RemoteAccountState {
+    pub suspended: bool,
+    pub suspend_reason: Option<String>,
+    pub proxied: bool,
 }
 
 impl AccountRecord {
@@ -491,8 +504,21 @@ impl World {
             crashes: 0,
             nvdata: BTreeMap::new(),
             next_uid: 1001,
+            remote_accounts: BTreeMap::new(),
             scenario,
         };
+        for r in &w.scenario.remotes {
+            for a in &r.accounts {
+                w.remote_accounts.insert(
+                    (r.host.clone(), a.user.clone()),
+                    RemoteAccountState {
+                        suspended: a.suspended,
+                        suspend_reason: None,
+                        proxied: false,
+                    },
+                );
+            }
+        }
         for a in &w.scenario.target.existing_accounts {
             let spec = a.spec();
             w.accounts.insert(

@@ -10,7 +10,9 @@
 //! `archives` (transfer archives kept: 1 after a completed restore, 0 after
 //! `delete_account_archives`) describe what the target has. Sessions show their items' states
 //! and the session directory's log files as named on disk (a leading dot
-//! while a log is being written). `nvdata`/`nvdata_users` show the
+//! while a log is being written). `remotes` shows each source account
+//! (by scenario host, then user) as a live transfer leaves it: `suspended`
+//! and `proxied` to the target. `nvdata`/`nvdata_users` show the
 //! `nvset` stores (root's by store name, others' by user, then store).
 
 use std::collections::BTreeMap;
@@ -98,6 +100,13 @@ pub(crate) fn state(w: &World) -> Value {
         })
         .collect();
     let (nvdata, nvdata_users) = nvdata(w);
+    let mut remotes: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for ((host, user), r) in &w.remote_accounts {
+        remotes.entry(host).or_default().insert(
+            user.clone(),
+            json!({ "suspended": r.suspended, "proxied": r.proxied }),
+        );
+    }
     json!({
         "sim_time": w.now,
         "crashes": w.crashes,
@@ -107,6 +116,7 @@ pub(crate) fn state(w: &World) -> Value {
         "requests": w.request_counts,
         "nvdata": nvdata,
         "nvdata_users": nvdata_users,
+        "remotes": remotes,
     })
 }
 

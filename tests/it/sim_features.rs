@@ -869,3 +869,112 @@ async fn failures_and_a_restricted_owner_fallback_in_the_item_logs() {
     );
     sim.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_transfers_suspend_and_proxy_the_source() {
+    let mut sc = analysis_scenario();
+    let mut old = ferry::sim::AccountSpec::new("legacy");
+    old.size = ferry::sim::Size(1_000_000);
+    old.password = Some("legacypw".into());
+    sc.remotes[1].accounts = vec![old];
+    let mut failing = ferry::sim::AccountSpec::new("flaky");
+    failing.size = ferry::sim::Size(1_000_000);
+    sc.remotes[0].accounts.push(failing);
+    sc.faults.fail_items.insert(
+        "flaky".into(),
+        ferry::sim::FailItem {
+            message: "Disk quota exceeded".into(),
+            times: 1,
+            stage: ferry::sim::FailStage::Restore,
+        },
+    );
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+
+    // a source without live transfers refuses the item at enqueue time
+    let v = w.create_root("old2.example.com", "x", (1, 1)).await;
+    let old_id = v["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = w
+        .enqueue_account(&old_id, "legacy", &[("live_transfer", "1")])
+        .await;
+    assert_eq!(
+        without_xid(&reason(&e)),
+        "API failure: The “live_transfer” option requires a source server that runs cPanel & WHM version “11.89” or greater. “old2.example.com” runs version “11.86.0.5”."
+    );
+    assert!(reason(&e).starts_with("API failure: (XID "));
+    assert!(ok(&w
+        .enqueue_account(&old_id, "legacy", &[("live_transfer", "0")])
+        .await));
+    // so does a user session, against 11.95 and the version's major
+    let us = w
+        .call(
+            "create_remote_user_transfer_session",
+            &[
+                ("host", "old2.example.com"),
+                ("password", "legacypw"),
+                ("unrestricted_restore", "1"),
+            ],
+        )
+        .await;
+    let uid = us["data"]["transfer_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = w
+        .enqueue(
+            &uid,
+            "AccountRemoteUser",
+            &[
+                ("user", "legacy"),
+                ("localuser", "legacy"),
+                ("live_transfer", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        without_xid(&reason(&e)),
+        "API failure: The “live_transfer” option requires a source server that runs cPanel & WHM version “11.95” or greater. “old2.example.com” runs version “11.86”."
+    );
+
+    // a live transfer from old1: once restored, the source is suspended and proxied
+    let st = sim.state();
+    assert_eq!(
+        st["remotes"]["old1.example.com"]["shop"],
+        json!({"suspended": false, "proxied": false})
+    );
+    let id = w.session((2, 2)).await;
+    for u in ["shop", "flaky"] {
+        assert!(ok(&w
+            .enqueue_account(&id, u, &[("live_transfer", "1")])
+            .await));
+    }
+    w.enqueue_account(&id, "blog", &[]).await;
+    w.start(&id).await;
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    let st = sim.state();
+    let src = &st["remotes"]["old1.example.com"];
+    assert_eq!(src["shop"], json!({"suspended": true, "proxied": true}));
+    assert_eq!(src["blog"], json!({"suspended": false, "proxied": false}));
+    assert_eq!(
+        src["flaky"],
+        json!({"suspended": false, "proxied": false}),
+        "a failed restore leaves the source untouched"
+    );
+    assert_eq!(st["accounts"]["shop"]["present"], true);
+    let r = item_log(w, &id, "item-RESTORE_AccountRemoteRoot_shop").await;
+    let outs: Vec<&str> = r
+        .iter()
+        .filter(|l| l["type"] == "out")
+        .map(|l| l["contents"]["msg"][0].as_str().unwrap())
+        .collect();
+    assert!(outs.contains(&"Live transfer: yes\n"), "{outs:?}");
+    assert!(outs.contains(&"Disabling logins on the source server …\n"));
+    assert!(outs.contains(
+        &"Configuring the source server (old1.example.com) to proxy services to the new account …\n"
+    ));
+    sim.finish().await;
+}

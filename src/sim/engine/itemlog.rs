@@ -126,9 +126,33 @@ impl World {
                     lines.push((0.0, Line::Out(text)));
                 }
                 let main = spec.map(|a| a.main_domain()).unwrap_or_default();
+                // a restore that will fail stops before the source is touched
+                let fails = matches!(it.outcome, Some(Outcome::Failure(_)));
                 for p in (10..=100).step_by(10) {
                     let f = p as f64 / 100.0;
                     match p {
+                        // `_run_remote_xferpoint` (the pre-DNS step)
+                        60 if live && !fails => {
+                            for text in [
+                                format!("Pointing “{main}”’s DNS records to the new server …"),
+                                "Updating mail routing on the source server …".into(),
+                                "Disabling logins on the source server …".into(),
+                            ] {
+                                lines.push((f, Line::Out(text)));
+                            }
+                        }
+                        // `Systems/ServiceProxy.pm`
+                        100 if !fails => {
+                            let text = if live {
+                                format!(
+                                    "Configuring the source server ({}) to proxy services to the new account …",
+                                    sess.host
+                                )
+                            } else {
+                                "This module pertains to the Live Transfer setting only.".into()
+                            };
+                            lines.push((f, Line::Out(text)));
+                        }
                         30 if spec.is_some_and(|a| !a.databases.is_empty()) => {
                             lines.push((f, Line::Out("Restoring MySQL databases".into())));
                         }

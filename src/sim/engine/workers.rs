@@ -209,9 +209,9 @@ impl World {
             Queue::Transfer => self.plan_transfer(s, idx),
             Queue::Restore => self.plan_restore(s, idx),
         };
+        self.sessions[s].items[idx].outcome = Some(outcome);
         self.schedule_step_lines(s, idx, q, dur);
         let it = &mut self.sessions[s].items[idx];
-        it.outcome = Some(outcome);
         it.token += 1;
         let token = it.token;
         self.schedule(
@@ -482,6 +482,7 @@ impl World {
             if let (Some(sum), Some(e)) = (summary.as_mut(), skipped) {
                 sum.skipped.push(e);
             }
+            self.live_transfer_done(s, idx);
         }
         let clean = Summary::default();
         let sum = summary.as_ref().unwrap_or(&clean);
@@ -594,6 +595,25 @@ impl World {
         rec.domain = domain;
         rec.restored_at = Some(now);
         skipped
+    }
+
+    /// A restore with `live_transfer` completed: the source account is
+    /// suspended and proxied to the target.
+    fn live_transfer_done(&mut self, s: usize, idx: usize) {
+        let it = &self.sessions[s].items[idx];
+        let live = it
+            .params
+            .get("live_transfer")
+            .is_some_and(|v| !v.is_empty() && v != "0");
+        let (Some(remote), true) = (self.remote(s), live) else {
+            return;
+        };
+        let key = (remote.host.clone(), it.key.clone());
+        let src = self.remote_accounts.entry(key).or_default();
+        src.suspended = true;
+        // `S/Constants.pm $USER_TRANSFERRED_MESSAGE`
+        src.suspend_reason = Some("User transferred to another server".into());
+        src.proxied = true;
     }
 
     pub(super) fn item_failed(&mut self, s: usize, idx: usize, q: Queue, w: usize, message: &str) {
