@@ -377,6 +377,9 @@ pub(crate) struct RequestRecord {
     pub status: Option<u16>,
     pub result: Option<u8>,
     pub reason: Option<String>,
+    /// Simulated seconds at which its handler stopped (answered, reset,
+    /// hung up, or dropped when the client went away); None while running.
+    pub finished: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -444,6 +447,10 @@ pub(crate) struct World {
     /// Fault settings in force (can be replaced at run time via `/__sim/faults`).
     pub faults: FaultSpec,
     pub crashes: u32,
+    /// API requests being handled now (waits included: latency, a blocked
+    /// log fetch, a hang), and the most there ever were at once.
+    pub in_flight: u32,
+    pub in_flight_max: u32,
     /// `nvset`/`nvget` stores keyed by (caller, store name), `""` being the
     /// caller's default store (`api/nvdata.rs`); kept for the simulator's life.
     pub nvdata: BTreeMap<(String, String), BTreeMap<String, String>>,
@@ -502,6 +509,8 @@ impl World {
             request_counts: BTreeMap::new(),
             faults: scenario.faults.clone(),
             crashes: 0,
+            in_flight: 0,
+            in_flight_max: 0,
             nvdata: BTreeMap::new(),
             next_uid: 1001,
             remote_accounts: BTreeMap::new(),

@@ -117,6 +117,8 @@ pub(crate) fn state(w: &World) -> Value {
         "nvdata": nvdata,
         "nvdata_users": nvdata_users,
         "remotes": remotes,
+        "requests_in_flight": w.in_flight,
+        "requests_in_flight_max": w.in_flight_max,
     })
 }
 
@@ -151,6 +153,8 @@ pub(crate) fn request_json(r: &RequestRecord) -> Value {
         "status": r.status,
         "result": r.result,
         "reason": r.reason,
+        "started": r.sim_time,
+        "finished": r.finished,
     })
 }
 

@@ -978,3 +978,59 @@ async fn live_transfers_suspend_and_proxy_the_source() {
     ));
     sim.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_are_counted_with_their_waits() {
+    let mut sc = scenario(1, 200_000_000); // a 4 s transfer: 0.2 s real
+    sc.time_scale = 0.05;
+    sc.faults.log_blocking = true;
+    let sim = Sim::start(sc).await;
+    let w = &sim.whm;
+    for _ in 0..3 {
+        w.get("available_transfer_modules", &[]).await;
+    }
+    assert_eq!(sim.state()["requests_in_flight_max"], 1);
+    let id = w.session((1, 1)).await;
+    w.enqueue_account(&id, "u000", &[]).await;
+    w.start(&id).await;
+    // four blocking fetches of the active TRANSFER log wait together
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (w, id) = (w.clone(), id.clone());
+        set.spawn(async move { w.log(&id, "item-TRANSFER_AccountRemoteRoot_u000").await });
+    }
+    while let Some(r) = set.join_next().await {
+        assert!(ok(&r.unwrap()));
+    }
+    let st = sim.state();
+    assert_eq!(st["requests_in_flight_max"], 4, "{st:#}");
+    assert_eq!(st["requests_in_flight"], 0);
+    let reqs = w.inspect("requests").await;
+    let fetches: Vec<&Value> = reqs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["function"] == "fetch_transfer_session_log")
+        .collect();
+    assert_eq!(fetches.len(), 4);
+    let started: Vec<f64> = fetches
+        .iter()
+        .map(|r| r["started"].as_f64().unwrap())
+        .collect();
+    let finished: Vec<f64> = fetches
+        .iter()
+        .map(|r| r["finished"].as_f64().unwrap())
+        .collect();
+    // they overlapped, and each waited for the log (simulated seconds)
+    let last_start = started.iter().cloned().fold(f64::MIN, f64::max);
+    let first_end = finished.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(last_start < first_end, "{started:?} {finished:?}");
+    assert!(first_end >= 3.9, "{finished:?}");
+    for r in reqs.as_array().unwrap() {
+        assert!(r["finished"].as_f64().unwrap() >= r["started"].as_f64().unwrap());
+        assert_eq!(r["started"], r["sim_time"]);
+    }
+    sim.wait_state(&id, &["COMPLETED"], std::time::Duration::from_secs(20))
+        .await;
+    sim.finish().await;
+}
