@@ -246,11 +246,12 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
         let xid = w.xid();
         return Answer::fail(format!("API failure: {xid} {refusal}"));
     }
-    let Some(schema) = module.schema else {
+    if !module.enqueue {
         return Answer::fail(format!(
             "whm-sim does not simulate the “{module_name}” module."
         ));
-    };
+    }
+    let schema = module.schema;
     for key in schema.required {
         if !args.contains_key(*key) {
             return Answer::fail(format!(
@@ -258,7 +259,7 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
             ));
         }
     }
-    if let Some(bad) = args.keys().find(|k| !schema.keys.contains(&k.as_str())) {
+    if let Some(bad) = args.keys().find(|k| !schema.has_key(k)) {
         return Answer::fail(format!(
             "{xid} The “{bad}” parameter is not valid for the “{module_name}” module."
         ));

@@ -789,7 +789,7 @@ impl World {
             .unwrap_or(1);
         let prerequisite_key = module
             .schema
-            .and_then(|sc| sc.prerequisite)
+            .prerequisite
             .and_then(|k| params.get(k))
             .filter(|v| !v.is_empty())
             .cloned();

@@ -1034,3 +1034,92 @@ async fn requests_in_flight_are_counted_with_their_waits() {
         .await;
     sim.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_module_schema_is_the_source_s() {
+    let sim = Sim::start(scenario(0, 0)).await;
+    let w = &sim.whm;
+    let s = w
+        .get("transfer_module_schema", &[("module", "AccountRemoteRoot")])
+        .await;
+    let schema = &s["data"]["schema"];
+    assert_eq!(schema["primary"], json!(["user"]));
+    assert_eq!(schema["required"], json!(["user", "localuser"]));
+    assert_eq!(schema["prerequisite"], "prerequisite_user");
+    // Items/Schema/AccountBase.pm, key by key
+    let (c, b, f, t) = (
+        "char(255) DEFAULT NULL",
+        "BIGINT UNSIGNED DEFAULT 1",
+        "int(1) DEFAULT 0",
+        "text",
+    );
+    let want = [
+        ("user", c),
+        ("size", b),
+        ("files", b),
+        ("priority", "int(1) DEFAULT 255"),
+        ("localuser", c),
+        ("detected_remote_user", c),
+        ("domain", c),
+        ("customip", c),
+        ("replaceip", c),
+        ("prerequisite_user", c),
+        ("reseller", f),
+        ("force", f),
+        ("ip", f),
+        ("skiphomedir", f),
+        ("shared_mysql_server", f),
+        ("skipres", f),
+        ("skipacctdb", f),
+        ("skipbwdata", f),
+        ("skipaccount", f),
+        ("skipsubdomains", f),
+        ("skipemail", f),
+        ("overwrite_all_dbs", f),
+        ("overwrite_all_dbusers", f),
+        ("overwrite_sameowner_dbs", f),
+        ("overwrite_sameowner_dbusers", f),
+        ("xferpoint", f),
+        ("copypoint", t),
+        ("cpmovefile", t),
+        ("disabled", t),
+        ("overwrite_with_delete", f),
+        ("live_transfer", f),
+        ("keep_local_cpuser_values", t),
+        ("mail_location", c),
+    ];
+    let keys = schema["keys"].as_object().unwrap();
+    assert_eq!(keys.len(), want.len(), "{keys:?}");
+    for (k, def) in want {
+        assert_eq!(keys[k], json!({ "def": def }), "{k}");
+    }
+    // the user module shares it; packages use varchar; a config module has its own
+    let u = w
+        .get("transfer_module_schema", &[("module", "AccountRemoteUser")])
+        .await;
+    assert_eq!(u["data"]["schema"], *schema);
+    let p = w
+        .get("transfer_module_schema", &[("module", "PackageRemoteRoot")])
+        .await;
+    assert_eq!(
+        p["data"]["schema"],
+        json!({"primary": ["package"], "required": ["package"],
+               "keys": {"package": {"def": "varchar(255) DEFAULT NULL"},
+                        "size": {"def": "BIGINT UNSIGNED DEFAULT 1"}}})
+    );
+    let e = w
+        .misuse("transfer_module_schema", &[("module", "EximRemoteRoot")])
+        .await;
+    assert_eq!(
+        e["data"]["schema"]["keys"]["disable_rbls"]["def"],
+        "BIGINT UNSIGNED DEFAULT 0"
+    );
+    let n = w
+        .misuse("transfer_module_schema", &[("module", "Nope")])
+        .await;
+    assert_eq!(
+        reason(&n),
+        "The transfer session module “Nope” does not exist."
+    );
+    sim.finish().await;
+}
