@@ -18,7 +18,9 @@
 //! `size / transfer_rate` and restores for `size / restore_rate` holding one
 //! of the target's `max_restores` slots (granted oldest-ready first across
 //! sessions); packages and feature lists transfer for one second and restore
-//! instantly.
+//! instantly. `itemlog` lays out what each step writes to its item log over
+//! the step's simulated time; `lifecycle` owns masters, crashes and
+//! maintenance; `workers` the loop above.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
