@@ -33,7 +33,9 @@ Faults (scenario `faults:`, deterministic for a `seed`): http_500, reset (connec
 closed unanswered), hang (never answered), latency_ms, fail_items (an account fails
 N times), log_blocking (fetch_transfer_session_log blocks on an active log),
 crash_at (simulated seconds at which every transfer process dies; sessions stay
-RUNNING with nothing running) with crash_leaves: in_progress | failed.
+RUNNING with nothing running) with crash_leaves: in_progress | failed,
+restore_loses (databases/domains a restore cannot bring over) and
+restore_summary (skipped/altered/dangerous items its summary reports).
 Half of reset/hang strike after the call was applied. At run time:
   curl -X POST $URL/__sim/crash                 # crash now
   curl -X POST -d @faults.json $URL/__sim/faults # replace the fault settings (JSON)

@@ -16,6 +16,7 @@ use super::masterlog::LogFile;
 use super::modules::{self, SessionKindRule};
 use super::session::StartResult;
 
+mod accounts;
 mod analysis;
 mod nvdata;
 mod remote;
@@ -23,7 +24,7 @@ mod target;
 
 pub(crate) use analysis::db_dump;
 use remote::{analyze, create_root, create_user, credential_check};
-use target::{available_modules, listaccts, module_schema, validate_system_user};
+use target::{available_modules, module_schema, validate_system_user};
 
 /// One function call: merged parameters (last occurrence wins) and the
 /// authenticated token's user.
@@ -40,9 +41,11 @@ pub(crate) struct Answer {
     pub reason: String,
     pub data: Option<Value>,
     pub warnings: Vec<String>,
+    /// `metadata.output.messages` (what a script printed).
+    pub messages: Vec<String>,
     /// `fetch_transfer_session_log` with `log_blocking`: the log (session,
     /// plain name) is still active; ask again when the world changes.
-    pub wait_for_log: Option<(usize, String)>,
+    pub wait_for_log: Option<Box<(usize, String)>>,
 }
 
 impl Answer {
@@ -71,7 +74,10 @@ impl Answer {
             "reason": self.reason,
         });
         if !self.warnings.is_empty() {
-            meta["output"] = json!({ "warnings": self.warnings });
+            meta["output"]["warnings"] = json!(self.warnings);
+        }
+        if !self.messages.is_empty() {
+            meta["output"]["messages"] = json!(self.messages);
         }
         let mut v = json!({ "metadata": meta });
         if let Some(d) = &self.data {
@@ -100,6 +106,10 @@ pub const FUNCTIONS: &[&str] = &[
     "listaccts",
     "nvset",
     "nvget",
+    "accountsummary",
+    "get_domain_info",
+    "list_mysql_databases_and_users",
+    "delete_account_archives",
 ];
 
 const SESSION_DIR: &str = "/var/cpanel/transfer_sessions";
@@ -144,7 +154,11 @@ pub(crate) fn dispatch(w: &mut World, call: &Call<'_>) -> Answer {
         "validate_system_user" => validate_system_user(w, call),
         "available_transfer_modules" => available_modules(),
         "transfer_module_schema" => module_schema(w, call),
-        "listaccts" => listaccts(w, call),
+        "listaccts" => accounts::listaccts(w, call),
+        "accountsummary" => accounts::accountsummary(w, call),
+        "get_domain_info" => accounts::get_domain_info(w, call),
+        "list_mysql_databases_and_users" => accounts::list_mysql_databases_and_users(w, call),
+        "delete_account_archives" => accounts::delete_account_archives(w, call),
         "nvset" if w.scenario.target.nvdata => nvdata::nvset(w, call),
         "nvget" if w.scenario.target.nvdata => nvdata::nvget(w, call),
         other => unknown_app(other),
@@ -228,11 +242,16 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
         }
         _ => {}
     }
-    let Some(schema) = module.schema else {
+    if let Some(refusal) = live_transfer_refusal(w, s, module.name, &args) {
+        let xid = w.xid();
+        return Answer::fail(format!("API failure: {xid} {refusal}"));
+    }
+    if !module.enqueue {
         return Answer::fail(format!(
             "whm-sim does not simulate the “{module_name}” module."
         ));
-    };
+    }
+    let schema = module.schema;
     for key in schema.required {
         if !args.contains_key(*key) {
             return Answer::fail(format!(
@@ -240,7 +259,7 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
             ));
         }
     }
-    if let Some(bad) = args.keys().find(|k| !schema.keys.contains(&k.as_str())) {
+    if let Some(bad) = args.keys().find(|k| !schema.has_key(k)) {
         return Answer::fail(format!(
             "{xid} The “{bad}” parameter is not valid for the “{module_name}” module."
         ));
@@ -262,6 +281,40 @@ fn enqueue(w: &mut World, call: &Call<'_>) -> Answer {
         .unwrap_or_else(|| key.clone());
     w.insert_item(s, module, key, localuser, args);
     Answer::ok(None)
+}
+
+/// `Items/AccountBase.pm::_prevalidate` → `_prevalidate_live_transfer` of
+/// `AccountRemoteRoot.pm` (the remote's version must be 11.89 or later) and
+/// `AccountRemoteUser.pm` (11.95, with the version as `11.MAJOR`). The
+/// target's hostname is taken to resolve. A remote with
+/// `supports_live_transfers: false` is refused as if too old, naming its
+/// `version`.
+fn live_transfer_refusal(
+    w: &World,
+    s: usize,
+    module: &str,
+    args: &BTreeMap<String, String>,
+) -> Option<String> {
+    let wanted = args
+        .get("live_transfer")
+        .is_some_and(|v| !v.is_empty() && v != "0");
+    if !wanted || !modules::is_account(module) {
+        return None;
+    }
+    let remote = w.remote(s)?;
+    let host = &w.sessions[s].host;
+    let (min, version) = if module == "AccountRemoteUser" {
+        let major = remote.version.split('.').nth(1).unwrap_or("0");
+        ("11.95", format!("11.{major}"))
+    } else {
+        ("11.89", remote.version.clone())
+    };
+    let supported = remote.supports_live_transfers && analysis::version_at_least(&version, min);
+    (!supported).then(|| {
+        format!(
+            "The “live_transfer” option requires a source server that runs cPanel & WHM version “{min}” or greater. “{host}” runs version “{version}”."
+        )
+    })
 }
 
 fn start(w: &mut World, call: &Call<'_>) -> Answer {
@@ -344,9 +397,9 @@ fn fetch_log(w: &mut World, call: &Call<'_>) -> Answer {
             "API failure: {xid} The system failed to locate either the file “{SESSION_DIR}/{id}/.{logfile}” or the file “{SESSION_DIR}/{id}/{logfile}”."
         ));
     };
-    let mut a = Answer::ok(Some(json!({ "log": file.text })));
+    let mut a = Answer::ok(Some(json!({ "log": file.text_at(w.now) })));
     if !file.complete && w.faults.log_blocking {
-        a.wait_for_log = Some((s, logfile));
+        a.wait_for_log = Some(Box::new((s, logfile)));
     }
     a
 }

@@ -62,6 +62,22 @@ pub(crate) fn condensed_utc(unix: i64) -> String {
     )
 }
 
+/// `Whostmgr/DateTime.pm::format_date` in UTC: `YY Mon DD hh:mm`.
+pub(crate) fn format_date(unix: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{:02} {} {d:02} {:02}:{:02}",
+        y % 100,
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        (secs / 60) % 60
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -85,6 +101,7 @@ mod tests {
         // remoteexamplecopya20140211211719FxjU (api.docs.cpanel.net)
         assert_eq!(condensed_utc(1_392_153_439), "20140211211719");
         assert_eq!(condensed_utc(0), "19700101000000");
+        assert_eq!(format_date(1_392_153_439), "14 Feb 11 21:17");
     }
 
     #[test]

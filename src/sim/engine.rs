@@ -18,7 +18,9 @@
 //! `size / transfer_rate` and restores for `size / restore_rate` holding one
 //! of the target's `max_restores` slots (granted oldest-ready first across
 //! sessions); packages and feature lists transfer for one second and restore
-//! instantly.
+//! instantly. `itemlog` lays out what each step writes to its item log over
+//! the step's simulated time; `lifecycle` owns masters, crashes and
+//! maintenance; `workers` the loop above.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -28,13 +30,16 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::masterlog::{Control, ItemFields, SessionLogs, out_line};
+use super::masterlog::{Control, ItemFields, SessionLogs};
 use super::modules::{self, Module};
-use super::scenario::{CrashLeaves, FailStage, FaultSpec, RemoteSpec, Scenario};
+use super::scenario::{CrashLeaves, FailStage, FaultSpec, RemoteSpec, RestoreLoss, Scenario};
 use super::session::{Marker, SessionState};
 
+mod itemlog;
 mod lifecycle;
 mod workers;
+
+use itemlog::Summary;
 
 /// Seconds a RUNNING/PAUSING session may go without log activity, and a
 /// PENDING one may exist, before maintenance fails/deletes it (`SessionDB.pm`).
@@ -106,8 +111,22 @@ pub(crate) enum Kind {
 /// How an item's current step will end, decided when it starts.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Success { warnings: Vec<String> },
+    /// `summary`: an account restore's (None for every other step);
+    /// `lost`: what the restore could not bring over.
+    Success {
+        summary: Option<Summary>,
+        lost: RestoreLoss,
+    },
     Failure(String),
+}
+
+impl Outcome {
+    fn done() -> Outcome {
+        Outcome::Success {
+            summary: None,
+            lost: RestoreLoss::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -135,6 +154,10 @@ pub(crate) struct Item {
     /// Holds the local user's restore mutex.
     holds_mutex: bool,
     pub failure: Option<String>,
+    /// Its RESTORE got past the early checks (its log gets a summary).
+    restore_ran: bool,
+    /// The percentages its current step's log shows, by simulated time.
+    pcts: Vec<(f64, u32)>,
 }
 
 impl Item {
@@ -295,6 +318,41 @@ pub(crate) struct AccountRecord {
     pub restored_at: Option<f64>,
     /// Its MySQL databases (each with a database user of the same name).
     pub databases: Vec<String>,
+    /// Its addon domains (each on a subdomain of the main domain).
+    pub addon_domains: Vec<String>,
+    /// Suspended, and why (`suspendreason`).
+    pub suspended: bool,
+    pub suspend_reason: Option<String>,
+    /// Unix time of the suspension (`suspendtime`).
+    pub suspend_time: i64,
+    /// Transfer archives (`cpmove-USER.tar.gz` under `/home`) kept for it:
+    /// 1 after a completed restore, 0 after `delete_account_archives`.
+    pub archives: u32,
+    /// Its uid, given when it first became present.
+    pub uid: u32,
+    /// Disk used (whole KiB) and files used, as its quota reports them.
+    pub kib_used: u64,
+    pub files_used: u64,
+}
+
+/// An addon domain's subdomain of the main domain (`addon.example.net` on
+/// `main.example.com` → `addon.main.example.com`; whm-sim's choice of the
+/// label, which the archive would carry).
+pub(crate) fn addon_subdomain(addon: &str, main: &str) -> String {
+    let label = addon.split('.').next().unwrap_or(addon);
+    format!("{label}.{main}")
+}
+
+/// One row of the target's domains (`/etc/userdatadomains`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DomainRow {
+    pub domain: String,
+    pub user: String,
+    pub owner: String,
+    /// `main`, `addon`, `sub` or `parked`.
+    pub kind: &'static str,
+    pub parent: String,
+    pub docroot: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -321,6 +379,9 @@ pub(crate) struct RequestRecord {
     pub status: Option<u16>,
     pub result: Option<u8>,
     pub reason: Option<String>,
+    /// Simulated seconds at which its handler stopped (answered, reset,
+    /// hung up, or dropped when the client went away); None while running.
+    pub finished: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -388,9 +449,44 @@ pub(crate) struct World {
     /// Fault settings in force (can be replaced at run time via `/__sim/faults`).
     pub faults: FaultSpec,
     pub crashes: u32,
+    /// API requests being handled now (waits included: latency, a blocked
+    /// log fetch, a hang), and the most there ever were at once.
+    pub in_flight: u32,
+    pub in_flight_max: u32,
     /// `nvset`/`nvget` stores keyed by (caller, store name), `""` being the
     /// caller's default store (`api/nvdata.rs`); kept for the simulator's life.
     pub nvdata: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// The uid the next account to appear gets.
+    pub next_uid: u32,
+    /// The source accounts, by (remote host as in the scenario, user).
+    pub remote_accounts: BTreeMap<(String, String), RemoteAccountState>,
+}
+
+/// What a live transfer does to a source account (`Items/AccountBase.pm::
+/// _run_remote_xferpoint`, `Systems/ServiceProxy.pm`): its logins are
+/// disabled (it is suspended: "User transferred to another server") and
+/// its web and mail services are proxied to the target.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RemoteAccountState {
+    pub suspended: bool,
+    pub suspend_reason: Option<String>,
+    pub proxied: bool,
+}
+
+impl AccountRecord {
+    /// Its main domain (`USER.example.com` when none is known).
+    pub(crate) fn main_domain(&self, user: &str) -> String {
+        self.domain
+            .clone()
+            .unwrap_or_else(|| format!("{user}.example.com"))
+    }
+
+    /// Its domains: the main one, then the addon domains.
+    pub(crate) fn domains(&self, user: &str) -> Vec<String> {
+        std::iter::once(self.main_domain(user))
+            .chain(self.addon_domains.iter().cloned())
+            .collect()
+    }
 }
 
 impl World {
@@ -415,9 +511,25 @@ impl World {
             request_counts: BTreeMap::new(),
             faults: scenario.faults.clone(),
             crashes: 0,
+            in_flight: 0,
+            in_flight_max: 0,
             nvdata: BTreeMap::new(),
+            next_uid: 1001,
+            remote_accounts: BTreeMap::new(),
             scenario,
         };
+        for r in &w.scenario.remotes {
+            for a in &r.accounts {
+                w.remote_accounts.insert(
+                    (r.host.clone(), a.user.clone()),
+                    RemoteAccountState {
+                        suspended: a.suspended,
+                        suspend_reason: None,
+                        proxied: false,
+                    },
+                );
+            }
+        }
         for a in &w.scenario.target.existing_accounts {
             let spec = a.spec();
             w.accounts.insert(
@@ -428,9 +540,11 @@ impl World {
                     owner: Some(spec.owner.clone()),
                     package: spec.package.clone(),
                     domain: spec.domain.clone(),
+                    uid: w.next_uid,
                     ..AccountRecord::default()
                 },
             );
+            w.next_uid += 1;
         }
         for p in &w.scenario.target.existing_packages {
             w.packages.insert(
@@ -518,19 +632,44 @@ impl World {
 
     /// Every domain of the target's accounts with its user (`/etc/userdomains`).
     pub(crate) fn target_domains(&self) -> Vec<(String, String)> {
-        self.accounts
-            .iter()
-            .filter(|(_, a)| a.present)
-            .map(|(u, a)| {
-                let d = a
-                    .domain
-                    .clone()
-                    .unwrap_or_else(|| format!("{u}.example.com"));
-                (d, u.clone())
-            })
+        self.domain_rows()
+            .into_iter()
+            .map(|r| (r.domain, r.user))
             .collect()
     }
 
+    /// The target's domains as `Cpanel/Config/userdata/UpdateCache.pm` caches
+    /// them, sorted by name: each account's main domain, and per addon
+    /// domain its subdomain (type `sub`) and the addon (parent: that subdomain).
+    pub(crate) fn domain_rows(&self) -> Vec<DomainRow> {
+        let mut rows = Vec::new();
+        for (u, a) in self.accounts.iter().filter(|(_, a)| a.present) {
+            let main = a.main_domain(u);
+            let owner = a.owner.clone().unwrap_or_else(|| "root".into());
+            let row = |domain: String, kind, parent: String, docroot: String| DomainRow {
+                domain,
+                user: u.clone(),
+                owner: owner.clone(),
+                kind,
+                parent,
+                docroot,
+            };
+            rows.push(row(
+                main.clone(),
+                "main",
+                main.clone(),
+                format!("/home/{u}/public_html"),
+            ));
+            for addon in &a.addon_domains {
+                let sub = addon_subdomain(addon, &main);
+                let docroot = format!("/home/{u}/public_html/{addon}");
+                rows.push(row(sub.clone(), "sub", main.clone(), docroot.clone()));
+                rows.push(row(addon.clone(), "addon", sub, docroot));
+            }
+        }
+        rows.sort_by(|a, b| a.domain.cmp(&b.domain));
+        rows
+    }
     pub(crate) fn remote(&self, s: usize) -> Option<&RemoteSpec> {
         self.sessions[s]
             .remote
@@ -652,7 +791,7 @@ impl World {
             .unwrap_or(1);
         let prerequisite_key = module
             .schema
-            .and_then(|sc| sc.prerequisite)
+            .prerequisite
             .and_then(|k| params.get(k))
             .filter(|v| !v.is_empty())
             .cloned();
@@ -688,6 +827,8 @@ impl World {
             holds_slot: false,
             holds_mutex: false,
             failure: None,
+            restore_ran: false,
+            pcts: Vec::new(),
         });
         sess.by_key.insert((module.type_id, key), idx);
         let ok = sess.items[idx].order_key(idx);

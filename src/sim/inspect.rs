@@ -5,9 +5,14 @@
 //! target username and lists every account the target has or was asked to
 //! restore; `restores_started` counts every restore that began (a second
 //! restore of a present account counts, and fails), `transfers_started`
-//! every TRANSFER step that began for it. Sessions show their items' states
+//! every TRANSFER step that began for it; `domains` (main domain first, then
+//! addon domains; empty while absent), `databases`, `suspended` and
+//! `archives` (transfer archives kept: 1 after a completed restore, 0 after
+//! `delete_account_archives`) describe what the target has. Sessions show their items' states
 //! and the session directory's log files as named on disk (a leading dot
-//! while a log is being written). `nvdata`/`nvdata_users` show the
+//! while a log is being written). `remotes` shows each source account
+//! (by scenario host, then user) as a live transfer leaves it: `suspended`
+//! and `proxied` to the target. `nvdata`/`nvdata_users` show the
 //! `nvset` stores (root's by store name, others' by user, then store).
 
 use std::collections::BTreeMap;
@@ -34,6 +39,10 @@ pub(crate) fn state(w: &World) -> Value {
                     "owner": a.owner,
                     "package": a.package,
                     "domain": a.domain,
+                    "domains": if a.present { a.domains(k) } else { Vec::new() },
+                    "databases": a.databases,
+                    "suspended": a.suspended,
+                    "archives": a.archives,
                 }),
             )
         })
@@ -91,6 +100,13 @@ pub(crate) fn state(w: &World) -> Value {
         })
         .collect();
     let (nvdata, nvdata_users) = nvdata(w);
+    let mut remotes: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for ((host, user), r) in &w.remote_accounts {
+        remotes.entry(host).or_default().insert(
+            user.clone(),
+            json!({ "suspended": r.suspended, "proxied": r.proxied }),
+        );
+    }
     json!({
         "sim_time": w.now,
         "crashes": w.crashes,
@@ -100,6 +116,9 @@ pub(crate) fn state(w: &World) -> Value {
         "requests": w.request_counts,
         "nvdata": nvdata,
         "nvdata_users": nvdata_users,
+        "remotes": remotes,
+        "requests_in_flight": w.in_flight,
+        "requests_in_flight_max": w.in_flight_max,
     })
 }
 
@@ -134,6 +153,8 @@ pub(crate) fn request_json(r: &RequestRecord) -> Value {
         "status": r.status,
         "result": r.result,
         "reason": r.reason,
+        "started": r.sim_time,
+        "finished": r.finished,
     })
 }
 

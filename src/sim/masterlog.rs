@@ -1,12 +1,22 @@
 //! The files of a session directory that `fetch_transfer_session_log` reads:
 //! `master.log`, `master.error_log` and one `item-<QUEUE>_<Module>_<key>` per
-//! item and queue (`S/Logs.pm`).
+//! item and queue (`S/Logs.pm`; the name from `Processor.pm::
+//! _calculate_log_file_name_by_item_obj`, the key being the remote name).
 //!
 //! A log still being written is named with a leading dot (`.master.log`) and
 //! renamed when complete; the API takes the plain name and reads whichever
-//! exists, so only `/__sim/state` shows the dot. `master.log` lines are
-//! `Cpanel::Output` control messages:
-//! `{"type":"control","pid":N,"indent":0,"partial":0,"contents":{action,time,child_number,…}}`.
+//! exists, so only `/__sim/state` shows the dot. Every line is a
+//! `Cpanel::Output` message (`Cpanel/Output.pm::message`):
+//! `{"type":T,"pid":N,"indent":0,"partial":0,"contents":…}`. `master.log`
+//! holds `control` lines with `{action,time,child_number,…}`; an item log
+//! holds what the item printed (`out`: `{"msg":["text\n"]}`, through
+//! `Cpanel/WrapOutputFH.pm`), `start`/`success`/`failed` lines
+//! (`{"msg":[…],"time":T}`, `S/Item.pm`) and `control` lines for its
+//! `percentage` and its `summary`.
+//!
+//! An item's lines are laid out over simulated time when its step starts
+//! ([`LogFile::scheduled`]): a read sees every line due by then, so the
+//! percentages advance at the simulated pace.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +27,29 @@ use serde_json::{Map, Value, json};
 pub(crate) struct LogFile {
     pub text: String,
     pub complete: bool,
+    /// Lines the writer will have written by a later simulated time, in
+    /// order: (simulated time, line).
+    pub scheduled: Vec<(f64, String)>,
+}
+
+impl LogFile {
+    /// The text as it stands at simulated time `now`.
+    pub(crate) fn text_at(&self, now: f64) -> String {
+        let mut t = self.text.clone();
+        for (_, line) in self.scheduled.iter().take_while(|(at, _)| *at <= now) {
+            t.push_str(line);
+        }
+        t
+    }
+
+    /// The writer stopped at `now`: lines due are written, the rest never are.
+    pub(crate) fn settle(&mut self, now: f64) {
+        for (at, line) in std::mem::take(&mut self.scheduled) {
+            if at <= now {
+                self.text.push_str(&line);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -77,12 +110,48 @@ impl Control<'_> {
     }
 }
 
-/// An `out` line of an item log.
-pub(crate) fn out_line(pid: u32, text: &str) -> String {
-    let mut s = json!({"type": "out", "pid": pid, "indent": 0, "partial": 0, "contents": format!("{text}\n")})
+/// One `Cpanel::Output` line.
+fn output_line(pid: u32, kind: &str, contents: Value) -> String {
+    let mut s = json!({"type": kind, "pid": pid, "indent": 0, "partial": 0, "contents": contents})
         .to_string();
     s.push('\n');
     s
+}
+
+/// An `out` line of an item log: what the item printed.
+pub(crate) fn out_line(pid: u32, text: &str) -> String {
+    output_line(pid, "out", json!({ "msg": [format!("{text}\n")] }))
+}
+
+/// A `start`, `success` or `failed` line of an item log (`S/Item.pm`).
+pub(crate) fn item_line(pid: u32, kind: &str, text: &str, time: i64) -> String {
+    output_line(pid, kind, json!({ "msg": [text], "time": time }))
+}
+
+/// A `percentage` control line (`S/Item.pm::set_percentage`).
+pub(crate) fn percentage_line(pid: u32, percentage: u32, time: i64) -> String {
+    // the most frequent line, so written without building a JSON value
+    format!(
+        "{{\"type\":\"control\",\"pid\":{pid},\"indent\":0,\"partial\":0,\"contents\":{{\"action\":\"percentage\",\"percentage\":{percentage},\"time\":{time}}}}}\n"
+    )
+}
+
+/// The `summary` control line of an account restore
+/// (`S/Item.pm::write_summary_message`): each list holds entries
+/// `[[module, function, line], text, action_url]`.
+pub(crate) fn summary_line(pid: u32, time: i64, summary: &Value) -> String {
+    output_line(
+        pid,
+        "control",
+        json!({
+            "time": time,
+            "action": "summary",
+            "warnings": summary["warnings"],
+            "skipped_items": summary["skipped_items"],
+            "dangerous_items": summary["dangerous_items"],
+            "altered_items": summary["altered_items"],
+        }),
+    )
 }
 
 impl SessionLogs {
@@ -132,6 +201,22 @@ impl SessionLogs {
             .or_default()
             .text
             .push_str(text);
+    }
+
+    /// A line the item writes at simulated time `at` (later than now).
+    pub(crate) fn item_schedule(&mut self, name: &str, at: f64, line: String) {
+        self.items
+            .entry(name.to_string())
+            .or_default()
+            .scheduled
+            .push((at, line));
+    }
+
+    /// The item's writer stopped at `now` (its step ended, or it died).
+    pub(crate) fn item_settle(&mut self, name: &str, now: f64) {
+        if let Some(f) = self.items.get_mut(name) {
+            f.settle(now);
+        }
     }
 
     pub(crate) fn item_complete(&mut self, name: &str) {
@@ -198,6 +283,32 @@ mod tests {
         assert_eq!(v["contents"]["local_item"], "shop2");
         assert_eq!(v["contents"]["queue"], "TRANSFER");
         assert!(v["contents"].get("msg").is_none());
+    }
+
+    #[test]
+    fn item_log_lines_are_cpanel_output_messages() {
+        let p: Value = serde_json::from_str(&percentage_line(7, 55, 100)).unwrap();
+        assert_eq!(
+            p,
+            json!({"type": "control", "pid": 7, "indent": 0, "partial": 0,
+                   "contents": {"action": "percentage", "percentage": 55, "time": 100}})
+        );
+        let o: Value = serde_json::from_str(&out_line(7, "a “b”")).unwrap();
+        assert_eq!(o["contents"], json!({"msg": ["a “b”\n"]}));
+        let f: Value = serde_json::from_str(&item_line(7, "failed", "Failed: x", 3)).unwrap();
+        assert_eq!(f["contents"], json!({"msg": ["Failed: x"], "time": 3}));
+    }
+
+    #[test]
+    fn scheduled_lines_appear_when_due_and_settle_drops_the_rest() {
+        let mut f = LogFile {
+            scheduled: vec![(1.0, "a\n".into()), (2.0, "b\n".into())],
+            ..LogFile::default()
+        };
+        assert_eq!(f.text_at(0.5), "");
+        assert_eq!(f.text_at(1.0), "a\n");
+        f.settle(1.5);
+        assert_eq!((f.text.as_str(), f.scheduled.len()), ("a\n", 0));
     }
 
     #[test]

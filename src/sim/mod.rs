@@ -17,7 +17,8 @@
 //! * `session` — session states and start/pause/abort (opens with the table);
 //! * `engine` — the world, its event queue and the worker/timing model;
 //! * `clock` — simulated time (`time_scale`); `faults` — seeded decisions;
-//! * `masterlog` — `master.log` lines and `.`-prefixed active logs;
+//! * `masterlog` — `master.log` and item-log lines, `.`-prefixed active
+//!   logs (what an item writes when: `engine/itemlog.rs`);
 //! * `modules` — item module ids and schemas; `inspect` — `/__sim/*`;
 //! * `tls` — the generated CA and server certificate.
 //!
@@ -49,7 +50,8 @@ use std::future::Future;
 pub use api::FUNCTIONS;
 pub use scenario::{
     AccountSpec, CrashLeaves, ExistingAccount, ExistingAccountSpec, FailItem, FailStage, FaultSpec,
-    RemoteSpec, Scenario, ScenarioError, Size, SshSpec, TargetSpec, TlsMode, TokenSpec,
+    RemoteSpec, RestoreLoss, RestoreSummary, Scenario, ScenarioError, Size, SshSpec, TargetSpec,
+    TlsMode, TokenSpec,
 };
 
 /// The simulator could not start.

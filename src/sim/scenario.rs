@@ -368,6 +368,9 @@ pub struct AccountSpec {
     /// Its addon domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addon_domains: Vec<String>,
+    /// Suspended on the remote: the target restores it suspended.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspended: bool,
 }
 
 fn default_size() -> Size {
@@ -389,6 +392,7 @@ impl AccountSpec {
             dedicated_ip: false,
             databases: Vec::new(),
             addon_domains: Vec::new(),
+            suspended: false,
         }
     }
 
@@ -449,6 +453,33 @@ fn one() -> u32 {
     1
 }
 
+/// One entry of `faults.restore_loses`, keyed by the remote user name: what
+/// its restore cannot bring over. Each is absent on the target afterwards
+/// and named in a warning of the restore's summary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreLoss {
+    /// Databases (names as in the account's `databases`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// Addon domains (the main domain cannot be lost).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+}
+
+/// One entry of `faults.restore_summary`, keyed by the remote user name:
+/// texts its restore reports in the summary (making it a `warning-item`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreSummary {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dangerous: Vec<String>,
+}
+
 /// Injected faults (design §6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -473,6 +504,12 @@ pub struct FaultSpec {
     /// Upper bound, in real seconds, of a `hang` and of a blocked log fetch
     /// (`log_blocking`); then the connection is closed unanswered.
     pub hang_max_secs: f64,
+    /// Databases and domains a restore loses, by remote user.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub restore_loses: BTreeMap<String, RestoreLoss>,
+    /// Skipped, altered and dangerous items a restore reports, by remote user.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub restore_summary: BTreeMap<String, RestoreSummary>,
 }
 
 impl Default for FaultSpec {
@@ -488,6 +525,8 @@ impl Default for FaultSpec {
             crash_at: Vec::new(),
             crash_leaves: CrashLeaves::InProgress,
             hang_max_secs: 300.0,
+            restore_loses: BTreeMap::new(),
+            restore_summary: BTreeMap::new(),
         }
     }
 }

@@ -415,9 +415,15 @@ async fn api_route(
         params.insert(k.clone(), v.clone());
     }
     let version = params.get("api.version").cloned();
-    let (index, decision, hang_max) = {
+    let (index, decision, hang_max, _in_flight) = {
         let mut w = shared.world_now();
         let index = w.requests.len() as u64;
+        w.in_flight += 1;
+        w.in_flight_max = w.in_flight_max.max(w.in_flight);
+        let in_flight = InFlight {
+            shared: shared.clone(),
+            index,
+        };
         let decision = faults::decide(&w.faults, index);
         let hang_max = Duration::from_secs_f64(w.faults.hang_max_secs);
         let sim_time = w.now;
@@ -438,9 +444,10 @@ async fn api_route(
             status: None,
             result: None,
             reason: None,
+            finished: None,
         });
         *w.request_counts.entry(function.clone()).or_default() += 1;
-        (index, decision, hang_max)
+        (index, decision, hang_max, in_flight)
     };
     if decision.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
@@ -490,6 +497,24 @@ async fn api_route(
         Strike::Reset { after: true } => reset(&ctl).await,
         Strike::Hang { after: true } => hang(&shared, &ctl, hang_max).await,
         _ => json_response(StatusCode::OK, &envelope),
+    }
+}
+
+/// An API request being handled, from its record to the end of its
+/// handler however it ends (the future is dropped when the connection goes).
+struct InFlight {
+    shared: Arc<Shared>,
+    index: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let now = self.shared.clock.now();
+        let mut w = self.shared.world();
+        w.in_flight = w.in_flight.saturating_sub(1);
+        if let Some(r) = w.requests.get_mut(self.index as usize) {
+            r.finished = Some(now.max(r.sim_time));
+        }
     }
 }
 

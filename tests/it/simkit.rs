@@ -512,7 +512,9 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
         bad("data is not an object".into());
     }
     if md["result"] == 0 {
-        if v.get("data").is_some() && function != "remote_basic_credential_check" {
+        // the function returns its hash even when it fails (Whostmgr/API/1/Data/Wrapper.pm)
+        let carries_data = matches!(function, "remote_basic_credential_check" | "accountsummary");
+        if v.get("data").is_some() && !carries_data {
             bad("a failure carries data".into());
         }
         return out;
@@ -582,9 +584,26 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
             let s = &d["schema"];
             s["keys"].is_object() && s["primary"].is_array() && s["required"].is_array()
         }
-        "listaccts" => d["acct"]
+        "listaccts" | "accountsummary" => d["acct"]
             .as_array()
             .is_some_and(|a| a.iter().all(Value::is_object)),
+        "get_domain_info" => d["domains"].as_array().is_some_and(|a| {
+            a.iter().all(|x| {
+                x["domain"].is_string()
+                    && x["user"].is_string()
+                    && matches!(
+                        x["domain_type"].as_str(),
+                        Some("main" | "addon" | "sub" | "parked")
+                    )
+            })
+        }),
+        "list_mysql_databases_and_users" => {
+            d["mysql_databases"]
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_array))
+                && d["mysql_config"].is_object()
+        }
+        "delete_account_archives" => v.get("data").is_none(),
         "nvset" => d["nvdatum"].as_array().is_some_and(|a| {
             a.iter()
                 .all(|p| p["key"].is_string() && p["value"].is_string())
@@ -603,16 +622,42 @@ pub fn response_violations(function: &str, v: &Value) -> Vec<String> {
     out
 }
 
-/// A master.log or item log line: a `control` message or an `out` line.
+/// A master.log or item log line (`Cpanel/Output.pm`): a `control` message
+/// (master.log's carry `child_number`; an item log's `percentage` and
+/// `summary` do not), an `out` line, or an item's `start`, `success`,
+/// `failed`, `warn` or `error` message (`{"msg": [text…]}`).
 fn log_line_ok(line: &str) -> bool {
     let Ok(l) = serde_json::from_str::<Value>(line) else {
         return false;
     };
     let c = &l["contents"];
-    let control = l["type"] == "control"
-        && l["pid"].is_u64()
-        && c["action"].is_string()
-        && c["time"].is_i64()
-        && c["child_number"].is_u64();
-    control || (l["type"] == "out" && c.is_string())
+    let msg_list = |c: &Value| {
+        c["msg"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(Value::is_string))
+    };
+    if !l["pid"].is_u64() {
+        return false;
+    }
+    match l["type"].as_str() {
+        Some("control") => {
+            c["action"].is_string()
+                && c["time"].is_i64()
+                && match c["action"].as_str() {
+                    Some("percentage") => c["percentage"].as_u64().is_some_and(|p| p <= 100),
+                    Some("summary") => [
+                        "warnings",
+                        "skipped_items",
+                        "dangerous_items",
+                        "altered_items",
+                    ]
+                    .iter()
+                    .all(|k| c[*k].is_array()),
+                    _ => c["child_number"].is_u64(),
+                }
+        }
+        Some("out") => c.is_string() || msg_list(c),
+        Some("start" | "success" | "failed" | "warn" | "error") => msg_list(c),
+        _ => false,
+    }
 }

@@ -124,6 +124,11 @@ fn ver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     std::cmp::Ordering::Equal
 }
 
+/// `Cpanel::Version::Compare::compare($version, '>=', $min)`.
+pub(crate) fn version_at_least(version: &str, min: &str) -> bool {
+    ver_cmp(version, min).is_ge()
+}
+
 /// `Whostmgr/Whm5.pm::find_WHM_version`: the server type of a cPanel version.
 fn whm_servtype(version: &str) -> &'static str {
     let le = |v: &str| ver_cmp(version, v).is_le();

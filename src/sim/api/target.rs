@@ -1,5 +1,6 @@
 //! Functions about the target itself: `validate_system_user`,
-//! `available_transfer_modules`, `transfer_module_schema`, `listaccts`.
+//! `available_transfer_modules`, `transfer_module_schema` (its accounts:
+//! `accounts.rs`).
 
 use serde_json::{Map, Value, json};
 
@@ -82,69 +83,6 @@ pub(super) fn module_schema(w: &mut World, call: &Call<'_>) -> Answer {
         None => Answer::fail(format!(
             "The transfer session module “{name}” does not exist."
         )),
-        Some(m) => match m.schema {
-            Some(sc) => Answer::ok(Some(json!({ "schema": modules::schema_json(sc) }))),
-            None => Answer::fail(format!(
-                "whm-sim does not know the schema of the “{name}” module."
-            )),
-        },
+        Some(m) => Answer::ok(Some(json!({ "schema": modules::schema_json(m.schema) }))),
     }
-}
-
-pub(super) fn listaccts(w: &mut World, call: &Call<'_>) -> Answer {
-    let p = call.params;
-    let search = p.get("search").filter(|s| !s.is_empty());
-    let searchtype = p.get("searchtype").map_or("user", String::as_str);
-    let exact = p.get("searchmethod").is_some_and(|m| m == "exact");
-    let re = match (search, exact) {
-        (Some(s), false) => match regex::Regex::new(s) {
-            Ok(r) => Some(r),
-            Err(_) => return Answer::fail(format!("Invalid regular expression: {s}")),
-        },
-        _ => None,
-    };
-    let want: Option<Vec<&str>> = p
-        .get("want")
-        .filter(|v| !v.is_empty())
-        .map(|v| v.split(',').map(str::trim).collect());
-    let mut acct = Vec::new();
-    for (name, a) in w.accounts.iter().filter(|(_, a)| a.present) {
-        let domain = a
-            .domain
-            .clone()
-            .unwrap_or_else(|| format!("{name}.example.com"));
-        let plan = a.package.clone().unwrap_or_else(|| "default".into());
-        let owner = a.owner.clone().unwrap_or_else(|| "root".into());
-        let field = match searchtype {
-            "domain" => domain.clone(),
-            "owner" => owner.clone(),
-            "package" => plan.clone(),
-            "ip" => "192.0.2.10".to_string(),
-            _ => name.clone(),
-        };
-        let hit = match (search, &re) {
-            (None, _) => true,
-            (Some(s), None) => &field == s,
-            (Some(_), Some(r)) => r.is_match(&field),
-        };
-        if !hit {
-            continue;
-        }
-        let mut rec = json!({
-            "user": name,
-            "domain": domain,
-            "owner": owner,
-            "plan": plan,
-            "suspended": 0,
-            "ip": "192.0.2.10",
-            "partition": "home",
-            "email": "*unknown*",
-            "unix_startdate": a.restored_at.map_or(w.clock.unix(0.0), |t| w.clock.unix(t)),
-        });
-        if let (Some(want), Some(obj)) = (&want, rec.as_object_mut()) {
-            obj.retain(|k, _| want.contains(&k.as_str()));
-        }
-        acct.push(rec);
-    }
-    Answer::ok(Some(json!({ "acct": acct })))
 }

@@ -197,6 +197,7 @@ impl World {
                 .filter_map(|w| w.busy)
                 .collect();
             for idx in busy {
+                self.settle_step_lines(s, idx);
                 let it = &mut self.sessions[s].items[idx];
                 it.token += 1;
                 it.outcome = None;
@@ -242,6 +243,7 @@ impl World {
                 // A live master would see FAILED at its next periodic check and stop.
                 if let Some(m) = self.sessions[s].master.take() {
                     for idx in m.transfer.iter().chain(&m.restore).filter_map(|w| w.busy) {
+                        self.settle_step_lines(s, idx);
                         self.sessions[s].items[idx].token += 1;
                     }
                 }

@@ -204,22 +204,14 @@ impl World {
             Some(json!({"size": size})),
         );
         self.sessions[s].logs.item_create(&log);
+        self.sessions[s].items[idx].restore_ran = false;
         let (dur, outcome) = match q {
             Queue::Transfer => self.plan_transfer(s, idx),
             Queue::Restore => self.plan_restore(s, idx),
         };
-        let text = match q {
-            Queue::Transfer => format!(
-                "Transferring “{}” from “{}” …",
-                self.sessions[s].items[idx].key, self.sessions[s].host
-            ),
-            Queue::Restore => format!("Restoring “{}” …", self.sessions[s].items[idx].localuser),
-        };
-        self.sessions[s]
-            .logs
-            .item_append(&log, &out_line(pid, &text));
+        self.sessions[s].items[idx].outcome = Some(outcome);
+        self.schedule_step_lines(s, idx, q, dur);
         let it = &mut self.sessions[s].items[idx];
-        it.outcome = Some(outcome);
         it.token += 1;
         let token = it.token;
         self.schedule(
@@ -281,7 +273,7 @@ impl World {
             "PackageRemoteRoot" => {
                 let has = self.remote(s).is_some_and(|r| r.packages.contains(&key));
                 if has {
-                    (1.0, Outcome::Success { warnings: vec![] })
+                    (1.0, Outcome::done())
                 } else {
                     (
                         1.0,
@@ -291,7 +283,7 @@ impl World {
                     )
                 }
             }
-            "FeatureListRemoteRoot" => (1.0, Outcome::Success { warnings: vec![] }),
+            "FeatureListRemoteRoot" => (1.0, Outcome::done()),
             _ => {
                 let localuser = self.sessions[s].items[idx].localuser.clone();
                 self.accounts
@@ -330,7 +322,7 @@ impl World {
                 let dur = spec.size.0 as f64 / rate;
                 match self.take_fail(&key, FailStage::Transfer) {
                     Some(msg) => (dur, Outcome::Failure(msg)),
-                    None => (dur, Outcome::Success { warnings: vec![] }),
+                    None => (dur, Outcome::done()),
                 }
             }
         }
@@ -341,7 +333,7 @@ impl World {
     pub(super) fn plan_restore(&mut self, s: usize, idx: usize) -> (f64, Outcome) {
         let module = self.sessions[s].items[idx].module;
         if !modules::is_account(module.name) {
-            return (0.0, Outcome::Success { warnings: vec![] });
+            return (0.0, Outcome::done());
         }
         let key = self.sessions[s].items[idx].key.clone();
         let localuser = self.sessions[s].items[idx].localuser.clone();
@@ -369,14 +361,72 @@ impl World {
                 )),
             );
         }
-        let (size, warnings) = self
-            .account_spec(s, idx)
-            .map_or((50_000_000, vec![]), |a| (a.size.0, a.warnings.clone()));
+        self.sessions[s].items[idx].restore_ran = true;
+        let size = self.account_spec(s, idx).map_or(50_000_000, |a| a.size.0);
         let dur = size as f64 / self.scenario.target.restore_rate.0 as f64;
         match self.take_fail(&key, FailStage::Restore) {
             Some(msg) => (dur, Outcome::Failure(msg)),
-            None => (dur, Outcome::Success { warnings }),
+            None => {
+                let (summary, lost) = self.plan_summary(s, idx);
+                (
+                    dur,
+                    Outcome::Success {
+                        summary: Some(summary),
+                        lost,
+                    },
+                )
+            }
         }
+    }
+
+    /// What a successful account restore will report: the remote account's
+    /// `warnings`, what `faults.restore_loses` takes away and what
+    /// `faults.restore_summary` adds (the owner's fallback is added at the end).
+    fn plan_summary(&self, s: usize, idx: usize) -> (Summary, RestoreLoss) {
+        let key = &self.sessions[s].items[idx].key;
+        let unrestricted = self.sessions[s]
+            .options
+            .get("unrestricted_restore")
+            .is_some_and(|v| v == "1");
+        let mode = if unrestricted {
+            "unrestricted_restore"
+        } else {
+            "restricted_restore"
+        };
+        let mut sum = Summary::default();
+        // whm-sim: the scenario's and the faults' texts come from no module
+        let injected = |t: &String| Summary::entry("whm-sim", "scenario", 0, t);
+        if let Some(a) = self.account_spec(s, idx) {
+            sum.warnings.extend(a.warnings.iter().map(injected));
+        }
+        let lost = self
+            .faults
+            .restore_loses
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
+        for db in &lost.databases {
+            // `Systems/Mysql.pm` (the error part is whm-sim's)
+            let text = format!(
+                "The system cannot restore the MySQL database “{db}” because of an error: The archive’s dump of this database is damaged."
+            );
+            sum.warnings
+                .push(Summary::entry("Mysql", mode, 1122, &text));
+        }
+        for d in &lost.domains {
+            // `Systems/Domains.pm`'s text (the reason is whm-sim's); cPanel
+            // files it under skipped_items, whm-sim warns, as its faults say
+            let text =
+                format!("Failed to restore the domain “{d}”: The domain could not be created.");
+            sum.warnings
+                .push(Summary::entry("Domains", mode, 525, &text));
+        }
+        if let Some(extra) = self.faults.restore_summary.get(key) {
+            sum.skipped.extend(extra.skipped.iter().map(injected));
+            sum.altered.extend(extra.altered.iter().map(injected));
+            sum.dangerous.extend(extra.dangerous.iter().map(injected));
+        }
+        (sum, lost)
     }
 
     /// The scheduled end of an item's step.
@@ -389,7 +439,7 @@ impl World {
             .take()
             .unwrap_or(Outcome::Failure("Internal code error".into()));
         match outcome {
-            Outcome::Success { warnings } => self.item_succeeded(s, idx, q, w, warnings),
+            Outcome::Success { summary, lost } => self.item_succeeded(s, idx, q, w, summary, lost),
             Outcome::Failure(msg) => self.item_failed(s, idx, q, w, &msg),
         }
     }
@@ -419,21 +469,31 @@ impl World {
         idx: usize,
         q: Queue,
         w: usize,
-        warnings: Vec<String>,
+        summary: Option<Summary>,
+        lost: RestoreLoss,
     ) {
         let (pid, child) = self.worker_ids(s, q, w);
-        let log = self.sessions[s].items[idx].log_name(q);
         let size = self.sessions[s].items[idx].row_size;
-        let msg = summary(size, &warnings, None, Some("Done"));
-        let action = if warnings.is_empty() {
+        let account_restore =
+            q == Queue::Restore && modules::is_account(self.sessions[s].items[idx].module.name);
+        let mut summary = summary;
+        if account_restore {
+            let skipped = self.account_restored(s, idx, &lost);
+            if let (Some(sum), Some(e)) = (summary.as_mut(), skipped) {
+                sum.skipped.push(e);
+            }
+            self.live_transfer_done(s, idx);
+        }
+        let clean = Summary::default();
+        let sum = summary.as_ref().unwrap_or(&clean);
+        let msg = item_msg(size, sum, None, Some("Done"));
+        // `Processor.pm`: any warning, skipped, dangerous or altered item
+        let action = if sum.is_clean() {
             "success-item"
         } else {
             "warning-item"
         };
-        self.sessions[s]
-            .logs
-            .item_append(&log, &out_line(pid, "Done."));
-        self.sessions[s].logs.item_complete(&log);
+        self.finish_step_lines(s, idx, q, None, summary.as_ref());
         self.master_line(s, (pid, child), action, Some(q), Some(idx), Some(msg));
         self.release_worker(s, idx);
         match q {
@@ -449,15 +509,20 @@ impl World {
                 self.set_item_state(s, idx, ItemState::RestorePending);
             }
             Queue::Restore => {
-                if modules::is_account(self.sessions[s].items[idx].module.name) {
-                    self.account_restored(s, idx);
-                }
                 self.set_item_state(s, idx, ItemState::Completed);
             }
         }
     }
 
-    pub(super) fn account_restored(&mut self, s: usize, idx: usize) {
+    /// The account is on the target now, without what the restore `lost`.
+    /// Returns the skipped item a restricted restore reports when the owner
+    /// had to fall back to root.
+    pub(super) fn account_restored(
+        &mut self,
+        s: usize,
+        idx: usize,
+        lost: &RestoreLoss,
+    ) -> Option<Value> {
         let spec = self.account_spec(s, idx).cloned();
         let it = &self.sessions[s].items[idx];
         let localuser = it.localuser.clone();
@@ -466,43 +531,108 @@ impl World {
             .get("domain")
             .cloned()
             .or_else(|| spec.as_ref().and_then(|a| a.domain.clone()));
+        let unrestricted = self.sessions[s]
+            .options
+            .get("unrestricted_restore")
+            .is_some_and(|v| v == "1");
         let wanted_owner = spec
             .as_ref()
             .map_or("root".to_string(), |a| a.owner.clone());
-        // The owner is kept only when that reseller exists on the target.
+        // `Whostmgr/Transfers/Systems.pm::new_owner`: the account is created
+        // for its owner only when that reseller exists on the target (restored
+        // before it, or there already); otherwise for the caller, root, and a
+        // restricted restore reports it as a skipped item. (In an unrestricted
+        // restore, `Systems/CpUser.pm` would then write the archive's OWNER
+        // back; whm-sim keeps root, the strict reading.)
+        let mut skipped = None;
         let owner = if wanted_owner == "root"
             || self.accounts.get(&wanted_owner).is_some_and(|a| a.present)
         {
             wanted_owner
         } else {
+            if !unrestricted {
+                let text = format!(
+                    "The user, “{wanted_owner}”, that owns the account in this backup is not a reseller on this system. Because of this, “root” will own this restored account instead."
+                );
+                skipped = Some(Summary::entry("Systems", "new_owner", 182, &text));
+            }
             "root".to_string()
         };
         let now = self.now;
+        let unix_now = self.unix_now();
+        let uid = self.next_uid;
         let rec = self.accounts.entry(localuser).or_default();
         rec.restores_completed += 1;
         rec.present = true;
         rec.owner = Some(owner);
-        rec.databases = spec.as_ref().map_or_else(Vec::new, |a| a.databases.clone());
+        if rec.uid == 0 {
+            rec.uid = uid;
+            self.next_uid += 1;
+        }
+        if let Some(a) = &spec {
+            rec.databases = a
+                .databases
+                .iter()
+                .filter(|d| !lost.databases.contains(d))
+                .cloned()
+                .collect();
+            rec.addon_domains = a
+                .addon_domains
+                .iter()
+                .filter(|d| !lost.domains.contains(d))
+                .cloned()
+                .collect();
+            rec.kib_used = a.kib_used();
+            rec.files_used = a.files_used();
+            // `Systems/Suspend.pm`: a suspended source account is suspended
+            // again; without a reason in the archive, "Transfer/Restore"
+            rec.suspended = a.suspended;
+            rec.suspend_reason = a.suspended.then(|| "Transfer/Restore".to_string());
+            rec.suspend_time = if a.suspended { unix_now } else { 0 };
+        }
+        rec.archives = 1;
         rec.package = spec.and_then(|a| a.package);
         rec.domain = domain;
         rec.restored_at = Some(now);
+        skipped
+    }
+
+    /// A restore with `live_transfer` completed: the source account is
+    /// suspended and proxied to the target.
+    fn live_transfer_done(&mut self, s: usize, idx: usize) {
+        let it = &self.sessions[s].items[idx];
+        let live = it
+            .params
+            .get("live_transfer")
+            .is_some_and(|v| !v.is_empty() && v != "0");
+        let (Some(remote), true) = (self.remote(s), live) else {
+            return;
+        };
+        let key = (remote.host.clone(), it.key.clone());
+        let src = self.remote_accounts.entry(key).or_default();
+        src.suspended = true;
+        // `S/Constants.pm $USER_TRANSFERRED_MESSAGE`
+        src.suspend_reason = Some("User transferred to another server".into());
+        src.proxied = true;
     }
 
     pub(super) fn item_failed(&mut self, s: usize, idx: usize, q: Queue, w: usize, message: &str) {
         let (pid, child) = self.worker_ids(s, q, w);
-        let log = self.sessions[s].items[idx].log_name(q);
         let size = self.sessions[s].items[idx].row_size;
-        self.sessions[s]
-            .logs
-            .item_append(&log, &out_line(pid, message));
-        self.sessions[s].logs.item_complete(&log);
+        // a restore that ran and then failed still writes its (empty) summary
+        let it = &self.sessions[s].items[idx];
+        let summary =
+            (q == Queue::Restore && it.restore_ran && modules::is_account(it.module.name))
+                .then(Summary::default);
+        self.finish_step_lines(s, idx, q, Some(message), summary.as_ref());
+        let msg = item_msg(size, &Summary::default(), Some(message), None);
         self.master_line(
             s,
             (pid, child),
             "failed-item",
             Some(q),
             Some(idx),
-            Some(summary(size, &[], Some(message), None)),
+            Some(msg),
         );
         if q == Queue::Restore && modules::is_account(self.sessions[s].items[idx].module.name) {
             let lu = self.sessions[s].items[idx].localuser.clone();
@@ -510,7 +640,6 @@ impl World {
         }
         if q == Queue::Transfer {
             // `_mark_item_failed_in_subsequent_queues`: a synthetic RESTORE pair.
-            let rlog = self.sessions[s].items[idx].log_name(Queue::Restore);
             self.master_line(
                 s,
                 (pid, child),
@@ -527,11 +656,7 @@ impl World {
                 Some(idx),
                 Some(json!({"failure": message, "size": size})),
             );
-            self.sessions[s].logs.item_create(&rlog);
-            self.sessions[s]
-                .logs
-                .item_append(&rlog, &out_line(pid, message));
-            self.sessions[s].logs.item_complete(&rlog);
+            self.synthetic_restore_log(s, idx, pid, message);
         }
         self.sessions[s].items[idx].failure = Some(message.to_string());
         self.release_worker(s, idx);
@@ -554,15 +679,18 @@ pub(super) fn release_slot_and_mutex(
     }
 }
 
-/// `{size, warnings, skipped_items, …, contents:{…}, message|failure}`.
-fn summary(size: u64, warnings: &[String], failure: Option<&str>, message: Option<&str>) -> Value {
+/// A `success-item`/`warning-item`/`failed-item` line's `msg`
+/// (`Processor.pm::_process_dequeued_item`): `{size, warnings,
+/// skipped_items, dangerous_items, altered_items (counts), contents:{…the
+/// summary's lists}, message|failure}`.
+fn item_msg(size: u64, sum: &Summary, failure: Option<&str>, message: Option<&str>) -> Value {
     let mut v = json!({
         "size": size,
-        "warnings": warnings.len(),
-        "skipped_items": 0,
-        "dangerous_items": 0,
-        "altered_items": 0,
-        "contents": {"warnings": warnings, "skipped_items": [], "dangerous_items": [], "altered_items": []},
+        "warnings": sum.warnings.len(),
+        "skipped_items": sum.skipped.len(),
+        "dangerous_items": sum.dangerous.len(),
+        "altered_items": sum.altered.len(),
+        "contents": sum.lists(),
     });
     if let Some(f) = failure {
         v["failure"] = f.into();
