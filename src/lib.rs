@@ -21,6 +21,7 @@
 //! | [`events`]| `Event` + `Reporter`: what the executor emits, for `report` to render |
 //! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
 //! | [`metrics`] | Prometheus metrics of a run: textfile, `/metrics`, Pushgateway      |
+//! | [`notify`]| the plan's `notify:` commands, run with an event's JSON on stdin     |
 //! | [`secret`]| secret references (`{env: NAME}`, `{file: PATH}`) and redaction      |
 //! | [`untrusted`] | a server's text escaped for terminals and text logs           |
 //! | [`sim`]   | `whm-sim`, a WHM target simulator; shares no code with `client`      |
@@ -54,6 +55,7 @@ pub mod exec;
 pub mod graph;
 pub mod journal;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod plan;
 pub mod report;
