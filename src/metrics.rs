@@ -109,19 +109,14 @@ impl Export {
     }
 }
 
-/// The `plan` label: the plan's identity, its file stem (`consolidation`
-/// for `plans/consolidation.yaml`); a rehearsal's is `<stem>.simulate`, as
-/// its journal is, so that it never overwrites the real run's series.
-pub fn plan_identity(plan: &Path, simulate: bool) -> String {
-    let stem = plan
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "plan".into());
+/// The `plan` label: the plan's identity (`LoadedPlan::identity`: its
+/// `name:`, or its file stem); a rehearsal's is `<identity>.simulate`, so
+/// that it never overwrites the real run's series or Pushgateway group.
+pub fn plan_label(identity: &str, simulate: bool) -> String {
     if simulate {
-        format!("{stem}.simulate")
+        format!("{identity}.simulate")
     } else {
-        stem
+        identity.to_string()
     }
 }
 
@@ -130,10 +125,10 @@ pub struct Metrics {
     registry: Registry,
     plan: String,
     accounts: Family<Label, Gauge>,
-    // `ferry_accounts_adopted`, `ferry_accounts_verified`, `ferry_bytes_total`
-    // and `ferry_run_started_timestamp_seconds` live in the registry only:
-    // set once (the first two stay 0 until the executor emits adoption and
-    // verification events).
+    adopted: Gauge,
+    // `ferry_accounts_verified`, `ferry_bytes_total` and
+    // `ferry_run_started_timestamp_seconds` live in the registry only: set
+    // once (the first stays 0 until the executor emits verification events).
     sessions: Family<OwnedLabel, Gauge>,
     bytes_done: Gauge<u64, AtomicU64>,
     requests: Family<Labels2, Counter>,
@@ -154,6 +149,7 @@ struct Model {
     accounts: HashMap<String, Account>,
     transferred: usize,
     failed: usize,
+    adopted: usize,
     bytes_done: u64,
     /// Sessions by key: the last state seen, accounts and accounts done.
     sessions: BTreeMap<String, (String, usize, usize)>,
@@ -174,6 +170,8 @@ enum Done {
 struct Account {
     size: u64,
     done: Done,
+    /// Found on the target rather than seen transferred (`adopted`).
+    adopted: bool,
 }
 
 fn request_histogram() -> Histogram {
@@ -206,7 +204,7 @@ impl Metrics {
         let adopted = Gauge::<i64>::default();
         r.register(
             "ferry_accounts_adopted",
-            "Accounts found already on the target and adopted (0 until the executor reports adoptions)",
+            "Accounts of the plan found on the target and adopted, without their restore seen to end",
             adopted.clone(),
         );
         let verified = Gauge::<i64>::default();
@@ -293,6 +291,7 @@ impl Metrics {
                     Account {
                         size,
                         done: Done::No,
+                        adopted: false,
                     },
                 );
             }
@@ -303,6 +302,7 @@ impl Metrics {
             registry: r,
             plan: identity.to_string(),
             accounts,
+            adopted,
             sessions,
             bytes_done,
             requests,
@@ -331,16 +331,20 @@ impl Metrics {
 
     /// Takes the accounts' states from a resumed run's journal (before the
     /// run starts), so that `ferry_bytes_done` counts what earlier runs
-    /// moved. `states` yields (target username, `ferry status` state).
-    pub fn seed<'a>(&self, states: impl IntoIterator<Item = (&'a str, &'static str)>) {
+    /// moved. `states` yields (target username, `ferry status` state,
+    /// adopted).
+    pub fn seed<'a>(&self, states: impl IntoIterator<Item = (&'a str, &'static str, bool)>) {
         let mut model = self.model();
-        for (user, state) in states {
+        for (user, state, adopted) in states {
             let done = match state {
                 "transferred" => Done::Transferred,
                 "failed" => Done::Failed,
                 _ => Done::No,
             };
             model.set(user, done);
+            if adopted {
+                model.adopt(user);
+            }
         }
         self.publish(&model);
         drop(model);
@@ -411,6 +415,7 @@ impl Metrics {
                 .set(n as i64);
         }
         self.bytes_done.set(model.bytes_done);
+        self.adopted.set(model.adopted as i64);
         let mut by_state: BTreeMap<&str, i64> = model
             .session_states
             .iter()
@@ -428,6 +433,15 @@ impl Metrics {
 }
 
 impl Model {
+    fn adopt(&mut self, user: &str) {
+        if let Some(a) = self.accounts.get_mut(user)
+            && !a.adopted
+        {
+            a.adopted = true;
+            self.adopted += 1;
+        }
+    }
+
     fn set(&mut self, user: &str, done: Done) {
         let Some(a) = self.accounts.get_mut(user) else {
             return; // not an account of this plan
@@ -486,7 +500,14 @@ impl Reporter for Metrics {
         let mut model = self.model();
         match event {
             Event::RunStarted { .. } => self.set_status("running"),
-            Event::ItemSucceeded { account, .. } => model.set(account, Done::Transferred),
+            Event::ItemSucceeded {
+                account, adopted, ..
+            } => {
+                model.set(account, Done::Transferred);
+                if adopted.is_some() {
+                    model.adopt(account);
+                }
+            }
             Event::ItemFailed {
                 account,
                 will_retry,
@@ -1090,9 +1111,14 @@ mod tests {
     #[test]
     fn seeding_from_a_journal_counts_earlier_bytes() {
         let m = Metrics::new("p", &plan());
-        m.seed([("a", "transferred"), ("zz", "transferred"), ("c", "failed")]);
+        m.seed([
+            ("a", "transferred", true),
+            ("zz", "transferred", false),
+            ("c", "failed", false),
+        ]);
         let t = m.render();
         assert_eq!(value(&t, "ferry_bytes_done{plan=\"p\"}"), 100.0);
+        assert_eq!(value(&t, "ferry_accounts_adopted{plan=\"p\"}"), 1.0);
         assert_eq!(accounts(&t, "transferred"), 1.0);
         assert_eq!(accounts(&t, "failed"), 1.0);
         assert_eq!(accounts(&t, "pending"), 1.0);
@@ -1182,15 +1208,27 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_the_stem() {
-        assert_eq!(
-            plan_identity(Path::new("plans/consolidation.yaml"), false),
-            "consolidation"
-        );
-        assert_eq!(
-            plan_identity(Path::new("plans/consolidation.yaml"), true),
-            "consolidation.simulate"
-        );
+    fn a_rehearsal_has_a_label_of_its_own() {
+        assert_eq!(plan_label("consolidation", false), "consolidation");
+        assert_eq!(plan_label("consolidation", true), "consolidation.simulate");
+    }
+
+    #[test]
+    fn adopted_accounts_are_counted_once() {
+        let m = Metrics::new("p", &plan());
+        let adopted = |account: &str| Event::ItemSucceeded {
+            account: account.into(),
+            source: "old1".into(),
+            session: "old1/s1".into(),
+            warnings: false,
+            adopted: Some("present on the target".into()),
+        };
+        m.event(&adopted("a"));
+        m.event(&adopted("a"));
+        m.event(&adopted("not-in-the-plan"));
+        let t = m.render();
+        assert_eq!(value(&t, "ferry_accounts_adopted{plan=\"p\"}"), 1.0);
+        assert_eq!(accounts(&t, "transferred"), 1.0);
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Observers {
         let metrics = if opts.metrics.is_empty() {
             None
         } else {
-            let identity = crate::metrics::plan_identity(&opts.plan, opts.simulate.is_some());
+            let identity = crate::metrics::plan_label(&loaded.identity(), opts.simulate.is_some());
             let m = Arc::new(Metrics::new(&identity, &loaded.plan));
             crate::journal::file::set_fsync_observer(Some(m.fsync_observer()));
             let exporter = Exporter::start(m.clone(), opts.metrics.clone(), warn.clone()).await;
@@ -80,7 +80,7 @@ impl Observers {
             m.seed(
                 state
                     .planned()
-                    .map(|(u, a)| (u.as_str(), a.progress.label())),
+                    .map(|(u, a)| (u.as_str(), a.progress.label(), a.adopted.is_some())),
             );
         }
     }
