@@ -286,6 +286,7 @@ fn real_run_records(dir: &Path) -> Vec<(Record, bool)> {
         restart: false,
         adopt: false,
         request_timeout: None,
+        metrics: Default::default(),
         reporter: Arc::new(NullReporter),
     })
     .unwrap_or_else(|e| panic!("rehearsal failed: {:?}", e.report));

@@ -246,3 +246,10 @@ impl Reporter for Scrubbed {
         self.0.event(if changed { &clean } else { event });
     }
 }
+
+/// A shared reporter is a reporter (so an `Arc` can sit in a `Fanout`).
+impl<R: Reporter + ?Sized> Reporter for std::sync::Arc<R> {
+    fn event(&self, event: &Event) {
+        (**self).event(event)
+    }
+}

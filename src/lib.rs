@@ -20,6 +20,8 @@
 //! | [`client`]| the typed WHM API 1 client: envelope, retry classification, TLS      |
 //! | [`events`]| `Event` + `Reporter`: what the executor emits, for `report` to render |
 //! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
+//! | [`metrics`] | Prometheus metrics of a run: textfile, `/metrics`, Pushgateway      |
+//! | [`notify`]| the plan's `notify:` commands, run with an event's JSON on stdin     |
 //! | [`secret`]| secret references (`{env: NAME}`, `{file: PATH}`) and redaction      |
 //! | [`untrusted`] | a server's text escaped for terminals and text logs           |
 //! | [`sim`]   | `whm-sim`, a WHM target simulator; shares no code with `client`      |
@@ -32,7 +34,8 @@
 //! * `.ferry/<plan stem>.journal.control` (`exec::control`, written by
 //!   `ferry pause`/`ferry abort`): a pause/abort request for a running `apply`;
 //! * `.ferry/<plan stem>.simulate.journal`: the journal of `apply --simulate`;
-//! * the HTML report (`report::html`), mode 0600.
+//! * the HTML report (`report::html`), mode 0600;
+//! * `apply --metrics-textfile PATH` (`metrics`), rewritten atomically.
 //!
 //! ## Glossary
 //!
@@ -51,6 +54,8 @@ pub mod events;
 pub mod exec;
 pub mod graph;
 pub mod journal;
+pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod plan;
 pub mod report;

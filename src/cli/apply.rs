@@ -1,6 +1,8 @@
 //! `ferry apply PLAN [--simulate[=SCENARIO]] [--output text|json]
-//! [--journal PATH] [--restart]`.
+//! [--journal PATH] [--restart] [--metrics-textfile PATH]
+//! [--metrics-listen ADDR] [--metrics-push URL]`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,6 +56,24 @@ pub struct ApplyArgs {
     /// Timeout of one WHM request, e.g. `30s` [default: 60s; 5s with --simulate].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub request_timeout: Option<std::time::Duration>,
+    /// Keep the run's metrics in PATH for node_exporter's textfile
+    /// collector (e.g. /var/lib/node_exporter/textfile/ferry.prom),
+    /// rewritten atomically at most every 250ms and at exit.
+    #[arg(long, value_name = "PATH", help_heading = "Metrics (docs/metrics.md)")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// Serve GET /metrics on exactly ADDR while the run lasts; use a
+    /// loopback address such as 127.0.0.1:9184 (another address works, with a warning).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, help_heading = "Metrics (docs/metrics.md)")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// At exit, push the run's metrics to the Prometheus Pushgateway at URL
+    /// (as URL/metrics/job/ferry/plan/<plan>); a failed push is a warning.
+    #[arg(long, value_name = "URL", value_parser = crate::metrics::parse_push_url, help_heading = "Metrics (docs/metrics.md)")]
+    pub metrics_push: Option<reqwest::Url>,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "give an IP address and a port, e.g. 127.0.0.1:9184 or [::1]:9184".to_string())
 }
 
 pub fn run(args: ApplyArgs) -> Outcome {
@@ -65,6 +85,11 @@ pub fn run(args: ApplyArgs) -> Outcome {
         restart: args.restart,
         adopt: args.adopt,
         request_timeout: args.request_timeout,
+        metrics: crate::metrics::Export {
+            textfile: args.metrics_textfile,
+            listen: args.metrics_listen,
+            push: args.metrics_push,
+        },
         reporter,
     })
 }

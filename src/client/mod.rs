@@ -12,7 +12,9 @@
 //! * TLS trust (rustls + ring; the platform's roots, an extra CA from the
 //!   plan, or verification off) and the `http://`-only-to-loopback rule
 //!   ([`tls`]);
-//! * parsing `master.log` into per-item outcomes ([`masterlog`]).
+//! * parsing `master.log` into per-item outcomes ([`masterlog`]);
+//! * timing each attempt for an optional observer, the metrics
+//!   ([`observe`]).
 //!
 //! Does not own: *deciding* to repeat a call. The client never retries by
 //! itself. Idempotent reads are retried through [`retry::retry_idempotent`]
@@ -39,14 +41,16 @@ use crate::secret::Secret;
 
 pub mod envelope;
 pub mod masterlog;
+pub mod observe;
 pub mod retry;
 pub mod tls;
 pub mod whm;
 
 pub use masterlog::{ItemOutcome, LogLine, item_outcomes, master_finished, parse_master_log};
+pub use observe::{CallObserver, Watch, watched};
 pub use retry::{Class, Idempotency, RetryPolicy, retry_idempotent};
 pub use tls::{is_loopback_host, validate_base_url};
-pub use whm::WhmClient;
+pub use whm::{CallTrace, WhmClient};
 
 /// How to reach one WHM server.
 ///

@@ -9,7 +9,7 @@
 //! Does not own: retries (see `retry`), or what a result means for the run
 //! (see `exec`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
@@ -28,6 +28,22 @@ use crate::secret::Secret;
 #[derive(Clone)]
 pub struct WhmClient {
     inner: Arc<Inner>,
+    /// Set on a clone made by [`WhmClient::traced`]: where each call writes
+    /// its function name.
+    trace: Option<Arc<CallTrace>>,
+}
+
+/// The WHM function last called through a [`WhmClient::traced`] clone, so
+/// that whoever times a call (`exec::Api`, for the metrics) can name it
+/// when it succeeds (a failure names it in [`Error::function`]).
+#[derive(Debug, Default)]
+pub struct CallTrace(Mutex<Option<&'static str>>);
+
+impl CallTrace {
+    /// The function called last, if any.
+    pub fn function(&self) -> Option<&'static str> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct Inner {
@@ -158,7 +174,19 @@ impl WhmClient {
                 request_timeout: cfg.request_timeout,
                 insecure: cfg.insecure,
             }),
+            trace: None,
         })
+    }
+
+    /// A clone (same connection pool) that records in the returned
+    /// [`CallTrace`] the function of each call made through it.
+    pub fn traced(&self) -> (WhmClient, Arc<CallTrace>) {
+        let trace = Arc::new(CallTrace::default());
+        let client = WhmClient {
+            inner: self.inner.clone(),
+            trace: Some(trace.clone()),
+        };
+        (client, trace)
     }
 
     /// `host:port` of the server, for messages.
@@ -462,6 +490,9 @@ impl WhmClient {
         parse: impl FnOnce(Option<&Value>) -> Result<T, ErrorKind>,
     ) -> Result<T, Error> {
         let started = Instant::now();
+        if let Some(t) = &self.trace {
+            *t.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(function);
+        }
         let session = params.session_id().unwrap_or("").to_string();
         let result = self.attempt(function, &params, timeout, parse).await;
         let elapsed = started.elapsed();
@@ -823,5 +854,27 @@ mod tests {
         assert!(matches!(e.kind, ErrorKind::Connect(_)), "{e:?}");
         assert!(!e.may_have_applied());
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_traced_clone_names_the_function_it_called() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = WhmClient::new(ClientConfig::new(
+            format!("http://127.0.0.1:{port}"),
+            "root",
+            Secret::new("t"),
+        ))
+        .unwrap();
+        let (traced, trace) = c.traced();
+        assert_eq!(trace.function(), None);
+        let _ = traced.listaccts().await;
+        assert_eq!(trace.function(), Some("listaccts"));
+        // The original client and other clones record nothing.
+        let (_, other) = c.traced();
+        let _ = c.listaccts().await;
+        assert_eq!(other.function(), None);
     }
 }

@@ -11,14 +11,16 @@
 //! * retries idempotent calls through `client::retry_idempotent` (the one
 //!   retry layer; the client never retries by itself), journaling each
 //!   retry as `step_failed {retryable: true}` and emitting it as an event;
-//! * counts calls (API calls per account, in the benchmark).
+//! * counts calls (API calls per account, in the benchmark), and tells an
+//!   optional [`client::CallObserver`] (the metrics) of every attempt and
+//!   retry.
 //!
 //! Non-idempotent calls (create, enqueue) go through [`Api::once`]: the
 //! caller decides what to do with an ambiguous failure (design §5).
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::client::{self, RetryPolicy, WhmClient};
@@ -54,6 +56,7 @@ pub struct Api {
     retry: RetryPolicy,
     auth_refused: Mutex<Option<String>>,
     calls: AtomicU64,
+    observer: Option<Arc<dyn client::CallObserver>>,
 }
 
 impl Api {
@@ -63,7 +66,14 @@ impl Api {
             retry,
             auth_refused: Mutex::new(None),
             calls: AtomicU64::new(0),
+            observer: None,
         }
+    }
+
+    /// The gate, telling `observer` of every attempt and retry (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn client::CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn client(&self) -> &WhmClient {
@@ -128,7 +138,8 @@ impl Api {
         Fut: Future<Output = Result<T, client::Error>>,
     {
         self.gate()?;
-        let r = f(self.client.clone()).await;
+        let (c, watch) = client::watched(&self.client, self.observer.as_ref());
+        let r = watch.time(f(c)).await;
         self.note(r.as_ref().map(|_| ()));
         self.wrap(r)
     }
@@ -149,6 +160,9 @@ impl Api {
         let r = client::retry_idempotent(
             &self.retry,
             |attempt, error, delay| {
+                if let Some(o) = &self.observer {
+                    o.retry(error);
+                }
                 on_retry(RetryNote {
                     attempt,
                     error,
@@ -159,7 +173,8 @@ impl Api {
                 // Re-checked before every attempt: another task may have hit
                 // an auth refusal while this one waited for its backoff.
                 let refused = self.refused().is_some();
-                let fut = f(self.client.clone());
+                let (c, watch) = client::watched(&self.client, self.observer.as_ref());
+                let fut = watch.time(f(c));
                 async move {
                     if refused {
                         return Err(client::Error {

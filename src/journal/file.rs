@@ -479,10 +479,12 @@ impl JournalWriter {
     pub fn sync(&mut self) -> Result<(), JournalError> {
         self.usable()?;
         if self.unsynced_since.take().is_some() && self.sync == SyncMode::On {
+            let started = Instant::now();
             if let Err(e) = self.file.sync_data() {
                 return Err(self.stop(e));
             }
             self.fsyncs += 1;
+            observe_fsync(started.elapsed());
         }
         Ok(())
     }
@@ -521,6 +523,27 @@ impl JournalWriter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Told how long each journal fsync took (the metrics). Process-wide: one
+/// `apply` runs per process.
+pub type FsyncObserver = std::sync::Arc<dyn Fn(Duration) + Send + Sync>;
+
+static FSYNC_OBSERVER: std::sync::RwLock<Option<FsyncObserver>> = std::sync::RwLock::new(None);
+
+/// Sets (or, with `None`, clears) the fsync observer.
+pub fn set_fsync_observer(observer: Option<FsyncObserver>) {
+    *FSYNC_OBSERVER.write().unwrap_or_else(|e| e.into_inner()) = observer;
+}
+
+fn observe_fsync(took: Duration) {
+    if let Some(o) = FSYNC_OBSERVER
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        o(took);
     }
 }
 

@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::observe::Observers;
 use super::{CliError, ExitStatus, Outcome};
 use crate::client::{ClientConfig, RetryPolicy, WhmClient};
-use crate::events::{Event, Reporter, RunStatus};
+use crate::events::{Event, Reporter, RunStatus, Scrubbed};
 use crate::exec::{self, Api, ExecError, Mode, RunInput, RunPlan, RunReport, Timing};
 use crate::journal::{self, Journal, JournalError, LockError, SyncMode};
 use crate::plan::LoadedPlan;
+use crate::report::Fanout;
 use crate::sim::{Scenario, SimServer};
 
 /// What `ferry apply` was asked to do.
@@ -38,6 +40,9 @@ pub struct ApplyOptions {
     pub adopt: bool,
     /// Per-request timeout of WHM calls (default 60 s; a rehearsal 5 s).
     pub request_timeout: Option<Duration>,
+    /// Where the run's metrics go (`--metrics-textfile`, `--metrics-listen`,
+    /// `--metrics-push`); none by default.
+    pub metrics: crate::metrics::Export,
     /// Receives every event of the run.
     pub reporter: Arc<dyn Reporter>,
 }
@@ -71,20 +76,7 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
         Err(e) => {
             // design §7: the last event of every apply is `run_finished`,
             // also when the run could not start (plan, lock, journal).
-            reporter.event(&Event::RunFinished {
-                status: if e.status == ExitStatus::Aborted {
-                    RunStatus::Aborted
-                } else {
-                    RunStatus::Failed
-                },
-                accounts: Default::default(),
-                duration_secs: 0.0,
-                failed: vec![],
-                next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
-                plan: opts.plan.display().to_string(),
-                rehearsal: opts.simulate.is_some(),
-                interrupted: false,
-            });
+            reporter.event(&not_run(&opts, &e));
             return Err(e);
         }
     };
@@ -105,6 +97,24 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
             ))
         }
         _ => Ok(exit_status(report.status)),
+    }
+}
+
+/// The `run_finished` of a run that stopped with an error.
+fn not_run(opts: &ApplyOptions, e: &CliError) -> Event {
+    Event::RunFinished {
+        status: if e.status == ExitStatus::Aborted {
+            RunStatus::Aborted
+        } else {
+            RunStatus::Failed
+        },
+        accounts: Default::default(),
+        duration_secs: 0.0,
+        failed: vec![],
+        next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+        plan: opts.plan.display().to_string(),
+        rehearsal: opts.simulate.is_some(),
+        interrupted: false,
     }
 }
 
@@ -212,18 +222,38 @@ async fn apply_async(
     loaded: &LoadedPlan,
     path: &Path,
 ) -> Result<RunReport, CliError> {
-    // Every event's free text is scrubbed of the run's secrets on its way
-    // out (a server may echo a parameter in its reason).
-    // Every reporter gets the same advice at the end (`report::advice`).
-    let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(Arc::new(
-        crate::report::advice::Advised(opts.reporter.clone()),
-    )));
     // 1. The lock, before anything touches the journal; then whose journal
     // it is (another plan's is refused and left untouched, even a
     // rehearsal's).
     super::journal::prepare_dir(path)?;
     let _lock = lock(path)?;
     super::journal::check_belongs(path, loaded)?;
+    // Every event's free text is scrubbed of the run's secrets on its way
+    // out (a server may echo a parameter in its reason), also on its way to
+    // the metrics and the notification commands.
+    let scrubbed = |r: Arc<dyn Reporter>| -> Arc<dyn Reporter> { Arc::new(Scrubbed(r)) };
+    let observers = Observers::start(opts, loaded, scrubbed(opts.reporter.clone())).await;
+    let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(opts.reporter.clone())];
+    all.extend(observers.reporters());
+    // Every reporter gets the same advice at the end (`report::advice`).
+    let reporter = scrubbed(Arc::new(crate::report::advice::Advised(Arc::new(
+        Fanout::new(all),
+    ))));
+    let result = run_locked(opts, loaded, path, reporter, &observers).await;
+    observers
+        .finish(result.as_ref().err().map(|e| not_run(opts, e)))
+        .await;
+    result
+}
+
+/// Everything of a run once the lock is held and the journal is this plan's.
+async fn run_locked(
+    opts: &ApplyOptions,
+    loaded: &LoadedPlan,
+    path: &Path,
+    reporter: Arc<dyn Reporter>,
+    observers: &Observers,
+) -> Result<RunReport, CliError> {
     let compiled = crate::graph::compile(&loaded.plan);
     let mut sim: Option<SimServer> = None;
     let (client_cfg, logins, scale, tls_insecure) = match &opts.simulate {
@@ -280,6 +310,7 @@ async fn apply_async(
     };
     // 2. The journal: torn tail repaired, corruption refused.
     let journal = open_journal(path, reporter.as_ref())?;
+    observers.seed(journal.state());
     let client = WhmClient::new(client_cfg)
         .map_err(|e| CliError::msg(ExitStatus::Invalid, format!("target: {e}")))?;
     let policy = &loaded.plan.policy;
@@ -292,7 +323,7 @@ async fn apply_async(
         plan: RunPlan::new(loaded, compiled, Some(&logins)),
         journal,
         journal_path: path.to_path_buf(),
-        api: Api::new(client, retry),
+        api: observers.api(Api::new(client, retry)),
         reporter: reporter.clone(),
         timing: Timing::from_policy(policy, scale),
         mode: Mode::Apply {

@@ -79,6 +79,7 @@ pub mod apply;
 pub mod check;
 pub mod control;
 pub mod journal;
+mod observe;
 pub mod resolve;
 pub mod simulate;
 pub mod status;

@@ -45,6 +45,80 @@ pub struct Plan {
     /// How many transfer sessions run at once, and how big they are.
     #[serde(default)]
     pub concurrency: Concurrency,
+    /// Commands `apply` runs when events of the run happen (e.g. to page
+    /// someone when the run pauses). Each gets the event's JSON on stdin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+impl Plan {
+    /// Every environment variable a secret reference of the plan names
+    /// (`{env: NAME}` anywhere in it), sorted. Notification commands run
+    /// without them.
+    pub fn secret_env_names(&self) -> Vec<String> {
+        // Walk the serialized plan, so that a secret field added later is
+        // covered without a change here: a `SecretRef` serializes as
+        // `{"env": NAME}` (or `{"file": PATH}`), and nothing else does.
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if m.len() == 1
+                        && let Some(serde_json::Value::String(name)) = m.get("env")
+                    {
+                        out.push(name.clone());
+                    }
+                    m.values().for_each(|c| walk(c, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(v) = serde_json::to_value(self) {
+            walk(&v, &mut out);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// One entry of `notify:`: a command run for some events of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The events that run the command, e.g. `[run_paused, run_finished]`.
+    #[schemars(length(min = 1))]
+    pub events: Vec<NotifyEvent>,
+    /// The program and its arguments, run without a shell, e.g.
+    /// `[curl, -sS, --data-binary, "@-", https://hooks.example.com/ferry]`.
+    /// A program with a `/` in it is relative to the plan's directory; a
+    /// bare name is looked up in `PATH`.
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// The command is killed if it runs longer than this (default 30s;
+    /// from 100ms to 1h).
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+}
+
+/// An event a notification can be run for: the `event` of `apply --output
+/// json`'s lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    RunStarted,
+    StepStarted,
+    StepSucceeded,
+    StepFailed,
+    SessionState,
+    ItemSucceeded,
+    ItemFailed,
+    SessionStalled,
+    Warning,
+    RunPaused,
+    RunAborted,
+    RunFinished,
 }
 
 /// The target WHM server.
@@ -662,6 +736,10 @@ fn default_initial_backoff() -> HumanDuration {
 fn default_max_backoff() -> HumanDuration {
     HumanDuration::secs(60)
 }
+/// A notification command's default timeout.
+pub fn default_notify_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
+}
 fn default_target_sessions() -> u32 {
     2
 }
@@ -670,4 +748,34 @@ fn default_source_sessions() -> u32 {
 }
 fn default_batch_size() -> u32 {
     25
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_env_names_are_every_env_reference_and_nothing_else() {
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "target": {"url": "https://whm.example.net:2087", "token": {"env": "WHM_TOKEN"}},
+            "sources": [
+                {"name": "old1", "host": "old1.example.com",
+                 "ssh": {"user": "admin", "password": {"env": "OLD1_PW"},
+                         "root_escalation_method": "su", "root_password": {"env": "OLD1_ROOT"}},
+                 "accounts": ["a"]},
+                {"name": "old2", "host": "old2.example.com",
+                 "ssh": {"sshkey_name": "k", "sshkey_passphrase": {"file": "secrets/pp"}},
+                 "accounts": ["env"]},
+                {"name": "old3", "host": "old3.example.com",
+                 "ssh": {"password": {"env": "WHM_TOKEN"}}, "accounts": ["c"]}
+            ],
+            "notify": [{"events": ["run_paused"], "command": ["env"]}]
+        }))
+        .unwrap();
+        assert_eq!(
+            plan.secret_env_names(),
+            ["OLD1_PW", "OLD1_ROOT", "WHM_TOKEN"]
+        );
+    }
 }

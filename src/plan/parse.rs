@@ -426,6 +426,13 @@ fn strip_location(msg: &str) -> String {
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo.
 pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // `notify:` entries say `events:`, not `on:` (which YAML 1.1 tools read
+    // as `true`); `on` is too short to be near `events` by spelling.
+    if word == "on"
+        && let Some(events) = candidates.iter().find(|c| **c == "events")
+    {
+        return Some(events);
+    }
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(word, c), *c))

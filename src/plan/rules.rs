@@ -127,6 +127,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     check_sources(plan, &mut out);
     check_policy(&plan.policy, &root.key("policy"), &mut out);
     check_concurrency(&plan.concurrency, &root.key("concurrency"), &mut out);
+    check_notify(&plan.notify, &root.key("notify"), &mut out);
     out
 }
 
@@ -1318,6 +1319,52 @@ fn check_concurrency(c: &Concurrency, p: &DocPath, out: &mut Vec<Problem>) {
                 .help(help),
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------- notify
+
+fn check_notify(entries: &[Notify], p: &DocPath, out: &mut Vec<Problem>) {
+    for (i, n) in entries.iter().enumerate() {
+        let np = p.index(i);
+        if n.events.is_empty() {
+            out.push(
+                Problem::at(
+                    np.key("events"),
+                    "`events` is empty: the command would never run",
+                )
+                .help("list the events that run it, e.g. `events: [run_paused, run_finished]`"),
+            );
+        }
+        match n.command.first() {
+            None => out.push(
+                Problem::at(np.key("command"), "`command` is empty")
+                    .help("give the program and its arguments as a list, e.g. `command: [/usr/local/bin/page-oncall, --team, hosting]`"),
+            ),
+            Some(program) if program.trim().is_empty() => out.push(
+                Problem::at(np.key("command").index(0), "the program name is empty")
+                    .help("the first item of `command` is the program to run, e.g. `curl`"),
+            ),
+            Some(_) => {}
+        }
+        for (k, arg) in n.command.iter().enumerate() {
+            if arg.contains('\0') {
+                out.push(
+                    Problem::at(
+                        np.key("command").index(k),
+                        "a command argument contains a NUL character",
+                    )
+                    .help("remove it: a program cannot receive NUL in its arguments"),
+                );
+            }
+        }
+        duration_in(
+            n.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+            &np.key("timeout"),
+            out,
+        );
     }
 }
 

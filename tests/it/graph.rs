@@ -128,6 +128,7 @@ fn build(sources: &[Src], batch: u32) -> Plan {
             source_sessions: 1,
             batch_size: batch,
         },
+        notify: vec![],
     }
 }
 

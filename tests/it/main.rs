@@ -11,6 +11,7 @@ mod gitops;
 mod graph;
 mod ground_truth;
 mod journal;
+mod observe;
 mod plan;
 mod plan_marks;
 mod policy;
