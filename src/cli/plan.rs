@@ -79,7 +79,8 @@ pub fn run(args: PlanArgs) -> Outcome {
         }) => Err(CliError::msg(
             ExitStatus::Invalid,
             format!(
-                "the journal {} belongs to the plan `{theirs}`, not to `{mine}`; pass this plan's                  own journal with --journal",
+                "the journal {} belongs to the plan `{theirs}`, not to `{mine}`; pass this plan's \
+                 own journal with --journal",
                 journal.display()
             ),
         )),

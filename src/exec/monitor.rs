@@ -259,7 +259,7 @@ impl Driver {
             Remedy::Escalate => match self.ctx.plan().policy.on_error {
                 OnError::Pause => "pause",
                 OnError::Abort => "abort",
-                OnError::Continue => "abort-and-replace",
+                OnError::Continue => "abort_and_replace",
             },
         };
         self.ctx.record(Record::SessionStalled {

@@ -33,18 +33,36 @@ pub use replay::{AccountState, Phase, Progress, RunPhase, RunState, SessionRec, 
 /// journal. Reads only the first records; never writes (a torn tail is
 /// left as it is).
 pub fn plan_identity(path: &Path) -> Result<Option<String>, JournalError> {
+    Ok(header(path)?.map(|h| h.identity))
+}
+
+/// What a journal's first `run_started` says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The plan it belongs to (see [`plan_identity`]).
+    pub identity: String,
+    /// It records a rehearsal (`apply --simulate`), not a real run.
+    pub rehearsal: bool,
+}
+
+/// The journal's [`Header`]; `None` for a missing or empty journal. Reads
+/// only the first records; never writes.
+pub fn header(path: &Path) -> Result<Option<Header>, JournalError> {
     let Some(mut reader) = file::Reader::open(path)? else {
         return Ok(None);
     };
     while let Some(entry) = reader.next()? {
         if let Record::RunStarted {
-            plan, plan_name, ..
+            plan,
+            plan_name,
+            simulate,
+            ..
         } = entry.rec
         {
-            return Ok(Some(crate::plan::identity(
-                plan_name.as_deref(),
-                Path::new(&plan),
-            )));
+            return Ok(Some(Header {
+                identity: crate::plan::identity(plan_name.as_deref(), Path::new(&plan)),
+                rehearsal: simulate,
+            }));
         }
     }
     Ok(None)

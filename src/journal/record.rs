@@ -236,9 +236,10 @@ pub enum Record {
         account: String,
         /// Why there is no final line: `cut` (its RESTORE began and the
         /// session ended before it finished — present on the target means
-        /// possibly incomplete: a person checks) or `no_log` (the session's
-        /// log could not be read: present means the restore is over).
-        /// Journals before this field: `no_log`.
+        /// possibly incomplete: a person checks), `no_log` (the session's
+        /// log could not be read: present means the restore is over) or
+        /// `gone` (WHM deleted the session: absent means nothing of it was
+        /// restored). Journals before this field: `no_log`.
         #[serde(default)]
         why: Unfinished,
     },
@@ -253,7 +254,10 @@ pub enum Record {
     SessionStalled {
         session: String,
         idle_secs: u64,
-        /// What ferry does about it: `restart`, `pause`, `abort`, `report`.
+        /// What ferry does about it: `restart` (a start, safe both ways),
+        /// `abort_and_replace` (stuck with no restore running in it, or the
+        /// `continue` policy), `pause` / `abort` (the policy), `detach`
+        /// (stuck while pausing or aborting).
         action: String,
     },
     /// ferry asked the server to pause or abort the session.

@@ -288,7 +288,9 @@ async fn run_locked(
                     (scenario, logins, user, token, note)
                 }
             };
-            // A rehearsal starts from nothing: its own journal, fresh.
+            // A rehearsal starts from nothing: its own journal, fresh — never
+            // over a real run's journal (`--simulate --journal` pointed at it).
+            refuse_a_real_runs_journal(path)?;
             remove_journal(path)?;
             let scale = scenario.time_scale;
             let server = start_sim(scenario).await?;
@@ -345,6 +347,25 @@ async fn start_sim(scenario: Scenario) -> Result<SimServer, CliError> {
     SimServer::start(scenario)
         .await
         .map_err(|e| CliError::msg(ExitStatus::Failure, e))
+}
+
+/// A rehearsal deletes its journal to start afresh: refused (exit 2) when
+/// the journal records a real run, which would be lost.
+fn refuse_a_real_runs_journal(path: &Path) -> Result<(), CliError> {
+    match crate::journal::header(path) {
+        Ok(Some(h)) if !h.rehearsal => Err(CliError::msg(
+            ExitStatus::Invalid,
+            format!(
+                "the journal {} records a real run of `{}`; a rehearsal starts afresh and would \
+                 delete it. Drop --journal (a rehearsal keeps its own `.simulate.journal`) or point \
+                 it elsewhere",
+                path.display(),
+                h.identity
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::msg(ExitStatus::Failure, e)),
+    }
 }
 
 fn remove_journal(path: &Path) -> Result<(), CliError> {

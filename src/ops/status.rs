@@ -1,6 +1,6 @@
 //! `ferry status PLAN [--output json]`: where a run stands, from the journal
-//! alone (no network, no plan parsing: the plan path only names the
-//! default journal).
+//! alone (no network). The plan names the default journal and, if it loads,
+//! its identity, which the journal must record (another plan's is refused).
 //!
 //! Replay is streaming and read-only (a torn last line is skipped and
 //! mentioned, never repaired: that is `apply`'s job under the lock), so a

@@ -430,6 +430,15 @@ fn another_plans_journal_is_refused_and_untouched() {
     assert_eq!(w.state()["requests"], before);
     let st = w.status();
     assert!(st["accounts"].get("zulu").is_none(), "{st:#}");
+    // The same plan's rehearsal pointed at the real run's journal would
+    // delete it: refused too.
+    let out = run_bounded(
+        w.ferry(&["apply", "--simulate", "fleet.yaml", "--journal", j]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("records a real run"));
+    assert_eq!(std::fs::read(w.journal()).unwrap(), journal);
 }
 
 /// `--journal` into a folder that does not exist is an error, not a new
