@@ -565,6 +565,7 @@ fn outcome(result: Result<(), &client::Error>) -> &'static str {
         Err(e) => match (&e.kind, e.class()) {
             (ErrorKind::Whm { .. }, _) => "whm_error",
             (_, client::Class::Auth) => "auth",
+            (_, client::Class::Untrusted) => "untrusted",
             (_, client::Class::Transient { .. }) => "transient",
             (_, client::Class::Permanent) => "error",
         },
@@ -1135,6 +1136,7 @@ mod tests {
             function: "get_transfer_session_state",
             kind,
             elapsed: Duration::ZERO,
+            attempts: 1,
         };
         m.attempt("listaccts", Ok(()), Duration::from_millis(3));
         m.attempt("listaccts", Ok(()), Duration::from_millis(3));

@@ -146,8 +146,10 @@ impl From<SessionId> for String {
 }
 
 /// How a non-root SSH user becomes root on the source
-/// (`root_escalation_method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (`root_escalation_method`): the one definition, which the plan language
+/// reads too (`plan::Escalation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Escalation {
     Su,
     Sudo,
@@ -340,14 +342,28 @@ pub struct RemoteAnalysis {
     pub packages: Vec<String>,
 }
 
-/// A failed WHM call: which function, what went wrong, after how long.
-/// `Display` never contains a secret or a response body.
+/// A failed WHM call: which function, what went wrong, after how many
+/// attempts and how long in all. `Display` never contains a secret or a
+/// response body: `WHM get_transfer_session_state failed after 5 attempts in
+/// 12.3s: HTTP 503`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("WHM {function} failed after {}: {kind}", fmt_elapsed(*.elapsed))]
+#[error("WHM {function} failed after {}: {kind}", attempts_and_time(*.attempts, *.elapsed))]
 pub struct Error {
     pub function: &'static str,
     pub kind: ErrorKind,
+    /// From the first attempt to this failure.
     pub elapsed: Duration,
+    /// Attempts made (1 for a call the client made once; the retry layer
+    /// counts its own).
+    pub attempts: u32,
+}
+
+fn attempts_and_time(attempts: u32, elapsed: Duration) -> String {
+    if attempts > 1 {
+        format!("{attempts} attempts in {}", fmt_elapsed(elapsed))
+    } else {
+        fmt_elapsed(elapsed)
+    }
 }
 
 fn fmt_elapsed(d: Duration) -> String {
@@ -503,10 +519,20 @@ mod tests {
                 retry_after: Some(Duration::from_secs(30)),
             },
             elapsed: Duration::from_millis(1500),
+            attempts: 1,
         };
         assert_eq!(
             e.to_string(),
             "WHM enqueue_transfer_item failed after 1.5s: HTTP 503 (Retry-After 30s)"
+        );
+        let e = Error {
+            attempts: 5,
+            elapsed: Duration::from_millis(12_300),
+            ..e
+        };
+        assert_eq!(
+            e.to_string(),
+            "WHM enqueue_transfer_item failed after 5 attempts in 12.3s: HTTP 503 (Retry-After 30s)"
         );
     }
 }

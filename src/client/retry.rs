@@ -31,6 +31,18 @@ pub enum Class {
     /// blocks the source IP after repeated failed logins, which would lock
     /// the operator out as well.
     Auth,
+    /// The server's certificate is not trusted: no call to it can succeed
+    /// until the plan changes (`tls.ca_file`), so the caller stops talking
+    /// to it too. Nothing was sent.
+    Untrusted,
+}
+
+impl Class {
+    /// No call to this server can succeed until the plan changes: the gate
+    /// stops every further call (`exec::api`).
+    pub fn stops_every_call(self) -> bool {
+        matches!(self, Class::Auth | Class::Untrusted)
+    }
 }
 
 /// Classifies one failure. Every case has its reason.
@@ -70,8 +82,9 @@ pub fn classify(kind: &ErrorKind) -> Class {
         // missing): not something waiting fixes.
         ErrorKind::Decode(_) => Class::Permanent,
         // Certificate not trusted: the operator must fix the plan
-        // (`tls.ca_file`), waiting does not help.
-        ErrorKind::Tls(_) => Class::Permanent,
+        // (`tls.ca_file`), waiting does not help, and neither does any other
+        // call to the same server.
+        ErrorKind::Tls(_) => Class::Untrusted,
         // Invalid configuration: nothing was sent; fix the plan.
         ErrorKind::Config(_) => Class::Permanent,
     }
@@ -204,17 +217,23 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let attempts = policy.attempts.max(1);
+    let started = std::time::Instant::now();
     let mut attempt = 1;
     loop {
-        let err = match f().await {
+        let mut err = match f().await {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
+        // What the caller sees: every attempt, from the first.
+        err.attempts = attempt;
+        err.elapsed = started.elapsed();
         let retry_after = match err.class() {
             Class::Transient { retry_after } => retry_after,
-            Class::Permanent | Class::Auth => return Err(err),
+            Class::Permanent | Class::Auth | Class::Untrusted => return Err(err),
         };
-        if attempt >= attempts {
+        // A call whose repeat may duplicate its effect is never repeated
+        // here, whoever passes it: its caller reconciles first (design §5).
+        if attempt >= attempts || idempotency(err.function) == Idempotency::ReconcileFirst {
             return Err(err);
         }
         // The thread-local rng is dropped before the await (it is not Send).
@@ -246,6 +265,7 @@ mod tests {
             function: "get_transfer_session_state",
             kind,
             elapsed: Duration::from_millis(3),
+            attempts: 1,
         }
     }
 
@@ -307,7 +327,7 @@ mod tests {
             (Class::Permanent, true)
         );
         assert_eq!(t(ErrorKind::Decode("x".into())), (Class::Permanent, true));
-        assert_eq!(t(ErrorKind::Tls("x".into())), (Class::Permanent, false));
+        assert_eq!(t(ErrorKind::Tls("x".into())), (Class::Untrusted, false));
         assert_eq!(t(ErrorKind::Config("x".into())), (Class::Permanent, false));
     }
 

@@ -148,6 +148,7 @@ impl WhmClient {
             function: "client_config",
             kind,
             elapsed: started.elapsed(),
+            attempts: 1,
         };
         let url = tls::validate_base_url(&cfg.base_url).map_err(|m| fail(ErrorKind::Config(m)))?;
         if cfg.user.is_empty() || cfg.user.contains(':') || cfg.user.chars().any(char::is_control) {
@@ -522,6 +523,7 @@ impl WhmClient {
                     function,
                     kind,
                     elapsed,
+                    attempts: 1,
                 })
             }
         }

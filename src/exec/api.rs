@@ -1,16 +1,22 @@
-//! The executor's gate to the target: every WHM call of a run goes through
-//! [`Api`], which
+//! The one gate to a WHM server: every call ferry makes — `apply`, `check`,
+//! `pause`, `abort`, `verify` — goes through an [`Api`], which
 //!
-//! * refuses all calls once the server refused the token (an `Auth` error):
-//!   WHM's brute-force protection (cPHulk) locks out an address that keeps
-//!   failing logins, which would lock the operator out too. One refusal
-//!   stops every session task at its next call. A TLS handshake failure
-//!   (a certificate ferry does not trust) stops the run the same way: no
-//!   call can succeed until the plan changes (`tls.ca_file`), and its
-//!   message names the host and that fix;
-//! * retries idempotent calls through `client::retry_idempotent` (the one
-//!   retry layer; the client never retries by itself), journaling each
-//!   retry as `step_failed {retryable: true}` and emitting it as an event;
+//! * stops every call once one found that no call to this server can
+//!   succeed ([`client::Class::stops_every_call`]): the server refused the
+//!   token (WHM's brute-force protection, cPHulk, locks out an address that
+//!   keeps failing logins, which would lock the operator out too), or its
+//!   certificate is not trusted (its message names the host and the fix,
+//!   `tls.ca_file`). One such failure stops every task at its next call;
+//! * retries idempotent calls through [`client::retry_idempotent`] — the one
+//!   retry layer; the client never retries by itself, and every error class
+//!   is decided in `client::retry` — telling the caller of each retry (the
+//!   executor journals it as `step_failed {retryable: true}`);
+//! * bounds the requests in flight to the server ([`Api::with_limit`]: the
+//!   plan's `concurrency.api_requests`), each request holding a place only
+//!   while it is on the wire; a call that may block (a log read while the
+//!   session runs: WHM may hold an active log until it completes) takes its
+//!   place on a slow lane that leaves at least one place free, so a state
+//!   poll, a pause or an abort never waits behind it;
 //! * counts calls (API calls per account, in the benchmark), and tells an
 //!   optional [`client::CallObserver`] (the metrics) of every attempt and
 //!   retry.
@@ -23,21 +29,37 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use crate::client::{self, RetryPolicy, WhmClient};
 
 /// Why a call gave up.
 #[derive(Debug, Clone)]
 pub enum CallError {
-    /// The server refused the token; no further call is made to it.
-    Auth(String),
+    /// No call to this server can succeed (the token refused, the
+    /// certificate not trusted): `message` says so and what to do; no
+    /// further call is made to it.
+    Stopped {
+        message: String,
+        error: client::Error,
+    },
     /// Any other failure, after the retries that apply.
     Failed(client::Error),
+}
+
+impl CallError {
+    /// The failure of the call itself.
+    pub fn error(&self) -> &client::Error {
+        match self {
+            CallError::Stopped { error, .. } | CallError::Failed(error) => error,
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Auth(m) => f.write_str(m),
+            CallError::Stopped { message, .. } => f.write_str(message),
             CallError::Failed(e) => write!(f, "{e}"),
         }
     }
@@ -50,13 +72,29 @@ pub struct RetryNote<'a> {
     pub delay: Duration,
 }
 
+/// Which places a call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Answers promptly (or times out): any place.
+    Prompt,
+    /// May block for long: the slow lane, one place fewer.
+    Slow,
+}
+
+/// The places of [`Api::with_limit`].
+struct Limit {
+    all: Semaphore,
+    slow: Semaphore,
+}
+
 /// The gate.
 pub struct Api {
     client: WhmClient,
     retry: RetryPolicy,
-    auth_refused: Mutex<Option<String>>,
+    stopped: Mutex<Option<(String, client::Error)>>,
     calls: AtomicU64,
     observer: Option<Arc<dyn client::CallObserver>>,
+    limit: Option<Limit>,
 }
 
 impl Api {
@@ -64,15 +102,27 @@ impl Api {
         Api {
             client,
             retry,
-            auth_refused: Mutex::new(None),
+            stopped: Mutex::new(None),
             calls: AtomicU64::new(0),
             observer: None,
+            limit: None,
         }
     }
 
     /// The gate, telling `observer` of every attempt and retry (metrics).
     pub fn with_observer(mut self, observer: Arc<dyn client::CallObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// At most `n` requests in flight to the server (at least 1); calls that
+    /// may block use at most `n - 1` of them (at least 1).
+    pub fn with_limit(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        self.limit = Some(Limit {
+            all: Semaphore::new(n),
+            slow: Semaphore::new(n.saturating_sub(1).max(1)),
+        });
         self
     }
 
@@ -85,62 +135,117 @@ impl Api {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// The auth refusal that stopped all calls, if any.
+    /// Why every call stopped, if one found that none can succeed.
     pub fn refused(&self) -> Option<String> {
-        self.auth_refused.lock().expect("not poisoned").clone()
+        self.stopped
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .map(|(m, _)| m.clone())
     }
 
-    fn gate(&self) -> Result<(), CallError> {
-        match self.refused() {
-            Some(m) => Err(CallError::Auth(m)),
-            None => Ok(()),
-        }
+    fn stop_error(&self) -> Option<CallError> {
+        self.stopped
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .map(|(message, error)| CallError::Stopped {
+                message: message.clone(),
+                error: error.clone(),
+            })
     }
 
     fn note(&self, r: Result<(), &client::Error>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = r
-            && let Some(m) = self.fatal(e)
+            && e.class().stops_every_call()
         {
-            let mut g = self.auth_refused.lock().expect("not poisoned");
+            let mut g = self.stopped.lock().expect("not poisoned");
             if g.is_none() {
-                *g = Some(m);
+                *g = Some((self.stop_message(e), e.clone()));
             }
         }
     }
 
-    /// The message that stops every call, if `e` is an error after which no
-    /// call to this server can succeed.
-    fn fatal(&self, e: &client::Error) -> Option<String> {
-        if e.class() == client::Class::Auth {
-            return Some(format!(
+    /// What the operator is told when `e` stops every call.
+    fn stop_message(&self, e: &client::Error) -> String {
+        match e.class() {
+            client::Class::Auth => format!(
                 "{e}. ferry stopped every call to {} at once: WHM blocks an address that keeps failing logins",
                 self.client.host()
-            ));
+            ),
+            _ => e.kind.to_string(),
         }
-        matches!(e.kind, client::ErrorKind::Tls(_)).then(|| e.kind.to_string())
     }
 
     fn wrap<T>(&self, r: Result<T, client::Error>) -> Result<T, CallError> {
         match r {
             Ok(v) => Ok(v),
-            Err(e) if self.fatal(&e).is_some() => Err(CallError::Auth(
-                self.refused().unwrap_or_else(|| e.to_string()),
-            )),
+            Err(e) if e.class().stops_every_call() => Err(CallError::Stopped {
+                message: self.refused().unwrap_or_else(|| self.stop_message(&e)),
+                error: e,
+            }),
             Err(e) => Err(CallError::Failed(e)),
         }
     }
 
-    /// One attempt, no retry (create, enqueue, a log fetch while running).
+    /// The call, watched by the observer (made now, sent when awaited).
+    fn call<T, Fut>(
+        &self,
+        make: impl FnOnce(WhmClient) -> Fut,
+    ) -> impl Future<Output = Result<T, client::Error>>
+    where
+        Fut: Future<Output = Result<T, client::Error>>,
+    {
+        let (c, watch) = client::watched(&self.client, self.observer.as_ref());
+        watch.time(make(c))
+    }
+
+    /// One attempt: its place in the limit, then the call, then the count.
+    async fn attempt<T>(
+        &self,
+        lane: Lane,
+        call: impl Future<Output = Result<T, client::Error>>,
+    ) -> Result<T, client::Error> {
+        // Held only while the request is on the wire. The semaphores are
+        // never closed, so acquiring cannot fail.
+        let _slow = match (&self.limit, lane) {
+            (Some(l), Lane::Slow) => l.slow.acquire().await.ok(),
+            _ => None,
+        };
+        let _place = match &self.limit {
+            Some(l) => l.all.acquire().await.ok(),
+            None => None,
+        };
+        let r = call.await;
+        self.note(r.as_ref().map(|_| ()));
+        r
+    }
+
+    /// One attempt, no retry (create, enqueue).
     pub async fn once<T, F, Fut>(&self, f: F) -> Result<T, CallError>
     where
         F: FnOnce(WhmClient) -> Fut,
         Fut: Future<Output = Result<T, client::Error>>,
     {
-        self.gate()?;
-        let (c, watch) = client::watched(&self.client, self.observer.as_ref());
-        let r = watch.time(f(c)).await;
-        self.note(r.as_ref().map(|_| ()));
+        if let Some(e) = self.stop_error() {
+            return Err(e);
+        }
+        let r = self.attempt(Lane::Prompt, self.call(f)).await;
+        self.wrap(r)
+    }
+
+    /// One attempt of a call that may block for long (a log read while its
+    /// session runs), on the slow lane: it never holds the last place.
+    pub async fn once_slow<T, F, Fut>(&self, f: F) -> Result<T, CallError>
+    where
+        F: FnOnce(WhmClient) -> Fut,
+        Fut: Future<Output = Result<T, client::Error>>,
+    {
+        if let Some(e) = self.stop_error() {
+            return Err(e);
+        }
+        let r = self.attempt(Lane::Slow, self.call(f)).await;
         self.wrap(r)
     }
 
@@ -156,7 +261,9 @@ impl Api {
         F: FnMut(WhmClient) -> Fut,
         Fut: Future<Output = Result<T, client::Error>>,
     {
-        self.gate()?;
+        if let Some(e) = self.stop_error() {
+            return Err(e);
+        }
         let r = client::retry_idempotent(
             &self.retry,
             |attempt, error, delay| {
@@ -170,22 +277,16 @@ impl Api {
                 })
             },
             || {
-                // Re-checked before every attempt: another task may have hit
-                // an auth refusal while this one waited for its backoff.
-                let refused = self.refused().is_some();
+                // Re-checked before every attempt: another task may have
+                // stopped every call while this one waited for its backoff.
+                let stopped = self.stop_error();
                 let (c, watch) = client::watched(&self.client, self.observer.as_ref());
-                let fut = watch.time(f(c));
+                let attempt = self.attempt(Lane::Prompt, watch.time(f(c)));
                 async move {
-                    if refused {
-                        return Err(client::Error {
-                            function: "(stopped after an auth refusal)",
-                            kind: client::ErrorKind::AuthRefused { status: 401 },
-                            elapsed: Duration::ZERO,
-                        });
+                    match stopped {
+                        Some(e) => Err(e.error().clone()),
+                        None => attempt.await,
                     }
-                    let r = fut.await;
-                    self.note(r.as_ref().map(|_| ()));
-                    r
                 }
             },
         )

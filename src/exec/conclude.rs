@@ -126,7 +126,7 @@ impl Driver {
             .await;
         let view = match r {
             Ok(text) => Some(LogView::read(&text)),
-            Err(CallError::Auth(m)) => return Halt::Auth(m).into(),
+            Err(CallError::Stopped { message, .. }) => return Halt::Auth(message).into(),
             Err(CallError::Failed(e)) => {
                 if let Err(end) = self.step_failed(SessionStep::Log, &e.to_string(), false, 1) {
                     return end;

@@ -51,7 +51,7 @@ impl From<JournalError> for Halt {
 impl From<CallError> for Halt {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Auth(m) => Halt::Auth(m),
+            CallError::Stopped { message, .. } => Halt::Auth(message),
             CallError::Failed(e) => Halt::Unreachable(e.to_string()),
         }
     }
@@ -252,7 +252,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
             ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect());
             names
         }
-        Err(CallError::Auth(m)) => return Err(Halt::Auth(m)),
+        Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
         Err(CallError::Failed(e)) => {
             ctx.emit(Event::Warning {
                 message: format!(

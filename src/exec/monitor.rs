@@ -178,10 +178,12 @@ impl Driver {
     /// never an error that stops the run.
     async fn read_log_while_running(&mut self, id: &SessionId) -> Result<(), TaskEnd> {
         let timeout = self.ctx.timing.log_timeout;
+        // The slow lane: WHM may hold an active log until it completes, and
+        // a state poll, a pause or an abort must never wait behind it.
         let r = self
             .ctx
             .api
-            .once(|c| {
+            .once_slow(|c| {
                 let id = id.clone();
                 async move {
                     c.fetch_transfer_session_log(&id, "master.log", timeout)
@@ -205,7 +207,7 @@ impl Driver {
                 }
                 self.record_outcomes(&view)
             }
-            Err(CallError::Auth(m)) => Err(Halt::Auth(m).into()),
+            Err(CallError::Stopped { message, .. }) => Err(Halt::Auth(message).into()),
             // No news; the next poll asks again.
             Err(CallError::Failed(_)) => Ok(()),
         }

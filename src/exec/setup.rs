@@ -80,9 +80,9 @@ impl Driver {
                     });
                     return Ok(());
                 }
-                Err(CallError::Auth(m)) => {
-                    self.abandon(&m, None)?;
-                    return Err(Halt::Auth(m).into());
+                Err(CallError::Stopped { message, .. }) => {
+                    self.abandon(&message, None)?;
+                    return Err(Halt::Auth(message).into());
                 }
                 Err(CallError::Failed(e)) => e,
             };
@@ -335,7 +335,7 @@ impl Driver {
                 Ok(client::Enqueued::AlreadyQueued) => {
                     return Ok(Ok(EnqueueOutcome::AlreadyQueued));
                 }
-                Err(CallError::Auth(m)) => return Err(Halt::Auth(m).into()),
+                Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message).into()),
                 Err(CallError::Failed(e)) if transient(&e) => {
                     self.step_failed(step.clone(), &e.to_string(), attempt < attempts, attempt)?;
                     if attempt >= attempts {

@@ -229,6 +229,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
             target_sessions: plan.concurrency.target_sessions,
             source_sessions: plan.concurrency.source_sessions,
             batch_size: plan.concurrency.batch_size,
+            api_requests: plan.concurrency.api_requests,
         },
         sources,
     };

@@ -82,6 +82,8 @@ pub struct Limits {
     pub source_sessions: u32,
     /// Accounts per transfer session at most (already applied by `compile`).
     pub batch_size: u32,
+    /// WHM API requests in flight at once (the gate, `exec::api`).
+    pub api_requests: u32,
 }
 
 /// One WHM transfer session ("batch"): accounts of one source moved together.

@@ -325,7 +325,8 @@ async fn run_locked(
         plan: RunPlan::new(loaded, compiled, Some(&logins)),
         journal,
         journal_path: path.to_path_buf(),
-        api: observers.api(Api::new(client, retry)),
+        api: observers
+            .api(Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize)),
         reporter: reporter.clone(),
         timing: Timing::from_policy(policy, scale),
         mode: Mode::Apply {

@@ -19,13 +19,14 @@
 //! stays PENDING, is harmless, and WHM deletes it after 4 hours; the report
 //! says so.
 //!
-//! Requests run at most [`CheckOptions::concurrency`] at a time (8 by
-//! default) through one semaphore, so 200 sources are checked in seconds
-//! without flooding the target. Idempotent reads are retried on transient
-//! failures per the plan's `policy.retries`; session creation is not
-//! (a lost answer leaves only a harmless PENDING session). An auth refusal
-//! is never retried and stops every further request: WHM's brute-force
-//! protection would lock the operator out.
+//! Every request goes through the one gate of every command
+//! ([`crate::exec::Api`]): at most `concurrency.api_requests` in flight at
+//! once, so 200 sources are checked in seconds without flooding the target.
+//! Idempotent reads are retried on transient failures per the plan's
+//! `policy.retries`; session creation is not (a lost answer leaves only a
+//! harmless PENDING session). An auth refusal is never retried and stops
+//! every further request: WHM's brute-force protection would lock the
+//! operator out.
 //!
 //! Owns: the checks and the [`CheckReport`] with its text and JSON
 //! renderings. Does not own: printing (cli prints the strings made here).
@@ -33,26 +34,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use super::ExitStatus;
 use super::resolve::{Resolved, resolve};
 use crate::client::{
-    Class, CreateSession, CredentialCheck, Error as ClientError, ErrorKind, RetryPolicy, SshAuth,
-    SshLogin, WhmClient, retry_idempotent,
+    CreateSession, CredentialCheck, Error as ClientError, ErrorKind, RetryPolicy, SshAuth,
+    SshLogin, WhmClient,
 };
+use crate::exec::Api;
 use crate::plan::{Diagnostics, Plan, Source};
 
 /// What `ferry check` needs to know.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub plan: PathBuf,
-    /// Requests in flight at once (default 8).
-    pub concurrency: usize,
+    /// Requests in flight at once (default: the plan's
+    /// `concurrency.api_requests`).
+    pub concurrency: Option<usize>,
     /// Timeout of one WHM request (`--request-timeout`; default 60 s).
     pub request_timeout: Option<std::time::Duration>,
 }
@@ -61,7 +62,7 @@ impl CheckOptions {
     pub fn new(plan: impl Into<PathBuf>) -> Self {
         CheckOptions {
             plan: plan.into(),
-            concurrency: 8,
+            concurrency: None,
             request_timeout: None,
         }
     }
@@ -290,7 +291,9 @@ pub fn check_plan(
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
-    let concurrency = opts.concurrency;
+    let concurrency = opts
+        .concurrency
+        .unwrap_or(plan.concurrency.api_requests as usize);
     let mut resolved = resolve(plan, base_dir).map_err(|e| {
         CheckError::Invalid(format!(
             "cannot resolve the plan's secrets (nothing was sent):\n{e}"
@@ -316,59 +319,45 @@ pub fn check_plan(
     })
 }
 
-/// Shared by every check task.
+/// Shared by every check task: the one gate to the target
+/// ([`crate::exec::Api`]), as for `apply`: the same retries, the same stop
+/// after a refused token (cPHulk counts failed logins) or an untrusted
+/// certificate, and the plan's `concurrency.api_requests` bound — each
+/// request holds a place for its duration only, so a slow source does not
+/// hold up the others.
 struct Ctx {
-    client: WhmClient,
-    /// Bounds requests in flight. Each request holds one permit for its
-    /// duration only, so a slow source does not hold up the others.
-    permits: Semaphore,
-    retry: RetryPolicy,
-    /// Set on the first auth refusal; every later task skips its requests
-    /// (cPHulk counts failed logins).
-    auth_refused: AtomicBool,
+    api: Api,
 }
 
 impl Ctx {
+    fn host(&self) -> &str {
+        self.api.client().host()
+    }
+
     /// One idempotent call, bounded and retried on transient failures.
     async fn read<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
     where
-        F: Fn() -> Fut,
+        F: FnMut(WhmClient) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let r = retry_idempotent(
-            &self.retry,
-            |_, _, _| {},
-            || async {
-                let _permit = self.permits.acquire().await.expect("semaphore open");
-                f().await
-            },
-        )
-        .await;
-        self.note(&r);
-        r
+        self.api
+            .repeatable(|_| {}, f)
+            .await
+            .map_err(|e| e.error().clone())
     }
 
     /// One call that must not be repeated blindly (session creation).
-    async fn once<T>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T, ClientError>>,
-    ) -> Result<T, ClientError> {
-        let _permit = self.permits.acquire().await.expect("semaphore open");
-        let r = fut.await;
-        self.note(&r);
-        r
+    async fn once<T, F, Fut>(&self, f: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(WhmClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        self.api.once(f).await.map_err(|e| e.error().clone())
     }
 
-    fn note<T>(&self, r: &Result<T, ClientError>) {
-        if let Err(e) = r
-            && e.class() == Class::Auth
-        {
-            self.auth_refused.store(true, Ordering::SeqCst);
-        }
-    }
-
+    /// Every call stopped (a refused token, an untrusted certificate).
     fn refused(&self) -> bool {
-        self.auth_refused.load(Ordering::SeqCst)
+        self.api.refused().is_some()
     }
 }
 
@@ -379,15 +368,13 @@ async fn run_checks(
     concurrency: usize,
 ) -> Vec<Finding> {
     let r = &plan.policy.retries;
+    let retry = RetryPolicy {
+        attempts: r.attempts,
+        initial: r.initial_backoff.0,
+        max: r.max_backoff.0,
+    };
     let ctx = Arc::new(Ctx {
-        client,
-        permits: Semaphore::new(concurrency.max(1)),
-        retry: RetryPolicy {
-            attempts: r.attempts,
-            initial: r.initial_backoff.0,
-            max: r.max_backoff.0,
-        },
-        auth_refused: AtomicBool::new(false),
+        api: Api::new(client, retry).with_limit(concurrency),
     });
     let target = target_check(&ctx, &plan.target.user).await;
     let usable = target.verdict == Verdict::Pass;
@@ -487,9 +474,9 @@ fn target_fix(e: &ClientError) -> Option<String> {
 }
 
 async fn target_check(ctx: &Ctx, user: &str) -> Finding {
-    let host = ctx.client.host().to_string();
+    let host = ctx.host().to_string();
     let order = (0, CheckKind::Target, 0);
-    match ctx.read(|| ctx.client.listaccts()).await {
+    match ctx.read(|c| async move { c.listaccts().await }).await {
         Ok(accounts) => Finding {
             check: CheckKind::Target,
             subject: host,
@@ -560,8 +547,9 @@ async fn source_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin) -
         ssh: login.clone(),
     };
     let who = login_summary(&source.host, login);
+    let req = &req;
     let cred = ctx
-        .read(|| ctx.client.remote_basic_credential_check(&req))
+        .read(|c| async move { c.remote_basic_credential_check(req).await })
         .await;
     let mut out = Vec::new();
     let order = (si, CheckKind::Credentials, 0);
@@ -621,8 +609,9 @@ async fn analysis_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin)
         compressed: false,
         low_priority: true,
     };
+    let create = &create;
     let session = match ctx
-        .once(ctx.client.create_remote_root_transfer_session(&create))
+        .once(|c| async move { c.create_remote_root_transfer_session(create).await })
         .await
     {
         Ok(s) => s,
@@ -646,13 +635,16 @@ async fn analysis_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin)
             }];
         }
     };
-    let analysis = ctx.read(|| ctx.client.analyze_remote(&session)).await;
+    let sid = &session;
+    let analysis = ctx
+        .read(|c| async move { c.analyze_remote(sid).await })
+        .await;
     // Abort the never-started session: PENDING → FAILED, so it can never
     // be started. Best effort: a PENDING leftover is harmless.
     let abort = if ctx.refused() {
         Err(None)
     } else {
-        ctx.read(|| ctx.client.abort_transfer_session(&session))
+        ctx.read(|c| async move { c.abort_transfer_session(sid).await })
             .await
             .map_err(Some)
     };
@@ -804,7 +796,7 @@ async fn username_check(
          or remove the existing `{target_user}` from the target"
     );
     match ctx
-        .read(|| ctx.client.validate_system_user(target_user))
+        .read(|c| async move { c.validate_system_user(target_user).await })
         .await
     {
         Ok(u) if u.exists => Finding {

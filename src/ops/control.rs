@@ -158,7 +158,7 @@ fn direct(
         plan: RunPlan::new(loaded, compiled, None),
         journal,
         journal_path: path.to_path_buf(),
-        api: Api::new(client, retry),
+        api: Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize),
         reporter: reporter.clone(),
         timing: Timing::from_policy(policy, 1.0),
         mode: Mode::Control(req),

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::client::{ClientConfig, Escalation, SshAuth, SshLogin};
+use crate::client::{ClientConfig, SshAuth, SshLogin};
 use crate::plan::{Plan, Source, Ssh};
 use crate::secret::{Secret, SecretRef, SecretWarning};
 
@@ -183,13 +183,7 @@ pub(crate) fn login_with(
     if !ok {
         return None;
     }
-    let escalation = root_escalation_method.map(|m| {
-        let m = match m {
-            crate::plan::Escalation::Su => Escalation::Su,
-            crate::plan::Escalation::Sudo => Escalation::Sudo,
-        };
-        (m, root_pw)
-    });
+    let escalation = root_escalation_method.map(|m| (m, root_pw));
     Some(SshLogin {
         user: user.clone(),
         port: *port,
@@ -245,7 +239,7 @@ mod tests {
         assert!(matches!(r.sources[0].auth, SshAuth::Password(_)));
         assert_eq!(
             r.sources[0].escalation.as_ref().unwrap().0,
-            Escalation::Sudo
+            crate::client::Escalation::Sudo
         );
         let dbg = format!("{r:?}");
         assert!(!dbg.contains(&std::env::var("PATH").unwrap()), "{dbg}");

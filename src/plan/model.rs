@@ -379,22 +379,9 @@ pub struct Ssh {
     pub root_password: Option<SecretRef>,
 }
 
-/// How a non-root SSH user becomes root on the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Escalation {
-    Su,
-    Sudo,
-}
-
-impl Escalation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Escalation::Su => "su",
-            Escalation::Sudo => "sudo",
-        }
-    }
-}
+/// How a non-root SSH user becomes root on the source (defined with the
+/// SSH login it is sent in).
+pub use crate::client::Escalation;
 
 /// An account entry: `- example` or `- {user: shop, localuser: shop2, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -602,6 +589,13 @@ pub struct Concurrency {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1, max = 1000))]
     pub batch_size: u32,
+    /// WHM API requests in flight to the target at once, for every command
+    /// (`apply`, `check`, `pause`, `abort`). A WHM server is not built for
+    /// heavy concurrent API use; a state poll, a pause or an abort never
+    /// waits behind a log read that blocks.
+    #[serde(default = "default_api_requests")]
+    #[schemars(range(min = 1, max = 64))]
+    pub api_requests: u32,
 }
 
 impl Default for Concurrency {
@@ -610,6 +604,7 @@ impl Default for Concurrency {
             target_sessions: default_target_sessions(),
             source_sessions: default_source_sessions(),
             batch_size: default_batch_size(),
+            api_requests: default_api_requests(),
         }
     }
 }
@@ -748,6 +743,10 @@ fn default_source_sessions() -> u32 {
 }
 fn default_batch_size() -> u32 {
     25
+}
+
+fn default_api_requests() -> u32 {
+    4
 }
 
 #[cfg(test)]

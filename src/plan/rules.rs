@@ -279,9 +279,8 @@ fn check_url(url: &str) -> Result<bool, (String, String)> {
         ));
     }
     if scheme == "http" {
-        let loopback =
-            host.eq_ignore_ascii_case("localhost") || ip.is_some_and(|i| i.is_loopback());
-        if !loopback {
+        // The client enforces the same rule on every request it sends.
+        if !crate::client::is_loopback_host(host) {
             return Err((
                 format!(
                     "`url` uses http:// to `{host}`, which is not a loopback address: the API token would cross the network unencrypted"
@@ -1309,6 +1308,12 @@ fn check_concurrency(c: &Concurrency, p: &DocPath, out: &mut Vec<Problem>) {
             1000,
             "accounts per transfer session, e.g. 25",
         ),
+        (
+            "api_requests",
+            c.api_requests,
+            64,
+            "WHM API requests in flight at once, e.g. 4",
+        ),
     ] {
         if !(1..=max).contains(&v) {
             out.push(
@@ -1380,6 +1385,8 @@ mod tests {
         assert_eq!(check_url("http://127.9.9.9"), Ok(true));
         assert_eq!(check_url("http://[::1]:2087"), Ok(true));
         assert_eq!(check_url("http://localhost:2087"), Ok(true));
+        // The same rule as the client's: IPv4-mapped loopback is loopback.
+        assert_eq!(check_url("http://[::ffff:127.0.0.1]:2087"), Ok(true));
         assert!(
             check_url("http://whm.example.net:2087")
                 .unwrap_err()

@@ -433,7 +433,7 @@ async fn tls_refused_without_the_ca() {
     assert!(msg.contains(c.host()), "names the host: {msg}");
     assert!(msg.contains("target.tls.ca_file"), "names the fix: {msg}");
     assert!(msg.contains("insecure: true"), "{msg}");
-    assert_eq!(e.class(), Class::Permanent);
+    assert_eq!(e.class(), Class::Untrusted);
     assert!(!e.may_have_applied());
     // The handshake failed: no request reached the API.
     assert_eq!(sim.requests().as_array().unwrap().len(), 0);

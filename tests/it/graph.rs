@@ -127,6 +127,7 @@ fn build(sources: &[Src], batch: u32) -> Plan {
             target_sessions: 2,
             source_sessions: 1,
             batch_size: batch,
+            api_requests: 4,
         },
         notify: vec![],
     }

@@ -158,7 +158,7 @@ fn ferry_pause_during_a_run_then_apply_finishes() {
 #[test]
 fn ferry_pause_without_a_running_apply() {
     let fleet = Fleet::standard(2, 10);
-    let w = World::start(fleet.clone(), fleet.scenario(0.01));
+    let w = World::start(fleet.clone(), fleet.scenario(0.05));
     let mut child = w.spawn_apply(&[], "run");
     w.wait_for(
         Duration::from_secs(30),
