@@ -822,10 +822,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, m: Arc<Metrics>, stop: C
     }
 }
 
-fn answer<B>(m: &Metrics, req: &hyper::Request<B>) -> hyper::Response<axum::body::Body> {
+fn answer<B>(
+    m: &Metrics,
+    req: &hyper::Request<B>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     use hyper::{Method, StatusCode, header};
     let reply = |status: StatusCode, ctype: &'static str, body: String| {
-        let mut r = hyper::Response::new(axum::body::Body::from(body));
+        let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
         *r.status_mut() = status;
         r.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -2,7 +2,7 @@
 //! envelope, injected faults and shutdown.
 //!
 //! whm-sim owns its accept loop (hyper's HTTP/1 connection per socket)
-//! rather than `axum::serve`, because a `reset` fault must close one
+//! rather than a framework's `serve`, because a `reset` fault must close one
 //! connection without an answer: the handler sets `SO_LINGER 0` on the
 //! socket and cancels its connection task, so the client sees a reset, not
 //! an HTTP response.
@@ -21,7 +21,11 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Body;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+
+/// Every answer's body: whole, in memory.
+type Body = Full<Bytes>;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -269,6 +273,17 @@ async fn connection(
     }
 }
 
+/// A request's whole body, at most `limit` bytes.
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(Limited::new(req.into_body(), limit)
+        .collect()
+        .await?
+        .to_bytes())
+}
+
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = status;
@@ -321,7 +336,7 @@ async fn inspect_route(shared: &Arc<Shared>, what: &str, req: Request<Incoming>)
             json_response(StatusCode::OK, &json!({"crashed": true}))
         }
         (Method::POST, "faults") => {
-            let body = match axum::body::to_bytes(Body::new(req.into_body()), 1 << 20).await {
+            let body = match read_body(req, 1 << 20).await {
                 Ok(b) => b,
                 Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
@@ -401,7 +416,7 @@ async fn api_route(
         .and_then(|v| v.to_str().ok())
         .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let body = if method == Method::POST {
-        match axum::body::to_bytes(Body::new(req.into_body()), 16 << 20).await {
+        match read_body(req, 16 << 20).await {
             Ok(b) if form => parse_pairs(&b),
             Ok(_) => Vec::new(),
             Err(_) => return text(StatusCode::BAD_REQUEST, "Bad Request\n"),
