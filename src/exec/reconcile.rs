@@ -306,18 +306,7 @@ mod tests {
     }
 
     fn started(st: &mut RunState, p: &BTreeMap<String, PlannedAccount>) {
-        st.apply(&Record::RunStarted {
-            plan: "p".into(),
-            plan_name: None,
-            plan_hash: "h".into(),
-            accounts: p.clone(),
-            ferry_version: "0".into(),
-            pid: 1,
-            host: "h".into(),
-            tls_insecure: false,
-            simulate: false,
-            restart: false,
-        });
+        st.apply(&crate::journal::canned::run_started(p.clone()));
     }
 
     /// Design §5, each case: new scheduled, removed-never-started dropped,

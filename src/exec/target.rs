@@ -176,7 +176,8 @@ pub(crate) fn sources_needing_analysis<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::record::{ItemResult, PlannedAccount, Record};
+    use crate::journal::canned::Canned;
+    use crate::journal::record::{ItemResult, Record};
 
     fn info(user: &str, domain: &str, owner: &str) -> AccountInfo {
         AccountInfo {
@@ -188,62 +189,23 @@ mod tests {
     }
 
     fn state() -> RunState {
-        let mut st = RunState::default();
-        let accounts = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    PlannedAccount {
-                        source: "old1".into(),
-                        user: n.to_string(),
-                        entry: "h".into(),
-                        fields: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
-        st.apply(&Record::RunStarted {
-            plan: "p.yaml".into(),
-            plan_name: None,
-            plan_hash: "x".into(),
-            accounts,
-            ferry_version: "0".into(),
-            pid: 1,
-            host: "h".into(),
-            tls_insecure: false,
-            simulate: false,
-            restart: false,
-        });
-        st.apply(&Record::SessionCreateIntent {
-            session: "old1/s1".into(),
-            batch: "old1/s1".into(),
-            source: "old1".into(),
-            host: "h".into(),
-            accounts: vec!["b".into(), "e".into()],
-            packages: vec![],
-            replaces: None,
-        });
-        st.apply(&Record::StartIntent {
-            session: "old1/s1".into(),
-        });
-        st.apply(&Record::ItemOutcome {
-            session: "old1/s1".into(),
-            account: Some("b".into()),
-            package: None,
-            result: ItemResult::Failed,
-            message: Some("Disk quota exceeded".into()),
-            log: vec![],
-        });
-        st.apply(&Record::AccountConflict {
-            account: "c".into(),
+        let held = |a: &str| Record::AccountConflict {
+            account: a.into(),
             reason: "held".into(),
-        });
-        st.apply(&Record::AccountConflict {
-            account: "d".into(),
-            reason: "held".into(),
-        });
-        st
+        };
+        Canned::run(&[
+            ("old1", "a"),
+            ("old1", "b"),
+            ("old1", "c"),
+            ("old1", "d"),
+            ("old1", "e"),
+        ])
+        .session("old1/s1", &["b", "e"])
+        .started("old1/s1")
+        .outcome("old1/s1", "b", ItemResult::Failed)
+        .then(held("c"))
+        .then(held("d"))
+        .state()
     }
 
     /// The module's table, row by row; `e` is in an open session and is

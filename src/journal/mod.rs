@@ -15,6 +15,7 @@
 //! is folded into the in-memory [`RunState`] by the same code that replays
 //! a journal from disk, so a live run and a resumed run cannot disagree.
 
+pub mod canned;
 pub mod file;
 pub mod lock;
 pub mod record;

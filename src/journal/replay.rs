@@ -844,59 +844,24 @@ pub fn replay(path: &Path) -> Result<(RunState, Option<Repaired>), JournalError>
 mod tests {
     use super::*;
 
-    fn planned(names: &[&str]) -> BTreeMap<String, PlannedAccount> {
-        names
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    PlannedAccount {
-                        source: "old1".into(),
-                        user: n.to_string(),
-                        entry: format!("h-{n}"),
-                        fields: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect()
-    }
+    use crate::journal::canned::{self, Canned};
 
     fn run_started(names: &[&str]) -> Record {
-        Record::RunStarted {
-            plan: "p.yaml".into(),
-            plan_name: None,
-            plan_hash: "abc".into(),
-            accounts: planned(names),
-            ferry_version: "0".into(),
-            pid: 1,
-            host: "h".into(),
-            tls_insecure: false,
-            simulate: false,
-            restart: false,
-        }
+        let accounts: Vec<(&str, &str)> = names.iter().map(|n| ("old1", *n)).collect();
+        canned::run_started(canned::planned(&accounts))
+    }
+
+    /// The one record a [`Canned`] journal adds for `f`.
+    fn one(f: impl FnOnce(Canned) -> Canned) -> Record {
+        f(Canned::default()).records()[0].clone()
     }
 
     fn intent(key: &str, accounts: &[&str]) -> Record {
-        Record::SessionCreateIntent {
-            session: key.into(),
-            batch: key.split('#').next().unwrap().into(),
-            source: "old1".into(),
-            host: "old1.example.com".into(),
-            accounts: accounts.iter().map(|s| s.to_string()).collect(),
-            packages: vec![],
-            replaces: None,
-        }
+        one(|c| c.session(key, accounts))
     }
 
     fn outcome(session: &str, account: &str, result: ItemResult) -> Record {
-        Record::ItemOutcome {
-            session: session.into(),
-            account: Some(account.into()),
-            package: None,
-            result,
-            message: (result == ItemResult::Failed).then(|| "Disk quota exceeded".to_string()),
-            log: Vec::new(),
-        }
+        one(|c| c.outcome(session, account, result))
     }
 
     #[test]

@@ -300,10 +300,9 @@ fn account_mark(st: &RunState, target_user: &str) -> StepMark {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::journal::record::{EnqueueOutcome, PlannedAccount, Record};
+    use crate::journal::record::{EnqueueOutcome, Record};
 
     const PLAN: &str = "version: 1
 target: {url: https://whm.example.net:2087, token: {env: WHM_TOKEN}}
@@ -329,33 +328,12 @@ sources:
     }
 
     fn run_started(c: &CompiledPlan) -> Record {
-        let accounts: BTreeMap<String, PlannedAccount> = c.sessions[0]
+        let accounts: Vec<(&str, &str, &str)> = c.sessions[0]
             .accounts
             .iter()
-            .map(|a| {
-                (
-                    a.target_user.clone(),
-                    PlannedAccount {
-                        source: "old1".into(),
-                        user: a.user.clone(),
-                        entry: "h".into(),
-                        fields: BTreeMap::new(),
-                    },
-                )
-            })
+            .map(|a| ("old1", a.user.as_str(), a.target_user.as_str()))
             .collect();
-        Record::RunStarted {
-            plan: "single-server.yaml".into(),
-            plan_name: None,
-            plan_hash: "x".into(),
-            accounts,
-            ferry_version: "0".into(),
-            pid: 1,
-            host: "h".into(),
-            tls_insecure: false,
-            simulate: false,
-            restart: false,
-        }
+        crate::journal::canned::run_started(crate::journal::canned::planned_as(&accounts))
     }
 
     fn intent(c: &CompiledPlan, key: &str, accounts: &[&str], packages: &[&str]) -> Record {
