@@ -62,9 +62,19 @@ pub fn planned_as(accounts: &[(&str, &str, &str)]) -> BTreeMap<String, PlannedAc
 
 /// A `run_started` of plan `p.yaml` listing `accounts`.
 pub fn run_started(accounts: BTreeMap<String, PlannedAccount>) -> Record {
+    run_started_for("p.yaml", None, accounts)
+}
+
+/// A `run_started` of the plan file `plan` (identity `name:`, if given)
+/// listing `accounts`, by pid 4242 on host `ops1`.
+pub fn run_started_for(
+    plan: &str,
+    name: Option<&str>,
+    accounts: BTreeMap<String, PlannedAccount>,
+) -> Record {
     Record::RunStarted {
-        plan: "p.yaml".into(),
-        plan_name: None,
+        plan: plan.into(),
+        plan_name: name.map(str::to_string),
         plan_hash: "0".repeat(64),
         accounts,
         ferry_version: env!("CARGO_PKG_VERSION").into(),
@@ -112,6 +122,24 @@ impl Canned {
         })
     }
 
+    /// `enqueue_intent` for `accounts`, then one confirmed `enqueued` each.
+    pub fn enqueued(mut self, key: &str, accounts: &[&str]) -> Canned {
+        self = self.then(Record::EnqueueIntent {
+            session: key.into(),
+            packages: vec![],
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        });
+        for a in accounts {
+            self = self.then(Record::Enqueued {
+                session: key.into(),
+                package: None,
+                account: Some(a.to_string()),
+                outcome: super::record::EnqueueOutcome::Added,
+            });
+        }
+        self
+    }
+
     /// `start_intent` (from here on the session may run its accounts).
     pub fn started(self, key: &str) -> Canned {
         self.then(Record::StartIntent {
@@ -149,6 +177,20 @@ impl Canned {
             st.apply(r);
         }
         st
+    }
+
+    /// The journal file's bytes, every line stamped one second after the
+    /// last from `2026-11-30T01:00:00Z`: the same records always make the
+    /// same bytes (the fixtures in `tests/fixtures/journals/`).
+    pub fn bytes(&self) -> Vec<u8> {
+        let start = humantime::parse_rfc3339("2026-11-30T01:00:00Z").expect("a valid instant");
+        let mut out = Vec::new();
+        for (i, r) in self.records.iter().enumerate() {
+            let at = start + std::time::Duration::from_secs(i as u64);
+            let ts = humantime::format_rfc3339_millis(at).to_string();
+            out.extend(super::file::encode(i as u64 + 1, &ts, r));
+        }
+        out
     }
 
     /// Writes the records as a journal file (no fsync: for tests).

@@ -65,7 +65,8 @@ pub enum JournalError {
     #[error(
         "journal {path}: line {line} is corrupt ({reason}); the journal cannot be trusted past it. \
          Inspect the line (e.g. `sed -n {line}p {path}`), restore the journal from a backup, or move \
-         it aside and check the target by hand before starting over"
+         it aside: the next `ferry apply` then rebuilds this plan's sessions from the target's own \
+         record of them (README, \"When the journal is not the whole truth\")"
     )]
     Corrupt {
         path: PathBuf,

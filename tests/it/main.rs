@@ -7,6 +7,7 @@ mod check;
 mod client;
 mod conveniences;
 mod crash;
+mod fixtures;
 mod gitops;
 mod graph;
 mod ground_truth;
