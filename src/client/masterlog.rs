@@ -6,7 +6,7 @@
 //! written — and unknown actions are skipped or kept as-is), per-item
 //! outcomes, and the master's final action.
 //!
-//! Facts used (whm-transfer-api §3): workers write `success-item`,
+//! Facts used (docs/whm.md §3.3): workers write `success-item`,
 //! `warning-item` or `failed-item` per item and queue; a TRANSFER failure is
 //! followed by a synthetic RESTORE `failed-item`; packages' RESTORE step is
 //! an immediate success. So the RESTORE queue's line is each item's final
@@ -150,7 +150,7 @@ mod tests {
 
     /// A session with a package, one good account, one with warnings and one
     /// whose TRANSFER failed (so the RESTORE pair is synthetic), as
-    /// whm-transfer-api §3 describes the lines.
+    /// docs/whm.md §3.3 describes the lines.
     const LOG: &str = r#"{"type":"control","pid":9001,"indent":0,"partial":0,"contents":{"action":"start","time":1764467102,"child_number":0}}
 {"type":"control","pid":9001,"indent":0,"partial":0,"contents":{"action":"initiator","time":1764467102,"child_number":0,"msg":"copyacct"}}
 {"type":"control","pid":9001,"indent":0,"partial":0,"contents":{"action":"version","time":1764467102,"child_number":0,"msg":"2.3"}}

@@ -101,7 +101,7 @@ pub fn may_have_applied(kind: &ErrorKind) -> bool {
         // The request was sent and the answer lost or unusable: the server
         // may have acted. A 5xx may come from a proxy after cpsrvd acted; a
         // `result = 0` from `create_remote_root_transfer_session` can still
-        // leave a PENDING session row behind (whm-transfer-api §1).
+        // leave a PENDING session row behind (docs/whm.md §2.1).
         ErrorKind::Timeout
         | ErrorKind::ConnectionLost(_)
         | ErrorKind::Http { .. }

@@ -2,7 +2,7 @@
 //! session state alone.
 //!
 //! WHM ends a session COMPLETED however many of its items failed
-//! (whm-transfer-api §3), so the state says nothing about an account. What
+//! (docs/whm.md §3.3), so the state says nothing about an account. What
 //! counts is the RESTORE queue's final line for the item (`success-item`,
 //! `warning-item`, `failed-item`; parsed by `client::masterlog`). An item
 //! without one is judged by whether its RESTORE began:

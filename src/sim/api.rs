@@ -1,5 +1,5 @@
 //! The WHM API 1 functions whm-sim serves, with the server's own parameter
-//! checks and refusal texts (whm-transfer-api.md §1, §3; `API/1/Transfers.pm`).
+//! checks and refusal texts (docs/whm.md §1, §2.1, §3; `API/1/Transfers.pm`).
 //!
 //! Like the real server, only `enqueue_transfer_item` refuses unknown keys
 //! (against the module's schema); other functions ignore keys they do not

@@ -8,7 +8,7 @@
 //! the engine task (`server.rs`) only has to wake up at the next event when no
 //! request comes.
 //!
-//! # Worker model (whm-transfer-api.md §2–§4, `Processor.pm`)
+//! # Worker model (docs/whm.md §2–§4, `Processor.pm`)
 //! A started session has a master and, per queue (TRANSFER, RESTORE), up to
 //! `min(clamp(threads, 1, 9), item count)` workers. A worker's loop is
 //! [`World::pump_session`]: at its top it exits PAUSED/ABORTED when a marker

@@ -1,7 +1,7 @@
 //! `whm-sim`: a WHM target server simulator for the transfer functions.
 //!
 //! Owns: the scenario file (design §6), a model of WHM's transfer sessions
-//! written from `whm-transfer-api.md` alone (it imports nothing from `plan`,
+//! written from `docs/whm.md` alone (it imports nothing from `plan`,
 //! `graph`, `exec`, `journal` or `client`, so a misunderstanding in the
 //! client cannot leak into the fake), simulated time, injected faults, TLS,
 //! and the inspection endpoints `/__sim/state` and `/__sim/requests` that

@@ -418,7 +418,7 @@ impl AccountSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CrashLeaves {
-    /// As the source reads (whm-transfer-api.md §4): the item stays
+    /// As the source reads (docs/whm.md §4.2): the item stays
     /// TRANSFER_INPROGRESS / RESTORE_INPROGRESS forever; after a restart, a
     /// TRANSFER_INPROGRESS orphan keeps the RESTORE workers waiting forever.
     #[default]
@@ -496,7 +496,7 @@ pub struct FaultSpec {
     pub latency_ms: [u64; 2],
     pub fail_items: BTreeMap<String, FailItem>,
     /// true: `fetch_transfer_session_log` on a log still being written blocks
-    /// until the log completes (whm-transfer-api.md §5, open question 3).
+    /// until the log completes (docs/whm.md §10, fourth question).
     pub log_blocking: bool,
     /// Simulated seconds at which every transfer process dies.
     pub crash_at: Vec<f64>,

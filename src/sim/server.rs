@@ -11,7 +11,7 @@
 //! `Authorization: whm USER:TOKEN` with a token of the scenario. Anything else
 //! is refused with HTTP 401, `Content-Type: text/plain` and the body
 //! `Access denied`, without running the function (cpsrvd's real answer is
-//! unknown, whm-transfer-api.md §5 question 2). Inspection endpoints
+//! unknown, docs/whm.md §10, second question). Inspection endpoints
 //! (`/__sim/*`) need no auth and are never faulted.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Session states and what `start`, `pause` and `abort` do to them.
 //!
-//! # Transition table (whm-transfer-api.md §2; `Processor.pm::start`,
+//! # Transition table (docs/whm.md §2.4; `Processor.pm::start`,
 //! `Session.pm::start_pause/start_abort/can_change_state`)
 //!
 //! "alive": the session's master process runs; "stale": the state says it

@@ -1,4 +1,4 @@
-//! Every row of the state table of whm-transfer-api.md §2 (start, pause,
+//! Every row of the state table of docs/whm.md §2.4 (start, pause,
 //! abort on each state, alive and stale), and pause/resume/abort mid-run.
 
 use std::time::Duration;
