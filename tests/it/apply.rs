@@ -1,6 +1,6 @@
 //! `ferry apply` end to end over HTTP against whm-sim (issue 4).
 
-use crate::support::*;
+use crate::kit::*;
 
 /// Three sources × 20 accounts, packages, a reseller and its accounts, a
 /// renamed account and an `after` wave: exit 0, every account restored

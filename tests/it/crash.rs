@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::support::*;
+use crate::kit::*;
 
 /// Record kinds a kill may follow, grouped by the phase they stand for.
 const KINDS: &[(&str, &str)] = &[

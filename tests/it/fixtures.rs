@@ -10,7 +10,7 @@ use ferry::journal::canned::{self, Canned};
 use ferry::journal::record::{FinishStatus, ItemResult, PlannedAccount, Record};
 use serde_json::Value;
 
-use crate::support::text;
+use crate::kit::text;
 
 const SESSION: &str = "old1/s1";
 const ID: &str = "old1examplecocopya20261130010003Vq7k";

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 /// Accounts restored (completed) on the target so far.
 fn completed(w: &World) -> usize {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 fn mutating_requests(w: &World) -> Value {
     let r = &w.state()["requests"];

@@ -1,6 +1,6 @@
 //! The one integration-test binary (style: ripgrep's tests/tests.rs).
-//! Each area of ferry has its own module; `support` starts whm-sim and runs
-//! the `ferry` binary.
+//! Each area of ferry has its own module; `kit` starts whm-sim, runs
+//! the `ferry` binary and calls WHM directly.
 
 mod apply;
 mod check;
@@ -12,6 +12,7 @@ mod gitops;
 mod graph;
 mod ground_truth;
 mod journal;
+mod kit;
 mod observe;
 mod plan;
 mod plan_marks;
@@ -25,5 +26,3 @@ mod sim_faults;
 mod sim_features;
 mod sim_states;
 mod sim_timing;
-mod simkit;
-mod support;

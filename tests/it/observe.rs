@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ferry::sim::{FailItem, FailStage};
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 /// Real seconds per simulated second that make a 6-account run last a
 /// couple of seconds.

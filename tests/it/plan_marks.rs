@@ -11,7 +11,7 @@ use std::time::Duration;
 use ferry::sim::{FailItem, FailStage, Scenario};
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 fn repo_plan(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 fn fail(sc: &mut ferry::sim::Scenario, user: &str, times: u32, stage: FailStage) {
     sc.faults.fail_items.insert(

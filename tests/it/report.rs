@@ -273,7 +273,7 @@ fn report_without_a_journal_says_how_to_get_one() {
 /// re-enqueued and fails again) → exit 3; then the report of the run.
 #[test]
 fn report_of_a_real_run_paused_resumed_with_a_failed_account() {
-    use crate::support::{Fleet, World, text};
+    use crate::kit::{Fleet, World, text};
     use ferry::sim::{FailItem, FailStage};
 
     let fleet = Fleet::standard(2, 6);

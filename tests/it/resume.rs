@@ -7,7 +7,7 @@ use std::time::Duration;
 use ferry::sim::{FailItem, FailStage};
 use serde_json::Value;
 
-use crate::support::*;
+use crate::kit::*;
 
 fn any_session_running(st: &Value) -> bool {
     st["sessions"]

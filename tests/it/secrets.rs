@@ -28,7 +28,7 @@ use ferry::sim::{
 use rand::Rng;
 use serde_json::Value;
 
-use crate::support::{journal_records, text};
+use crate::kit::{journal_records, text};
 
 // ---------------------------------------------------------------- secrets
 
@@ -407,7 +407,7 @@ fn run(cmd: Command) -> Output {
 }
 
 fn events(out: &Output) -> Vec<Value> {
-    crate::support::events(out)
+    crate::kit::events(out)
 }
 
 /// The distinct contents of `/proc/<pid>/cmdline` read while ferry ran.
@@ -464,7 +464,7 @@ impl Sim {
     /// `POST /__sim/faults` over the wire (TLS when the sim speaks it).
     fn set_faults(&self, faults: &FaultSpec) {
         let status = self.rt.block_on(async {
-            let whm = crate::simkit::Whm::new(&self.url(), self.server().ca_pem(), None);
+            let whm = crate::kit::Whm::new(&self.url(), self.server().ca_pem(), None);
             let resp = whm
                 .client
                 .post(format!("{}/__sim/faults", self.url()))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry::sim::{ExistingAccount, FailItem, Scenario, Size};
 use serde_json::Value;
 
-use crate::simkit::*;
+use crate::kit::*;
 
 const T: Duration = Duration::from_secs(20);
 

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::simkit::*;
+use crate::kit::*;
 
 fn rec(
     function: &str,

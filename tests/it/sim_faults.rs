@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ferry::sim::{AccountSpec, CrashLeaves, FaultSpec, Scenario, Size, TlsMode};
 use serde_json::{Value, json};
 
-use crate::simkit::*;
+use crate::kit::*;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -338,7 +338,7 @@ async fn self_signed_tls_is_served_with_a_ca_clients_can_pin() {
     assert!(sim.whm.base.starts_with("https://127.0.0.1:"));
     let pem = sim.server.ca_pem().expect("a CA").to_string();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
-    // the pinned client (simkit trusts only this CA) works
+    // the pinned client (the kit trusts only this CA) works
     let id = sim.whm.session((1, 1)).await;
     assert_eq!(sim.whm.state_name(&id).await, "PENDING");
     // a client that trusts another CA is refused

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::simkit::*;
+use crate::kit::*;
 
 /// A second token, for a reseller.
 fn with_reseller(mut sc: ferry::sim::Scenario) -> ferry::sim::Scenario {

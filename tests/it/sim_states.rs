@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry::sim::{AccountSpec, Scenario, Size};
 use serde_json::Value;
 
-use crate::simkit::*;
+use crate::kit::*;
 
 const T: Duration = Duration::from_secs(20);
 const PAUSE_REFUSED: &str = "The system failed to “pause” the transfer session.";

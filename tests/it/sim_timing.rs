@@ -11,7 +11,7 @@ use std::time::Duration;
 use ferry::sim::{Scenario, Size};
 use serde_json::Value;
 
-use crate::simkit::*;
+use crate::kit::*;
 
 fn makespan(st: &Value) -> f64 {
     let sessions = st["sessions"].as_array().unwrap();

@@ -9,19 +9,17 @@
 //! Other areas' end-to-end tests can call `request_violations` on the
 //! simulator's `/__sim/requests` after running ferry against it.
 
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry::sim::{Scenario, SimServer};
 use serde_json::{Value, json};
 
-pub const TOKEN: &str = "s3cret";
+pub use super::TOKEN;
 
 /// The project's copy of the parameter and response rules.
 pub fn rules() -> Value {
-    serde_json::from_str(include_str!("../fixtures/whm-transfers.params.json"))
+    serde_json::from_str(include_str!("../../fixtures/whm-transfers.params.json"))
         .expect("the rules fixture is JSON")
 }
 

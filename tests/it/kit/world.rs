@@ -3,8 +3,6 @@
 //! plan and a matching scenario generated from one fleet description, and
 //! `ferry` run as a real process.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,8 +11,7 @@ use std::time::{Duration, Instant};
 use ferry::sim::{AccountSpec, RemoteSpec, Scenario, SimServer, Size, SshSpec};
 use serde_json::Value;
 
-pub const TOKEN: &str = "s3cret";
-pub const SSH_PW: &str = "pw-old";
+pub use super::{SSH_PW, TOKEN};
 
 /// One account of a fleet.
 #[derive(Debug, Clone)]
