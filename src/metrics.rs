@@ -63,16 +63,7 @@ const RUN_STATUSES: [&str; 6] = [
     "failed",
 ];
 /// WHM's session states, always exported (0 when none is in it).
-const SESSION_STATES: [&str; 8] = [
-    "PENDING",
-    "RUNNING",
-    "PAUSING",
-    "PAUSED",
-    "ABORTING",
-    "ABORTED",
-    "COMPLETED",
-    "FAILED",
-];
+const SESSION_STATES: [&str; 8] = crate::client::SessionState::NAMES;
 /// Every value of `ferry_retries_total{class}`.
 const RETRY_CLASSES: [&str; 7] = [
     "connect",
@@ -957,11 +948,13 @@ mod tests {
         line.rsplit_once(' ').unwrap().1.parse().unwrap()
     }
 
+    /// The value of `metric{plan="p",label="v"}`.
+    fn labelled(text: &str, metric: &str, label: &str, v: &str) -> f64 {
+        value(text, &format!("{metric}{{plan=\"p\",{label}=\"{v}\"}}"))
+    }
+
     fn accounts(text: &str, state: &str) -> f64 {
-        value(
-            text,
-            &format!("ferry_accounts{{plan=\"p\",state=\"{state}\"}}"),
-        )
+        labelled(text, "ferry_accounts", "state", state)
     }
 
     fn session(name: &str, state: &str, accounts: usize, done: usize) -> Event {
@@ -995,21 +988,12 @@ mod tests {
         }
         assert_eq!(value(&t, "ferry_bytes_total{plan=\"p\"}"), 120.0);
         assert_eq!(accounts(&t, "pending"), 3.0);
-        assert_eq!(
-            value(&t, "ferry_run_status{plan=\"p\",status=\"running\"}"),
-            1.0
-        );
-        assert_eq!(
-            value(&t, "ferry_run_status{plan=\"p\",status=\"paused\"}"),
-            0.0
-        );
-        assert_eq!(
-            value(&t, "ferry_sessions{plan=\"p\",state=\"RUNNING\"}"),
-            0.0
-        );
+        assert_eq!(labelled(&t, "ferry_run_status", "status", "running"), 1.0);
+        assert_eq!(labelled(&t, "ferry_run_status", "status", "paused"), 0.0);
+        assert_eq!(labelled(&t, "ferry_sessions", "state", "RUNNING"), 0.0);
         // Known retry classes start at 0.
         assert_eq!(
-            value(&t, "ferry_retries_total{plan=\"p\",class=\"http_5xx\"}"),
+            labelled(&t, "ferry_retries_total", "class", "http_5xx"),
             0.0
         );
     }
@@ -1021,10 +1005,7 @@ mod tests {
         let t = m.render();
         assert_eq!(accounts(&t, "in_progress"), 3.0);
         assert_eq!(accounts(&t, "pending"), 0.0);
-        assert_eq!(
-            value(&t, "ferry_sessions{plan=\"p\",state=\"RUNNING\"}"),
-            1.0
-        );
+        assert_eq!(labelled(&t, "ferry_sessions", "state", "RUNNING"), 1.0);
         m.event(&Event::ItemSucceeded {
             account: "b2".into(),
             source: "old1".into(),
@@ -1051,22 +1032,10 @@ mod tests {
         assert_eq!(accounts(&t, "in_progress"), 1.0);
         assert_eq!(accounts(&t, "pending"), 0.0);
         assert_eq!(value(&t, "ferry_bytes_done{plan=\"p\"}"), 20.0);
-        assert_eq!(
-            value(&t, "ferry_sessions{plan=\"p\",state=\"PAUSED\"}"),
-            1.0
-        );
-        assert_eq!(
-            value(&t, "ferry_sessions{plan=\"p\",state=\"RUNNING\"}"),
-            0.0
-        );
-        assert_eq!(
-            value(&t, "ferry_run_status{plan=\"p\",status=\"paused\"}"),
-            1.0
-        );
-        assert_eq!(
-            value(&t, "ferry_run_status{plan=\"p\",status=\"running\"}"),
-            0.0
-        );
+        assert_eq!(labelled(&t, "ferry_sessions", "state", "PAUSED"), 1.0);
+        assert_eq!(labelled(&t, "ferry_sessions", "state", "RUNNING"), 0.0);
+        assert_eq!(labelled(&t, "ferry_run_status", "status", "paused"), 1.0);
+        assert_eq!(labelled(&t, "ferry_run_status", "status", "running"), 0.0);
         assert_eq!(
             value(&t, "ferry_run_finished_timestamp_seconds{plan=\"p\"}"),
             0.0
@@ -1110,10 +1079,7 @@ mod tests {
         });
         let t = m.render();
         assert_eq!(accounts(&t, "failed"), 0.0);
-        assert_eq!(
-            value(&t, "ferry_retries_total{plan=\"p\",class=\"item\"}"),
-            1.0
-        );
+        assert_eq!(labelled(&t, "ferry_retries_total", "class", "item"), 1.0);
     }
 
     #[test]
@@ -1178,7 +1144,7 @@ mod tests {
         assert_eq!(req("enqueue_transfer_item", "whm_error"), 1.0);
         assert_eq!(req("get_transfer_session_state", "transient"), 1.0);
         assert_eq!(
-            value(&t, "ferry_retries_total{plan=\"p\",class=\"http_5xx\"}"),
+            labelled(&t, "ferry_retries_total", "class", "http_5xx"),
             1.0
         );
         assert_eq!(

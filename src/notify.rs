@@ -351,6 +351,13 @@ mod tests {
     use super::*;
     use crate::events::AccountCounts;
 
+    /// A notifier for `p` run in `dir`, and the warnings it reports.
+    fn notifier(p: &Plan, dir: &std::path::Path) -> (Notifier, Arc<Warnings>) {
+        let warn = Arc::new(Warnings::default());
+        let n = Notifier::new(p, dir, tokio::runtime::Handle::current(), warn.clone()).unwrap();
+        (n, warn)
+    }
+
     #[test]
     fn every_event_kind_is_named_as_in_its_json() {
         for e in crate::report::scripted_run() {
@@ -419,14 +426,7 @@ mod tests {
         let p = plan(serde_json::json!([
             {"events": ["run_finished"], "command": ["sh", "-c", script]}
         ]));
-        let warn = Arc::new(Warnings::default());
-        let n = Notifier::new(
-            &p,
-            dir.path(),
-            tokio::runtime::Handle::current(),
-            warn.clone(),
-        )
-        .unwrap();
+        let (n, warn) = notifier(&p, dir.path());
         n.event(&Event::Warning {
             message: "not subscribed".into(),
         });
@@ -449,14 +449,7 @@ mod tests {
             {"events": ["run_finished"], "command": ["sh", "-c", "sleep 30"], "timeout": "200ms"},
             {"events": ["run_finished"], "command": ["./does-not-exist"]},
         ]));
-        let warn = Arc::new(Warnings::default());
-        let n = Notifier::new(
-            &p,
-            dir.path(),
-            tokio::runtime::Handle::current(),
-            warn.clone(),
-        )
-        .unwrap();
+        let (n, warn) = notifier(&p, dir.path());
         let t0 = std::time::Instant::now();
         n.event(&finished());
         n.finish().await;

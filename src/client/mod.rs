@@ -255,6 +255,19 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// The names of every state 11.120 returns for a session, in the order
+    /// of its life (docs/whm.md §2.4).
+    pub const NAMES: [&'static str; 8] = [
+        "PENDING",
+        "RUNNING",
+        "PAUSING",
+        "PAUSED",
+        "ABORTING",
+        "ABORTED",
+        "COMPLETED",
+        "FAILED",
+    ];
+
     pub fn from_name(name: &str) -> SessionState {
         match name {
             "PENDING" => SessionState::Pending,
@@ -451,16 +464,7 @@ mod tests {
 
     #[test]
     fn session_states_round_trip() {
-        for name in [
-            "PENDING",
-            "RUNNING",
-            "PAUSING",
-            "PAUSED",
-            "ABORTING",
-            "ABORTED",
-            "COMPLETED",
-            "FAILED",
-        ] {
+        for name in SessionState::NAMES {
             let s = SessionState::from_name(name);
             assert!(!matches!(s, SessionState::Other(_)), "{name}");
             assert_eq!(s.as_str(), name);

@@ -57,8 +57,7 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{ClientConfig, ErrorKind};
-    use crate::secret::Secret;
+    use crate::client::ErrorKind;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -72,16 +71,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_attempt_is_reported_with_its_function_only_when_observed() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let c = WhmClient::new(ClientConfig::new(
-            format!("http://127.0.0.1:{port}"),
-            "root",
-            Secret::new("t"),
-        ))
-        .unwrap();
+        let (c, _) = crate::client::whm::tests::closed_port_client();
         let seen = Arc::new(Seen::default());
         let o: Arc<dyn CallObserver> = seen.clone();
         let (client, watch) = watched(&c, Some(&o));

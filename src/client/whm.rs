@@ -732,9 +732,25 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::client::Escalation;
+
+    /// A client of `127.0.0.1` on a port just closed (bound, then dropped):
+    /// every call is refused before anything is sent.
+    pub(crate) fn closed_port_client() -> (WhmClient, u16) {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = WhmClient::new(ClientConfig::new(
+            format!("http://127.0.0.1:{port}"),
+            "root",
+            Secret::new("t"),
+        ))
+        .unwrap();
+        (c, port)
+    }
 
     #[test]
     fn retry_after_forms() {
@@ -841,16 +857,7 @@ mod tests {
     #[tokio::test]
     async fn connection_refused_is_connect_and_not_applied() {
         // Bind then drop a listener: the port is (almost surely) closed.
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let c = WhmClient::new(ClientConfig::new(
-            format!("http://127.0.0.1:{port}"),
-            "root",
-            Secret::new("t"),
-        ))
-        .unwrap();
+        let (c, port) = closed_port_client();
         let e = c.listaccts().await.unwrap_err();
         assert_eq!(e.function, "listaccts");
         assert!(matches!(e.kind, ErrorKind::Connect(_)), "{e:?}");
@@ -860,16 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_traced_clone_names_the_function_it_called() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let c = WhmClient::new(ClientConfig::new(
-            format!("http://127.0.0.1:{port}"),
-            "root",
-            Secret::new("t"),
-        ))
-        .unwrap();
+        let (c, _) = closed_port_client();
         let (traced, trace) = c.traced();
         assert_eq!(trace.function(), None);
         let _ = traced.listaccts().await;

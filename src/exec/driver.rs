@@ -141,6 +141,14 @@ impl Driver {
         StepId::session(&self.key, step)
     }
 
+    /// The WHM id of this instance; a task without one has nothing to call
+    /// and detaches (the journal says why on resume).
+    pub(super) fn session_id(&self) -> Result<SessionId, TaskEnd> {
+        self.id.clone().ok_or_else(|| TaskEnd::Detached {
+            reason: format!("session {} has no id", self.key),
+        })
+    }
+
     pub(super) fn current_want(&self) -> Want {
         *self.want.borrow()
     }

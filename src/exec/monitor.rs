@@ -113,11 +113,7 @@ impl Driver {
 
     /// One poll: state, then (while it runs) the log with a short timeout.
     async fn poll_once(&mut self) -> Result<Option<TaskEnd>, TaskEnd> {
-        let Some(id) = self.id.clone() else {
-            return Err(TaskEnd::Detached {
-                reason: format!("session {} has no id", self.key),
-            });
-        };
+        let id = self.session_id()?;
         let r = self
             .ctx
             .api

@@ -193,11 +193,7 @@ impl Driver {
     /// Enqueues every item not yet confirmed, packages first, then accounts
     /// in plan order (a reseller before its accounts).
     pub(super) async fn enqueue_all(&mut self) -> Result<(), TaskEnd> {
-        let Some(id) = self.id.clone() else {
-            return Err(TaskEnd::Detached {
-                reason: format!("session {} has no id", self.key),
-            });
-        };
+        let id = self.session_id()?;
         let Some(rec) = self.ctx.session(&self.key) else {
             return Err(TaskEnd::Detached {
                 reason: format!("session {} is not in the journal", self.key),
@@ -383,11 +379,7 @@ impl Driver {
     /// Calls start and records a new pid. A permanent refusal is recorded
     /// and left to the state poll to explain.
     pub(super) async fn call_start(&mut self) -> Result<(), TaskEnd> {
-        let Some(id) = self.id.clone() else {
-            return Err(TaskEnd::Detached {
-                reason: format!("session {} has no id", self.key),
-            });
-        };
+        let id = self.session_id()?;
         let r = self
             .ctx
             .api

@@ -246,6 +246,41 @@ pub struct SessionRec {
 
 impl SessionRec {
     /// Started, not finished: the server may be running it.
+    /// A session as its `session_planned` record describes it: not yet
+    /// created, nothing enqueued, never seen on the server.
+    pub fn planned(
+        key: String,
+        batch: String,
+        source: String,
+        host: String,
+        accounts: Vec<String>,
+        packages: Vec<String>,
+        replaces: Option<String>,
+    ) -> SessionRec {
+        SessionRec {
+            key,
+            batch,
+            source,
+            host,
+            accounts,
+            packages,
+            replaces,
+            replaced_by: None,
+            id: None,
+            phase: Phase::Creating,
+            enqueue_intent: false,
+            enqueued_accounts: BTreeSet::new(),
+            enqueued_packages: BTreeSet::new(),
+            pid: None,
+            server_state: None,
+            package_results: BTreeMap::new(),
+            stalls: 0,
+            control: None,
+            mirrored: None,
+            recovered: false,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(self.phase, Phase::Starting | Phase::Started)
     }
@@ -407,28 +442,15 @@ impl RunState {
                 packages,
                 replaces,
             } => {
-                let rec = SessionRec {
-                    key: session.clone(),
-                    batch: batch.clone(),
-                    source: source.clone(),
-                    host: host.clone(),
-                    accounts: accounts.clone(),
-                    packages: packages.clone(),
-                    replaces: replaces.clone(),
-                    replaced_by: None,
-                    id: None,
-                    phase: Phase::Creating,
-                    enqueue_intent: false,
-                    enqueued_accounts: BTreeSet::new(),
-                    enqueued_packages: BTreeSet::new(),
-                    pid: None,
-                    server_state: None,
-                    package_results: BTreeMap::new(),
-                    stalls: 0,
-                    control: None,
-                    mirrored: None,
-                    recovered: false,
-                };
+                let rec = SessionRec::planned(
+                    session.clone(),
+                    batch.clone(),
+                    source.clone(),
+                    host.clone(),
+                    accounts.clone(),
+                    packages.clone(),
+                    replaces.clone(),
+                );
                 self.index.insert(session.clone(), self.sessions.len());
                 self.sessions.push(rec);
                 for a in accounts {
@@ -744,26 +766,20 @@ impl RunState {
             None => {
                 self.index.insert(r.key.clone(), self.sessions.len());
                 self.sessions.push(SessionRec {
-                    key: r.key.clone(),
-                    batch: r.batch.clone(),
-                    source: r.source.clone(),
-                    host: r.host.clone(),
-                    accounts: r.accounts.iter().map(|a| a.account.clone()).collect(),
-                    packages: r.packages.to_vec(),
-                    replaces: r.replaces.clone(),
-                    replaced_by: None,
                     id: Some(r.id.clone()),
                     phase: Phase::Starting,
                     enqueue_intent: true,
-                    enqueued_accounts: BTreeSet::new(),
-                    enqueued_packages: BTreeSet::new(),
-                    pid: None,
-                    server_state: None,
-                    package_results: BTreeMap::new(),
-                    stalls: 0,
-                    control: None,
                     mirrored: Some(r.index),
                     recovered: true,
+                    ..SessionRec::planned(
+                        r.key.clone(),
+                        r.batch.clone(),
+                        r.source.clone(),
+                        r.host.clone(),
+                        r.accounts.iter().map(|a| a.account.clone()).collect(),
+                        r.packages.to_vec(),
+                        r.replaces.clone(),
+                    )
                 });
                 if let Some(old) = r.replaces
                     && let Some(&j) = self.index.get(old)

@@ -66,15 +66,7 @@ pub fn load(path: &Path) -> Result<LoadedPlan, Diagnostics> {
     let shown = path.display().to_string();
     let bytes = read_bounded(path).map_err(|(message, help)| {
         let mut d = Diagnostics::new();
-        d.push(Diagnostic {
-            file: shown.clone(),
-            line: 1,
-            column: 1,
-            message,
-            path: String::new(),
-            help,
-            len: 0,
-        });
+        d.push(parse::whole_file(&shown, message, help));
         d
     })?;
     let plan = parse::parse_bytes(&shown, &bytes)?;

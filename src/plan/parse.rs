@@ -135,7 +135,9 @@ pub fn parse_bytes(file_name: &str, bytes: &[u8]) -> Result<Plan, Diagnostics> {
     }
 }
 
-fn whole_file(file: &str, message: String, help: Option<String>) -> Diagnostic {
+/// A problem with the file as a whole (unreadable, too large, not UTF-8),
+/// shown at its first line.
+pub(crate) fn whole_file(file: &str, message: String, help: Option<String>) -> Diagnostic {
     Diagnostic {
         file: file.to_string(),
         line: 1,

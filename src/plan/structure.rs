@@ -113,33 +113,27 @@ pub(crate) fn check(_text: &str, idx: &SourceIndex) -> Vec<Problem> {
                 continue;
             }
         }
-        let sch = match resolve(&schema, sch, node, idx) {
-            Ok(s) => s,
+        let is_null = idx.scalar(node).is_none();
+        // The branch of the schema the node fits, or the types it should have.
+        let fitted = match resolve(&schema, sch, node, idx) {
+            Ok(s) => {
+                let types = types_of(s);
+                if !types.is_empty() && !kind_fits(kind, is_null, &types) {
+                    Err(types)
+                } else {
+                    Ok(s)
+                }
+            }
             Err(Unsettled::Ambiguous) => continue,
-            Err(Unsettled::Nothing(types)) => {
-                wrong_type(
-                    &mut out,
-                    &path,
-                    &field,
-                    &types,
-                    kind,
-                    idx.scalar(node).is_none(),
-                );
+            Err(Unsettled::Nothing(types)) => Err(types),
+        };
+        let sch = match fitted {
+            Ok(s) => s,
+            Err(types) => {
+                wrong_type(&mut out, &path, &field, &types, kind, is_null);
                 continue;
             }
         };
-        let types = types_of(sch);
-        if !types.is_empty() && !kind_fits(kind, idx.scalar(node).is_none(), &types) {
-            wrong_type(
-                &mut out,
-                &path,
-                &field,
-                &types,
-                kind,
-                idx.scalar(node).is_none(),
-            );
-            continue;
-        }
         match kind {
             Kind::Map => {
                 let props = sch.get("properties").and_then(Value::as_object);

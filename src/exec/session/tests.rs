@@ -19,20 +19,11 @@ const STATES: [SState; 11] = [
 ];
 
 fn server_states() -> Vec<SessionState> {
-    [
-        "PENDING",
-        "RUNNING",
-        "PAUSING",
-        "PAUSED",
-        "ABORTING",
-        "ABORTED",
-        "COMPLETED",
-        "FAILED",
-        "TRANSFER_INPROGRESS",
-    ]
-    .into_iter()
-    .map(SessionState::from_name)
-    .collect()
+    SessionState::NAMES
+        .into_iter()
+        .chain(["TRANSFER_INPROGRESS"])
+        .map(SessionState::from_name)
+        .collect()
 }
 
 fn running(now: Instant) -> SessionMachine {
