@@ -289,7 +289,7 @@ fn real_run_records(dir: &Path) -> Vec<(Record, bool)> {
         metrics: Default::default(),
         reporter: Arc::new(NullReporter),
     })
-    .unwrap_or_else(|e| panic!("rehearsal failed: {:?}", e.report));
+    .unwrap_or_else(|e| panic!("rehearsal failed: {e}"));
     assert_eq!(status, ferry::ops::ExitStatus::Success);
     println!(
         "journal: 1,000-account rehearsal ran in {:.2} s",

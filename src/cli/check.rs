@@ -3,14 +3,13 @@
 //!
 //! [`ops::check`]: crate::ops::check
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::OutputFormat;
 use crate::ops::check::{CheckError, CheckOptions, check};
-use crate::ops::{CliError, Outcome};
+use crate::ops::{Error, Outcome};
 
 /// Read-only preflight against the live servers: the target answers and
 /// accepts the token, each source's SSH credentials work, every account and
@@ -39,21 +38,14 @@ pub fn run(args: CheckArgs) -> Outcome {
     opts.request_timeout = args.request_timeout;
     let report = match check(&opts) {
         Ok(r) => r,
-        Err(e) => {
-            let status = e.status();
-            match e {
-                CheckError::Plan(d) => {
-                    eprint!("{}", d.render_human(std::io::stderr().is_terminal()))
-                }
-                CheckError::Invalid(m) | CheckError::Runtime(m) => {
-                    eprintln!(
-                        "error: {}",
-                        crate::untrusted::text(&crate::secret::scrub(&m))
-                    )
-                }
-            }
-            return Err(CliError::silent(status));
+        Err(CheckError::Plan(diagnostics)) => {
+            return Err(Error::Plan {
+                diagnostics,
+                validate: None,
+            });
         }
+        Err(CheckError::Invalid(m)) => return Err(Error::Usage(m)),
+        Err(CheckError::Runtime(m)) => return Err(Error::Failed(m)),
     };
     for w in &report.warnings {
         eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));

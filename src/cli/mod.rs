@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::ops::{CliError, ExitStatus, Outcome};
+use crate::ops::{Error, ExitStatus, Outcome};
 
 /// Output style shared by commands that can print JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -142,38 +142,38 @@ pub(crate) fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// Renders an error once and maps the outcome to the process exit code.
+/// Renders an error once and maps the outcome to the process exit code
+/// (decided by [`Error::exit_status`]).
 pub fn exit_code(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(status) => ExitCode::from(status.code()),
-        Err(CliError { status, report }) => {
-            if let Some(report) = report {
+        Err(e) => {
+            if !e.is_reported() {
                 // Last line of defence: no registered secret in an error.
-                eprintln!("{}", crate::secret::scrub(&render_error(&report)));
+                eprint!("{}", crate::secret::scrub(&render_error(&e)));
             }
-            ExitCode::from(status.code())
+            ExitCode::from(e.exit_status().code())
         }
     }
 }
 
-/// A plain message as `error: …`; a message that is already rendered (a
-/// plan's diagnostics, which start indented) as it is; a rich diagnostic
-/// (labels, source, help) through miette's graphical handler.
-fn render_error(report: &miette::Report) -> String {
-    let plain = report.labels().is_none()
-        && report.source_code().is_none()
-        && report.help().is_none()
-        && report.related().is_none();
-    if !plain {
-        // ferry's own diagnostics (a plan's spans and help), styled by
-        // miette: no server text travels this way.
-        return format!("{report:?}");
+/// A plan's diagnostics as `ferry validate` shows them (colour on a
+/// terminal); any other error as `error: …`, escaped for the terminal since
+/// it may carry a server's words.
+fn render_error(e: &Error) -> String {
+    if let Error::Plan {
+        diagnostics,
+        validate,
+    } = e
+    {
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut text = diagnostics.render_human(color);
+        if let Some(plan) = validate {
+            text.push_str(&crate::ops::error::validate_hint(plan));
+            text.push('\n');
+        }
+        return text;
     }
-    // A plain message may carry a server's words: escaped for the terminal.
-    let text = crate::untrusted::text(&report.to_string()).into_owned();
-    if text.starts_with(char::is_whitespace) {
-        text
-    } else {
-        format!("error: {text}")
-    }
+    let text = crate::untrusted::text(&e.to_string()).into_owned();
+    format!("error: {text}\n")
 }

@@ -1,13 +1,12 @@
 //! `ferry plan PLAN [--format text|json|dot|markdown] [--journal PATH]`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
 use crate::graph::Format;
 use crate::ops::plan::{PlanError, PlanOptions, plan};
-use crate::ops::{CliError, ExitStatus, Outcome};
+use crate::ops::{Error, Outcome};
 
 /// `--format` of `ferry plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -67,22 +66,20 @@ pub fn run(args: PlanArgs) -> Outcome {
             super::print_stdout(&out.text);
             Ok(out.status)
         }
-        Err(PlanError::Invalid(diags)) => {
-            eprint!("{}", diags.render_human(std::io::stderr().is_terminal()));
-            Err(CliError::silent(ExitStatus::Invalid))
-        }
-        Err(PlanError::Journal(e)) => Err(CliError::msg(ExitStatus::Failure, e)),
+        Err(PlanError::Invalid(diagnostics)) => Err(Error::Plan {
+            diagnostics,
+            validate: None,
+        }),
+        Err(PlanError::Journal(e)) => Err(e.into()),
         Err(PlanError::OtherPlan {
             journal,
             theirs,
             mine,
-        }) => Err(CliError::msg(
-            ExitStatus::Invalid,
-            format!(
-                "the journal {} belongs to the plan `{theirs}`, not to `{mine}`; pass this plan's \
-                 own journal with --journal",
-                journal.display()
-            ),
-        )),
+        }) => Err(Error::ForeignJournal {
+            journal,
+            theirs,
+            mine,
+            fix: "; pass this plan's own journal with --journal".into(),
+        }),
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::OutputFormat;
 use crate::ops::validate::{ValidateOptions, validate};
-use crate::ops::{CliError, ExitStatus, Outcome};
+use crate::ops::{Error, ExitStatus, Outcome};
 
 /// Check plans: YAML syntax, keys and types, and every semantic rule.
 /// Prints every problem of every file with file:line:column, what is wrong
@@ -57,6 +57,6 @@ pub fn run(args: ValidateArgs) -> Outcome {
     }
     match report.status {
         ExitStatus::Success => Ok(ExitStatus::Success),
-        s => Err(CliError::silent(s)),
+        s => Err(Error::Reported(s)),
     }
 }

@@ -15,11 +15,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::observe::Observers;
-use super::{CliError, ExitStatus, Outcome};
+use super::{Error, ExitStatus, Outcome, run_exit_status};
 use crate::client::{ClientConfig, RetryPolicy, WhmClient};
 use crate::events::{Event, Reporter, RunStatus, Scrubbed};
-use crate::exec::{self, Api, ExecError, Mode, RunInput, RunPlan, RunReport, Timing};
-use crate::journal::{self, Journal, JournalError, LockError, SyncMode};
+use crate::exec::{self, Api, Mode, RunInput, RunPlan, RunReport, Timing};
+use crate::journal::{self, Journal, SyncMode};
 use crate::plan::LoadedPlan;
 use crate::report::Fanout;
 use crate::sim::{Scenario, SimServer};
@@ -48,11 +48,7 @@ pub struct ApplyOptions {
 }
 
 /// The journal `apply` uses for `plan` (see [`super::journal`]).
-pub fn journal_path(
-    plan: &Path,
-    given: Option<&Path>,
-    simulate: bool,
-) -> Result<PathBuf, CliError> {
+pub fn journal_path(plan: &Path, given: Option<&Path>, simulate: bool) -> Result<PathBuf, Error> {
     let kind = if simulate {
         super::journal::Kind::Rehearsal
     } else {
@@ -91,19 +87,16 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
                 rehearsal: opts.simulate.is_some(),
                 failed: &report.failed,
             });
-            Err(CliError::msg(
-                ExitStatus::Failure,
-                format!("{reason}\n{next}"),
-            ))
+            Err(Error::Failed(format!("{reason}\n{next}")))
         }
-        _ => Ok(exit_status(report.status)),
+        _ => Ok(run_exit_status(report.status)),
     }
 }
 
 /// The `run_finished` of a run that stopped with an error.
-fn not_run(opts: &ApplyOptions, e: &CliError) -> Event {
+fn not_run(opts: &ApplyOptions, e: &Error) -> Event {
     Event::RunFinished {
-        status: if e.status == ExitStatus::Aborted {
+        status: if e.exit_status() == ExitStatus::Aborted {
             RunStatus::Aborted
         } else {
             RunStatus::Failed
@@ -111,80 +104,49 @@ fn not_run(opts: &ApplyOptions, e: &CliError) -> Event {
         accounts: Default::default(),
         duration_secs: 0.0,
         failed: vec![],
-        next: e.report.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+        next: match e {
+            // The diagnostics are printed once, as the error; `next` says
+            // only what to do.
+            Error::Plan {
+                validate: Some(p), ..
+            } => super::error::validate_hint(p),
+            _ => e.to_string(),
+        },
         plan: opts.plan.display().to_string(),
         rehearsal: opts.simulate.is_some(),
         interrupted: false,
     }
 }
 
-/// Maps a run's status to design §3's exit code.
-pub fn exit_status(status: RunStatus) -> ExitStatus {
-    match status {
-        RunStatus::Succeeded => ExitStatus::Success,
-        RunStatus::Paused => ExitStatus::Paused,
-        RunStatus::Partial => ExitStatus::Partial,
-        RunStatus::Aborted => ExitStatus::Aborted,
-        RunStatus::Failed => ExitStatus::Failure,
-    }
-}
-
-pub(crate) fn load(plan: &Path) -> Result<LoadedPlan, CliError> {
-    crate::plan::load(plan).map_err(|d| {
-        CliError::msg(
-            ExitStatus::Invalid,
-            format!(
-                "{}the plan is invalid; fix it (see `ferry validate {}`)",
-                d.render_human(false),
-                plan.display()
-            ),
-        )
+pub(crate) fn load(plan: &Path) -> Result<LoadedPlan, Error> {
+    crate::plan::load(plan).map_err(|diagnostics| Error::Plan {
+        diagnostics,
+        validate: Some(plan.to_path_buf()),
     })
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| {
-            CliError::msg(
-                ExitStatus::Failure,
-                format!("cannot start the runtime: {e}"),
-            )
-        })
+        .map_err(|e| Error::io("cannot start the runtime", e))
 }
 
 /// Takes the lock or says who holds it (exit 6).
-pub(crate) fn lock(path: &Path) -> Result<journal::JournalLock, CliError> {
-    journal::lock::acquire(path).map_err(|e| match e {
-        LockError::Held { .. } => CliError::msg(ExitStatus::Locked, e),
-        LockError::Io { .. } => CliError::msg(ExitStatus::Failure, e),
-    })
+pub(crate) fn lock(path: &Path) -> Result<journal::JournalLock, Error> {
+    Ok(journal::lock::acquire(path)?)
 }
 
 /// Opens the journal, reporting a repaired torn tail.
-pub(crate) fn open_journal(path: &Path, reporter: &dyn Reporter) -> Result<Journal, CliError> {
-    let (journal, opened) = Journal::open(path, SyncMode::On).map_err(journal_error)?;
+pub(crate) fn open_journal(path: &Path, reporter: &dyn Reporter) -> Result<Journal, Error> {
+    let (journal, opened) = Journal::open(path, SyncMode::On)?;
     if let Some(r) = opened.repaired {
         reporter.event(&Event::Warning {
             message: format!("journal {}: {r}", path.display()),
         });
     }
     Ok(journal)
-}
-
-pub(crate) fn journal_error(e: JournalError) -> CliError {
-    CliError::msg(ExitStatus::Failure, e)
-}
-
-pub(crate) fn exec_error(e: ExecError) -> CliError {
-    match e {
-        ExecError::PlanChanged { .. } => CliError::msg(ExitStatus::Invalid, e),
-        ExecError::Aborted { .. } => CliError::msg(ExitStatus::Aborted, e),
-        ExecError::FoundOnTarget { .. } => CliError::msg(ExitStatus::Invalid, e),
-        ExecError::Target(_) | ExecError::Journal(_) => CliError::msg(ExitStatus::Failure, e),
-    }
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM: the run stops scheduling and
@@ -221,7 +183,7 @@ async fn apply_async(
     opts: &ApplyOptions,
     loaded: &LoadedPlan,
     path: &Path,
-) -> Result<RunReport, CliError> {
+) -> Result<RunReport, Error> {
     // 1. The lock, before anything touches the journal; then whose journal
     // it is (another plan's is refused and left untouched, even a
     // rehearsal's).
@@ -253,13 +215,12 @@ async fn run_locked(
     path: &Path,
     reporter: Arc<dyn Reporter>,
     observers: &Observers,
-) -> Result<RunReport, CliError> {
+) -> Result<RunReport, Error> {
     let compiled = crate::graph::compile(&loaded.plan);
     let mut sim: Option<SimServer> = None;
     let (client_cfg, logins, scale, tls_insecure) = match &opts.simulate {
         None => {
-            let resolved = super::resolve::resolve(&loaded.plan, &loaded.base_dir)
-                .map_err(|e| CliError::msg(ExitStatus::Invalid, e))?;
+            let resolved = super::resolve::resolve(&loaded.plan, &loaded.base_dir)?;
             for w in &resolved.warnings {
                 reporter.event(&Event::Warning { message: w.clone() });
             }
@@ -280,8 +241,7 @@ async fn run_locked(
                     (r.scenario, r.logins, r.token_user, r.token, r.note)
                 }
                 Some(f) => {
-                    let scenario = super::simulate::load_scenario(f)
-                        .map_err(|m| CliError::msg(ExitStatus::Invalid, m))?;
+                    let scenario = super::simulate::load_scenario(f).map_err(Error::Usage)?;
                     let logins = super::simulate::logins(&loaded.plan, &scenario);
                     let (user, token) = super::simulate::credentials(&scenario);
                     let note = format!("credentials: the scenario's ({})", f.display());
@@ -313,8 +273,7 @@ async fn run_locked(
     // 2. The journal: torn tail repaired, corruption refused.
     let journal = open_journal(path, reporter.as_ref())?;
     observers.seed(journal.state());
-    let client = WhmClient::new(client_cfg)
-        .map_err(|e| CliError::msg(ExitStatus::Invalid, format!("target: {e}")))?;
+    let client = WhmClient::new(client_cfg).map_err(|e| Error::Usage(format!("target: {e}")))?;
     let policy = &loaded.plan.policy;
     let retry = RetryPolicy {
         attempts: policy.retries.attempts,
@@ -341,41 +300,36 @@ async fn run_locked(
     if let Some(s) = sim {
         s.shutdown().await;
     }
-    result.map_err(exec_error)
+    Ok(result?)
 }
 
-async fn start_sim(scenario: Scenario) -> Result<SimServer, CliError> {
-    SimServer::start(scenario)
-        .await
-        .map_err(|e| CliError::msg(ExitStatus::Failure, e))
+async fn start_sim(scenario: Scenario) -> Result<SimServer, Error> {
+    SimServer::start(scenario).await.map_err(Error::from)
 }
 
 /// A rehearsal deletes its journal to start afresh: refused (exit 2) when
 /// the journal records a real run, which would be lost.
-fn refuse_a_real_runs_journal(path: &Path) -> Result<(), CliError> {
+fn refuse_a_real_runs_journal(path: &Path) -> Result<(), Error> {
     match crate::journal::header(path) {
-        Ok(Some(h)) if !h.rehearsal => Err(CliError::msg(
-            ExitStatus::Invalid,
-            format!(
-                "the journal {} records a real run of `{}`; a rehearsal starts afresh and would \
-                 delete it. Drop --journal (a rehearsal keeps its own `.simulate.journal`) or point \
-                 it elsewhere",
-                path.display(),
-                h.identity
-            ),
-        )),
+        Ok(Some(h)) if !h.rehearsal => Err(Error::Usage(format!(
+            "the journal {} records a real run of `{}`; a rehearsal starts afresh and would \
+             delete it. Drop --journal (a rehearsal keeps its own `.simulate.journal`) or point \
+             it elsewhere",
+            path.display(),
+            h.identity
+        ))),
         Ok(_) => Ok(()),
-        Err(e) => Err(CliError::msg(ExitStatus::Failure, e)),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn remove_journal(path: &Path) -> Result<(), CliError> {
+fn remove_journal(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CliError::msg(
-            ExitStatus::Failure,
-            format!("cannot reset the rehearsal journal {}: {e}", path.display()),
+        Err(e) => Err(Error::io(
+            format!("cannot reset the rehearsal journal {}", path.display()),
+            e,
         )),
     }
 }

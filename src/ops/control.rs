@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::apply::{exec_error, load, open_journal, runtime};
-use super::{CliError, ExitStatus, Outcome};
+use super::apply::{load, open_journal, runtime};
+use super::{Error, ExitStatus, Outcome};
 use crate::client::{ClientConfig, RetryPolicy, WhmClient};
 use crate::events::{Event, Reporter};
 use crate::exec::{self, Api, ControlRequest, Mode, RunInput, RunPlan, Timing, control};
@@ -46,7 +46,7 @@ pub enum ControlResult {
 }
 
 /// Runs `ferry pause` / `ferry abort`.
-pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
+pub fn control(opts: &ControlOptions) -> Result<ControlResult, Error> {
     let path = super::journal::resolve(
         &opts.plan,
         opts.journal.as_deref(),
@@ -79,36 +79,33 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, CliError> {
                 holder_pid = holder.pid.or(holder_pid);
                 if !written {
                     control::write_request(&path, &req).map_err(|e| {
-                        CliError::msg(
-                            ExitStatus::Failure,
+                        Error::io(
                             format!(
-                                "cannot write the control request next to {}: {e}",
+                                "cannot write the control request next to {}",
                                 path.display()
                             ),
+                            e,
                         )
                     })?;
                     written = true;
                 }
                 if Instant::now() >= deadline {
-                    return Err(CliError::msg(
-                        ExitStatus::Failure,
-                        format!(
-                            "the running apply (pid {holder}) has not picked up the request after {}s; \
-                             it stays in {} and is obeyed when apply next checks",
-                            opts.wait.as_secs(),
-                            control::control_path(&path).display()
-                        ),
-                    ));
+                    return Err(Error::Failed(format!(
+                        "the running apply (pid {holder}) has not picked up the request after {}s; \
+                         it stays in {} and is obeyed when apply next checks",
+                        opts.wait.as_secs(),
+                        control::control_path(&path).display()
+                    )));
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e @ LockError::Io { .. }) => return Err(CliError::msg(ExitStatus::Failure, e)),
+            Err(e @ LockError::Io { .. }) => return Err(e.into()),
         }
     }
 }
 
 /// Exit status of `ferry pause`/`abort` itself: success once done.
-pub fn outcome(r: Result<ControlResult, CliError>) -> Outcome {
+pub fn outcome(r: Result<ControlResult, Error>) -> Outcome {
     r.map(|_| ExitStatus::Success)
 }
 
@@ -117,7 +114,7 @@ fn direct(
     loaded: &crate::plan::LoadedPlan,
     path: &std::path::Path,
     req: ControlRequest,
-) -> Result<ControlResult, CliError> {
+) -> Result<ControlResult, Error> {
     if !path.exists() {
         return Ok(ControlResult::NoRun);
     }
@@ -134,10 +131,10 @@ fn direct(
         .count();
     let simulate = journal.state().simulate;
     if simulate {
-        return Err(CliError::msg(
-            ExitStatus::Invalid,
+        return Err(Error::Usage(
             "this journal belongs to a rehearsal (`apply --simulate`), whose simulator is gone; \
-             nothing to pause",
+             nothing to pause"
+                .into(),
         ));
     }
     let cfg = target_config(loaded)?;
@@ -146,7 +143,7 @@ fn direct(
             message: super::resolve::insecure_warning(&loaded.plan.target.url),
         });
     }
-    let client = WhmClient::new(cfg).map_err(|e| CliError::msg(ExitStatus::Invalid, e))?;
+    let client = WhmClient::new(cfg).map_err(|e| Error::Usage(format!("target: {e}")))?;
     let policy = &loaded.plan.policy;
     let retry = RetryPolicy {
         attempts: policy.retries.attempts,
@@ -166,9 +163,7 @@ fn direct(
         tls_insecure: loaded.plan.target.tls.as_ref().is_some_and(|t| t.insecure),
     };
     let rt = runtime()?;
-    let report = rt
-        .block_on(exec::run(input, rt_cancel()))
-        .map_err(exec_error)?;
+    let report = rt.block_on(exec::run(input, rt_cancel()))?;
     if let Some(reason) = &report.reason {
         reporter.event(&Event::Warning {
             message: format!("recorded: {reason}"),
@@ -183,14 +178,14 @@ fn rt_cancel() -> tokio_util::sync::CancellationToken {
 
 /// The target's client configuration only: pausing needs no source
 /// credentials.
-fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, CliError> {
+fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, Error> {
     let plan = &loaded.plan;
     let mut warnings = Vec::new();
     let token = plan
         .target
         .token
         .resolve(&loaded.base_dir, &mut warnings)
-        .map_err(|e| CliError::msg(ExitStatus::Invalid, format!("target.token: {e}")))?;
+        .map_err(|e| Error::Usage(format!("target.token: {e}")))?;
     let mut cfg = ClientConfig::new(plan.target.url.clone(), plan.target.user.clone(), token);
     if let Some(tls) = &plan.target.tls {
         cfg.insecure = tls.insecure;
@@ -201,10 +196,10 @@ fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, CliEr
                 loaded.base_dir.join(ca)
             };
             cfg.ca_pem = Some(std::fs::read_to_string(&p).map_err(|e| {
-                CliError::msg(
-                    ExitStatus::Invalid,
-                    format!("target.tls.ca_file: cannot read {}: {e}", p.display()),
-                )
+                Error::Usage(format!(
+                    "target.tls.ca_file: cannot read {}: {e}",
+                    p.display()
+                ))
             })?);
         }
     }

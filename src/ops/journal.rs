@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CliError, ExitStatus};
+use super::Error;
 use crate::plan::LoadedPlan;
 
 /// Which journal of a plan.
@@ -45,7 +45,7 @@ pub fn default_path(plan: &Path, kind: Kind) -> PathBuf {
 
 /// The journal a command uses: `--journal` as given (its folder must
 /// exist), or the default.
-pub fn resolve(plan: &Path, given: Option<&Path>, kind: Kind) -> Result<PathBuf, CliError> {
+pub fn resolve(plan: &Path, given: Option<&Path>, kind: Kind) -> Result<PathBuf, Error> {
     let Some(p) = given else {
         return Ok(default_path(plan, kind));
     };
@@ -54,23 +54,20 @@ pub fn resolve(plan: &Path, given: Option<&Path>, kind: Kind) -> Result<PathBuf,
         _ => Path::new("."),
     };
     if !parent.is_dir() {
-        return Err(CliError::msg(
-            ExitStatus::Invalid,
-            format!(
-                "--journal {}: the folder {} does not exist; create it, or give a path in an \
-                 existing folder (ferry never creates it for you, so a typo cannot start a new, \
-                 empty journal)",
-                p.display(),
-                parent.display()
-            ),
-        ));
+        return Err(Error::Usage(format!(
+            "--journal {}: the folder {} does not exist; create it, or give a path in an \
+             existing folder (ferry never creates it for you, so a typo cannot start a new, \
+             empty journal)",
+            p.display(),
+            parent.display()
+        )));
     }
     Ok(p.to_path_buf())
 }
 
 /// Creates the default journal's `.ferry` folder if the journal is the
 /// default one (a `--journal` folder must already exist, see [`resolve`]).
-pub fn prepare_dir(path: &Path) -> Result<(), CliError> {
+pub fn prepare_dir(path: &Path) -> Result<(), Error> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -78,23 +75,23 @@ pub fn prepare_dir(path: &Path) -> Result<(), CliError> {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::msg(
-            ExitStatus::Failure,
-            format!("cannot create the journal folder {}: {e}", dir.display()),
+        Error::io(
+            format!("cannot create the journal folder {}", dir.display()),
+            e,
         )
     })
 }
 
 /// Refuses (exit 2) a journal that belongs to another plan. Reads only the
 /// journal's first records; never writes it.
-pub fn check_belongs(path: &Path, loaded: &LoadedPlan) -> Result<(), CliError> {
+pub fn check_belongs(path: &Path, loaded: &LoadedPlan) -> Result<(), Error> {
     check_identity(path, &loaded.identity(), &loaded.path)
 }
 
 /// [`check_belongs`] for commands that read a journal without needing a
 /// valid plan (`status`, `report`): the identity is the plan's `name:` if
 /// the plan loads, else its file stem.
-pub fn check_belongs_to_file(path: &Path, plan: &Path) -> Result<(), CliError> {
+pub fn check_belongs_to_file(path: &Path, plan: &Path) -> Result<(), Error> {
     let mine = match crate::plan::load(plan) {
         Ok(loaded) => loaded.identity(),
         Err(_) => crate::plan::identity(None, plan),
@@ -102,21 +99,21 @@ pub fn check_belongs_to_file(path: &Path, plan: &Path) -> Result<(), CliError> {
     check_identity(path, &mine, plan)
 }
 
-fn check_identity(path: &Path, mine: &str, plan: &Path) -> Result<(), CliError> {
+fn check_identity(path: &Path, mine: &str, plan: &Path) -> Result<(), Error> {
     match crate::journal::plan_identity(path) {
-        Ok(Some(theirs)) if theirs != mine => Err(CliError::msg(
-            ExitStatus::Invalid,
-            format!(
-                "the journal {} belongs to the plan `{theirs}`, not to `{mine}` ({}); ferry \
-                 refuses to mix two plans' runs and left the journal untouched.\n\
+        Ok(Some(theirs)) if theirs != mine => Err(Error::ForeignJournal {
+            journal: path.to_path_buf(),
+            fix: format!(
+                " ({}); ferry refuses to mix two plans' runs and left the journal untouched.\n\
                  Use this plan's own journal (drop --journal, or point it elsewhere); if this is \
                  the same plan renamed, add `name: {theirs}` to it",
-                path.display(),
                 plan.display()
             ),
-        )),
+            theirs,
+            mine: mine.to_string(),
+        }),
         Ok(_) => Ok(()),
-        Err(e) => Err(CliError::msg(ExitStatus::Failure, e)),
+        Err(e) => Err(Error::Journal(e)),
     }
 }
 
@@ -150,6 +147,6 @@ mod tests {
         );
         let bad = dir.path().join("nope/j.journal");
         let e = resolve(Path::new("p.yaml"), Some(&bad), Kind::Run).unwrap_err();
-        assert_eq!(e.status, ExitStatus::Invalid);
+        assert_eq!(e.exit_status(), crate::ops::ExitStatus::Invalid);
     }
 }

@@ -1,8 +1,8 @@
 //! One function per command. `cli` turns flags into an options struct and
 //! calls exactly one function here; nothing below `cli` sees clap types.
 //!
-//! Owns: exit statuses ([`ExitStatus`], design §3) and the error type that
-//! carries one ([`CliError`]). Does not own: printing (commands return
+//! Owns: exit statuses ([`ExitStatus`], design §3) and the error every
+//! command returns ([`Error`], which decides its exit status). Does not own: printing (commands return
 //! reports; `cli` renders them) or any terminal handling.
 
 use std::path::{Path, PathBuf};
@@ -37,37 +37,10 @@ impl ExitStatus {
     }
 }
 
-/// An error on its way out of a command: what to print and which exit code.
-/// Like cargo's `CliError`: rendered once, in `cli`.
-#[derive(Debug)]
-pub struct CliError {
-    pub status: ExitStatus,
-    /// `None` when the command already printed everything it had to say.
-    pub report: Option<miette::Report>,
-}
+pub use error::{Error, run_exit_status};
 
-impl CliError {
-    pub fn new(status: ExitStatus, report: impl Into<miette::Report>) -> Self {
-        CliError {
-            status,
-            report: Some(report.into()),
-        }
-    }
-    pub fn msg(status: ExitStatus, message: impl std::fmt::Display) -> Self {
-        CliError {
-            status,
-            report: Some(miette::miette!("{message}")),
-        }
-    }
-    pub fn silent(status: ExitStatus) -> Self {
-        CliError {
-            status,
-            report: None,
-        }
-    }
-}
-
-pub type Outcome = Result<ExitStatus, CliError>;
+/// What a command returns: its exit status, or why it stopped.
+pub type Outcome = Result<ExitStatus, Error>;
 
 /// The default journal path of design §2: `.ferry/<plan file stem>.journal`
 /// next to the plan file (see [`journal`]).
@@ -78,6 +51,7 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
 pub mod apply;
 pub mod check;
 pub mod control;
+pub mod error;
 pub mod journal;
 mod observe;
 pub mod resolve;

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use crate::journal::file::Reader;
 use crate::journal::record::{ControlAction, FinishStatus, ItemResult, Record};
 use crate::journal::{Progress, RunPhase, RunState as Replayed};
-use crate::ops::{CliError, ExitStatus};
+use crate::ops::Error;
 use crate::report::html::{
     self, AccountState, AccountView, Pause, RunState, RunView, SessionView, Totals,
 };
@@ -42,40 +42,32 @@ pub struct ReportWritten {
 }
 
 /// Reads the journal, writes the report.
-pub fn report(opts: &ReportOptions) -> Result<ReportWritten, CliError> {
+pub fn report(opts: &ReportOptions) -> Result<ReportWritten, Error> {
     let journal = super::journal::resolve(
         &opts.plan,
         opts.journal.as_deref(),
         super::journal::Kind::Run,
     )?;
     if !journal.exists() {
-        return Err(CliError::msg(
-            ExitStatus::Failure,
-            format!(
-                "no journal at {}: this plan has not been applied yet.\n\
-                 Run `ferry apply {}` first, or pass --journal PATH to the journal of the run \
-                 (a `--simulate` run keeps its own journal).",
-                journal.display(),
-                opts.plan.display()
-            ),
-        ));
+        return Err(Error::Failed(format!(
+            "no journal at {}: this plan has not been applied yet.\n\
+             Run `ferry apply {}` first, or pass --journal PATH to the journal of the run \
+             (a `--simulate` run keeps its own journal).",
+            journal.display(),
+            opts.plan.display()
+        )));
     }
     super::journal::check_belongs_to_file(&journal, &opts.plan)?;
     let hints = PlanHints::read(&opts.plan);
-    let (view, torn_tail) = run_view(&journal, &hints, SystemTime::now()).map_err(|e| {
-        CliError::msg(
-            ExitStatus::Failure,
-            format!("cannot read the journal {}: {e}", journal.display()),
-        )
-    })?;
+    let (view, torn_tail) = run_view(&journal, &hints, SystemTime::now())?;
     let page = html::render(&view);
     write_private(&opts.html, page.as_bytes()).map_err(|e| {
-        CliError::msg(
-            ExitStatus::Failure,
+        Error::io(
             format!(
-                "cannot write {}: {e}\nCheck that its directory exists and is writable.",
+                "cannot write {} (check that its folder exists and is writable)",
                 opts.html.display()
             ),
+            e,
         )
     })?;
     Ok(ReportWritten {

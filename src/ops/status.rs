@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{CliError, ExitStatus};
+use super::Error;
 use crate::journal::record::{ControlAction, FinishStatus};
 use crate::journal::{self, Phase, Progress, RunPhase, RunState};
 
@@ -103,15 +103,14 @@ pub struct SessionStatus {
 }
 
 /// Reads the journal and builds the status.
-pub fn status(opts: &StatusOptions) -> Result<Status, CliError> {
+pub fn status(opts: &StatusOptions) -> Result<Status, Error> {
     let path = super::journal::resolve(
         &opts.plan,
         opts.journal.as_deref(),
         super::journal::Kind::Run,
     )?;
     super::journal::check_belongs_to_file(&path, &opts.plan)?;
-    let (state, torn) =
-        journal::replay(&path).map_err(|e| CliError::msg(ExitStatus::Failure, e))?;
+    let (state, torn) = journal::replay(&path)?;
     let holder = journal::lock::holder(&path);
     let mut s = build(&state, &path, holder.and_then(|h| h.pid));
     if let Some(t) = torn {

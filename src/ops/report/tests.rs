@@ -430,8 +430,8 @@ fn a_missing_journal_says_what_to_do() {
         journal: Some(dir.path().join("none.journal")),
     })
     .unwrap_err();
-    assert_eq!(err.status, ExitStatus::Failure);
-    let text = format!("{:?}", err.report.unwrap());
+    assert_eq!(err.exit_status(), crate::ops::ExitStatus::Failure);
+    let text = err.to_string();
     assert!(text.contains("no journal at"), "{text}");
     assert!(text.contains("Run `ferry apply"), "{text}");
     assert!(!dir.path().join("r.html").exists());
