@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+pub use crate::client::masterlog::{Note, NoteKind};
+
 /// Account counts of a run (design §7 `run_finished.accounts`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct AccountCounts {
@@ -76,6 +78,10 @@ pub enum Event {
         warnings: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         adopted: Option<String>,
+        /// What the restore's summary lists (warnings, skipped, dangerous
+        /// and altered items), in the server's words.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<Note>,
     },
     /// An account failed, with the server's message.
     ItemFailed {
@@ -157,6 +163,7 @@ impl Event {
         match self {
             Event::StepFailed { error, .. } => vec![error],
             Event::ItemFailed { message, .. } | Event::Warning { message } => vec![message],
+            Event::ItemSucceeded { notes, .. } => notes.iter_mut().map(|n| &mut n.text).collect(),
             Event::RunPaused { reason, resume } => vec![reason, resume],
             Event::RunAborted { reason } => vec![reason],
             Event::RunFinished { failed, next, .. } => {
@@ -177,9 +184,11 @@ impl Event {
         match self {
             Event::StepFailed { error, .. } => vec![(error, false)],
             Event::ItemFailed { message, .. } => vec![(message, false)],
-            Event::ItemSucceeded { adopted, .. } => {
-                adopted.iter_mut().map(|a| (a, false)).collect()
-            }
+            Event::ItemSucceeded { adopted, notes, .. } => adopted
+                .iter_mut()
+                .chain(notes.iter_mut().map(|n| &mut n.text))
+                .map(|a| (a, false))
+                .collect(),
             Event::SessionState {
                 state, current, id, ..
             } => {

@@ -1012,6 +1012,7 @@ mod tests {
             session: "old1/s1".into(),
             warnings: false,
             adopted: None,
+            notes: Vec::new(),
         });
         m.event(&session("old1/s1", "RUNNING", 3, 1));
         m.event(&Event::ItemFailed {
@@ -1197,6 +1198,7 @@ mod tests {
             session: "old1/s1".into(),
             warnings: false,
             adopted: Some("present on the target".into()),
+            notes: Vec::new(),
         };
         m.event(&adopted("a"));
         m.event(&adopted("a"));

@@ -71,6 +71,7 @@ pub enum Command {
     /// `apply --restart`.
     Abort(control::ControlArgs),
     Status(status::StatusArgs),
+    Verify(verify::VerifyArgs),
     Report(report::ReportArgs),
     Completions(completions::CompletionsArgs),
 }
@@ -87,6 +88,7 @@ mod report;
 mod schema;
 mod status;
 mod validate;
+mod verify;
 
 /// The clap command tree with every subcommand's `--help` examples
 /// ([`examples`]); what `main` parses with and what completions describe.
@@ -128,6 +130,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
         Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
         Command::Status(a) => status::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Report(a) => report::run(a),
         Command::Completions(a) => completions::run(a),
     }

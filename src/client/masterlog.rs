@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One line's `contents`.
@@ -83,8 +84,9 @@ fn parse_line(line: &str) -> Option<LogLine> {
 /// The final outcome of one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemOutcome {
-    /// `success-item`, or `warning-item` (`warnings: true`).
-    Succeeded { warnings: bool },
+    /// `success-item`, or `warning-item` (`warnings: true`) with what its
+    /// summary lists (docs/whm.md §3.3, §3.4).
+    Succeeded { warnings: bool, notes: Vec<Note> },
     /// `failed-item`, with the server's failure text.
     Failed { message: String },
 }
@@ -102,14 +104,98 @@ pub fn item_outcomes(lines: &[LogLine]) -> BTreeMap<(String, String), ItemOutcom
             continue;
         };
         let outcome = match l.action.as_str() {
-            "success-item" => ItemOutcome::Succeeded { warnings: false },
-            "warning-item" => ItemOutcome::Succeeded { warnings: true },
+            "success-item" => ItemOutcome::Succeeded {
+                warnings: false,
+                notes: notes(&l.msg),
+            },
+            "warning-item" => ItemOutcome::Succeeded {
+                warnings: true,
+                notes: notes(&l.msg),
+            },
             "failed-item" => ItemOutcome::Failed {
                 message: failure_text(&l.msg),
             },
             _ => continue,
         };
         out.insert((ty.clone(), item.clone()), outcome);
+    }
+    out
+}
+
+/// What a restore's summary says it did not do as asked, one entry of
+/// its lists (docs/whm.md §3.4): cPanel's UI shows them as *Warning:*,
+/// *Skipped:*, *Dangerous:*, *Altered:*.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    /// The server's text, as it wrote it (escape before printing).
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    Warning,
+    Skipped,
+    Dangerous,
+    Altered,
+}
+
+impl NoteKind {
+    const LISTS: [(&'static str, NoteKind); 4] = [
+        ("warnings", NoteKind::Warning),
+        ("skipped_items", NoteKind::Skipped),
+        ("dangerous_items", NoteKind::Dangerous),
+        ("altered_items", NoteKind::Altered),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Warning => "warning",
+            NoteKind::Skipped => "skipped",
+            NoteKind::Dangerous => "dangerous",
+            NoteKind::Altered => "altered",
+        }
+    }
+}
+
+/// Most notes kept per item: a restore that lists thousands (one per
+/// skipped file, say) must not grow the journal without bound.
+pub const MAX_NOTES: usize = 20;
+
+/// The notes of an item line's `msg.contents`: each list's entries, an
+/// entry being `[[module, function, line], text, action]`, `{"msg":
+/// [text…]}` (TRANSFER warnings) or a plain string. Unknown shapes are
+/// skipped; texts are cut at 1,000 characters.
+fn notes(msg: &Value) -> Vec<Note> {
+    let Some(contents) = msg.get("contents") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, kind) in NoteKind::LISTS {
+        let Some(Value::Array(list)) = contents.get(key) else {
+            continue;
+        };
+        for entry in list {
+            let text = match entry {
+                Value::String(s) => Some(s.clone()),
+                Value::Array(parts) => parts.get(1).and_then(Value::as_str).map(str::to_string),
+                Value::Object(o) => o.get("msg").map(|m| match m {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<String>(),
+                    other => other.as_str().unwrap_or_default().to_string(),
+                }),
+                _ => None,
+            };
+            let Some(text) = text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            if out.len() < MAX_NOTES {
+                out.push(Note {
+                    kind,
+                    text: text.chars().take(1000).collect(),
+                });
+            }
+        }
     }
     out
 }
@@ -168,7 +254,7 @@ mod tests {
 {"type":"control","pid":9002,"indent":0,"partial":0,"contents":{"action":"failed-item","time":1764467107,"child_number":1,"queue":"RESTORE","item":"root","local_item":"root","item_type":"AccountRemoteRoot","msg":{"size":1,"failure":"The account “root” already exists on “control.box.new”."}}}
 {"type":"control","pid":9003,"indent":0,"partial":0,"contents":{"action":"success-item","time":1764467109,"child_number":1,"queue":"RESTORE","item":"shop","local_item":"shop2","item_type":"AccountRemoteRoot","msg":{"size":52428800,"warnings":0}}}
 {"type":"control","pid":9002,"indent":0,"partial":0,"contents":{"action":"success-item","time":1764467110,"child_number":1,"queue":"TRANSFER","item":"blog","local_item":"blog","item_type":"AccountRemoteRoot","msg":{"size":1}}}
-{"type":"control","pid":9003,"indent":0,"partial":0,"contents":{"action":"warning-item","time":1764467112,"child_number":1,"queue":"RESTORE","item":"blog","local_item":"blog","item_type":"AccountRemoteRoot","msg":{"size":1,"warnings":2,"message":"restored with warnings"}}}
+{"type":"control","pid":9003,"indent":0,"partial":0,"contents":{"action":"warning-item","time":1764467112,"child_number":1,"queue":"RESTORE","item":"blog","local_item":"blog","item_type":"AccountRemoteRoot","msg":{"size":1,"warnings":1,"skipped_items":1,"altered_items":1,"contents":{"warnings":[[["Mysql","restore_databases",412],"The database blog_old could not be restored.",null]],"skipped_items":[{"msg":["Skipped the mail filter."]}],"dangerous_items":[],"altered_items":["Renamed the database blog_db to blog_db2.",[["x"],"",null]]},"message":"restored with warnings"}}}
 {"type":"control","pid":9002,"indent":0,"partial":0,"contents":{"action":"complete","time":1764467112,"child_number":1,"queue":"TRANSFER"}}
 {"type":"control","pid":9003,"indent":0,"partial":0,"contents":{"action":"complete","time":1764467113,"child_number":1,"queue":"RESTORE"}}
 {"type":"control","pid":9001,"indent":0,"partial":0,"contents":{"action":"complete","time":1764467113,"child_number":0}}
@@ -186,15 +272,38 @@ mod tests {
         assert_eq!(out.len(), 4, "{out:?}");
         assert_eq!(
             out[&key("PackageRemoteRoot", "package1")],
-            ItemOutcome::Succeeded { warnings: false }
+            ItemOutcome::Succeeded {
+                warnings: false,
+                notes: vec![]
+            }
         );
         assert_eq!(
             out[&key("AccountRemoteRoot", "shop")],
-            ItemOutcome::Succeeded { warnings: false }
+            ItemOutcome::Succeeded {
+                warnings: false,
+                notes: vec![]
+            }
         );
         assert_eq!(
             out[&key("AccountRemoteRoot", "blog")],
-            ItemOutcome::Succeeded { warnings: true }
+            ItemOutcome::Succeeded {
+                warnings: true,
+                // Each of the summary's entry shapes; an empty text is dropped.
+                notes: vec![
+                    Note {
+                        kind: NoteKind::Warning,
+                        text: "The database blog_old could not be restored.".into()
+                    },
+                    Note {
+                        kind: NoteKind::Skipped,
+                        text: "Skipped the mail filter.".into()
+                    },
+                    Note {
+                        kind: NoteKind::Altered,
+                        text: "Renamed the database blog_db to blog_db2.".into()
+                    },
+                ]
+            }
         );
         assert_eq!(
             out[&key("AccountRemoteRoot", "root")],

@@ -339,6 +339,24 @@ pub struct AccountInfo {
 /// An account present on the target (`listaccts`).
 pub type TargetAccount = AccountInfo;
 
+/// One account on the target as `accountsummary` describes it
+/// (docs/whm.md §8.2): what `ferry verify` compares with the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct AccountSummary {
+    pub user: String,
+    /// The main domain.
+    pub domain: Option<String>,
+    /// Its owner (`root` when it has none).
+    pub owner: String,
+    /// Its package (WHM calls it `plan`; `undefined` or `default` when none).
+    pub package: Option<String>,
+    pub suspended: bool,
+    /// Why it is suspended, as the server says (only while suspended).
+    pub suspend_reason: Option<String>,
+    /// `diskused`: whole MiB, truncated; `None` when the server says `none`.
+    pub disk_used_mib: Option<u64>,
+}
+
 /// `validate_system_user`'s answer for one username on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct SystemUser {

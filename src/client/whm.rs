@@ -18,9 +18,9 @@ use serde_json::Value;
 use super::envelope::{self, as_flag, as_text, as_u64, field};
 use super::tls;
 use super::{
-    AccountInfo, AccountItem, ClientConfig, CreateSession, CredentialCheck, Enqueued, Error,
-    ErrorKind, RemoteAnalysis, SessionId, SessionState, SshAuth, SshLogin, SystemUser,
-    TargetAccount,
+    AccountInfo, AccountItem, AccountSummary, ClientConfig, CreateSession, CredentialCheck,
+    Enqueued, Error, ErrorKind, RemoteAnalysis, SessionId, SessionState, SshAuth, SshLogin,
+    SystemUser, TargetAccount,
 };
 use crate::secret::Secret;
 
@@ -350,6 +350,46 @@ impl WhmClient {
         .await
     }
 
+    /// One account of this server by its username (`accountsummary`);
+    /// `None` when the server has no such account ("Account does not
+    /// exist.", docs/whm.md §8.2).
+    pub async fn accountsummary(&self, user: &str) -> Result<Option<AccountSummary>, Error> {
+        let mut p = Params::new();
+        p.add("user", user);
+        let r = self
+            .call("accountsummary", p, None, |data| {
+                let list = match data.and_then(|d| d.get("acct")) {
+                    Some(Value::Array(a)) => a.as_slice(),
+                    Some(Value::Null) | None => &[],
+                    Some(_) => return Err(decode("`data.acct` is not a list")),
+                };
+                list.first().map(account_summary).transpose()
+            })
+            .await;
+        match r {
+            Err(e) if matches!(&e.kind, ErrorKind::Whm { reason } if reason.contains("Account does not exist")) => {
+                Ok(None)
+            }
+            r => r,
+        }
+    }
+
+    /// The names of `user`'s MySQL databases (`list_mysql_databases_and_users`,
+    /// docs/whm.md §8.4); `None` when the server could not read the user's
+    /// database map (it answers `mysql_databases: null`).
+    pub async fn list_mysql_databases(&self, user: &str) -> Result<Option<Vec<String>>, Error> {
+        let mut p = Params::new();
+        p.add("user", user);
+        self.call("list_mysql_databases_and_users", p, None, |data| match data
+            .and_then(|d| d.get("mysql_databases"))
+        {
+            Some(Value::Object(m)) => Ok(Some(m.keys().cloned().collect())),
+            Some(Value::Null) | None => Ok(None),
+            Some(_) => Err(decode("`data.mysql_databases` is not a map")),
+        })
+        .await
+    }
+
     /// Can this server log in to `req.host` over SSH with `req.ssh`?
     /// `Ok(())` = yes; a refusal is [`ErrorKind::Whm`] with WHM's reason.
     pub async fn remote_basic_credential_check(&self, req: &CredentialCheck) -> Result<(), Error> {
@@ -665,6 +705,21 @@ fn account_info(v: &Value) -> Result<AccountInfo, ErrorKind> {
         domain: get("domain"),
         owner: get("owner"),
         plan: get("plan").or_else(|| get("package")),
+    })
+}
+
+fn account_summary(v: &Value) -> Result<AccountSummary, ErrorKind> {
+    let get = |k: &str| v.get(k).and_then(as_text).filter(|s| !s.is_empty());
+    let user = get("user").ok_or_else(|| decode("an account entry has no `user`"))?;
+    let suspended = v.get("suspended").and_then(as_flag).unwrap_or(false);
+    Ok(AccountSummary {
+        user,
+        domain: get("domain"),
+        owner: get("owner").unwrap_or_else(|| "root".into()),
+        package: get("plan").filter(|p| p != "undefined"),
+        suspended,
+        suspend_reason: get("suspendreason").filter(|_| suspended),
+        disk_used_mib: get("diskused").and_then(|d| d.strip_suffix('M')?.parse().ok()),
     })
 }
 

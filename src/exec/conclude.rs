@@ -61,7 +61,14 @@ impl Driver {
                 log,
             })?;
             match outcome {
-                ItemOutcome::Succeeded { warnings } => {
+                ItemOutcome::Succeeded { warnings, notes } => {
+                    if !notes.is_empty() {
+                        self.ctx.record(Record::ItemNotes {
+                            session: self.key.clone(),
+                            account: target.clone(),
+                            notes: notes.clone(),
+                        })?;
+                    }
                     let adopted = self
                         .ctx
                         .with_state(|st| st.accounts.get(&target).and_then(|a| a.adopted.clone()));
@@ -71,6 +78,7 @@ impl Driver {
                         session: self.key.clone(),
                         warnings,
                         adopted,
+                        notes,
                     });
                 }
                 ItemOutcome::Failed { message } => {
@@ -221,8 +229,10 @@ impl Driver {
 
 fn item_result(o: &ItemOutcome) -> (ItemResult, Option<String>) {
     match o {
-        ItemOutcome::Succeeded { warnings: false } => (ItemResult::Succeeded, None),
-        ItemOutcome::Succeeded { warnings: true } => (ItemResult::Warning, None),
+        ItemOutcome::Succeeded {
+            warnings: false, ..
+        } => (ItemResult::Succeeded, None),
+        ItemOutcome::Succeeded { warnings: true, .. } => (ItemResult::Warning, None),
         ItemOutcome::Failed { message } => (ItemResult::Failed, Some(message.clone())),
     }
 }

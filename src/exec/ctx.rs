@@ -280,6 +280,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
                 session: sess,
                 warnings: false,
                 adopted,
+                notes: Vec::new(),
             }),
             Progress::Failed { .. } => ctx.send(Msg::ItemFailed {
                 session: sess,

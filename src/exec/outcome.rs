@@ -163,7 +163,7 @@ pub fn conclude(view: Option<&LogView>, user: &str) -> Conclusion {
         return Conclusion::Unfinished(Unfinished::NoLog);
     };
     match view.accounts.get(user) {
-        Some(ItemOutcome::Succeeded { warnings }) => Conclusion::Transferred {
+        Some(ItemOutcome::Succeeded { warnings, .. }) => Conclusion::Transferred {
             warnings: *warnings,
         },
         Some(ItemOutcome::Failed { message }) => Conclusion::Failed {

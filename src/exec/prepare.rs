@@ -288,11 +288,7 @@ impl Scheduler {
                 continue;
             };
             let source = ctx.plan().sessions()[bi].source;
-            let owner = acc
-                .reseller
-                .clone()
-                .or_else(|| acc.owner.clone())
-                .unwrap_or_else(|| "root".into());
+            let owner = acc.owner_on_target().to_string();
             let domain = acc.domain.clone().or_else(|| {
                 analyses
                     .get(&source)
@@ -323,6 +319,7 @@ impl Scheduler {
                     })?;
                     ctx.emit(Event::ItemSucceeded {
                         adopted: ctx.with_state(|st| st.accounts[&name].adopted.clone()),
+                        notes: Vec::new(),
                         account: name,
                         source: ctx.plan().source(source).name.clone(),
                         session: String::new(),

@@ -198,6 +198,17 @@ pub struct SessionAccount {
     pub options: AccountOptions,
 }
 
+impl SessionAccount {
+    /// Its owner's username on the target: the plan's reseller once moved,
+    /// else the `owner` the plan names (already on the target), else `root`.
+    pub fn owner_on_target(&self) -> &str {
+        self.reseller
+            .as_deref()
+            .or(self.owner.as_deref())
+            .unwrap_or("root")
+    }
+}
+
 /// A node of the step graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {

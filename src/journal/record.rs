@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::client::masterlog::{Note, NoteKind};
+
 /// Who asked for a pause or an abort: `user@host pid N`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
@@ -275,6 +277,14 @@ pub enum Record {
     /// `new` carries on the unfinished accounts of `old` (which ended FAILED
     /// or ABORTED, or was abandoned).
     SessionReplaced { old: String, new: String },
+    /// What an account's restore summary listed (warnings, skipped,
+    /// dangerous, altered items), right after its `item_outcome`; at most
+    /// `MAX_NOTES`. The server's words, scrubbed like every free text.
+    ItemNotes {
+        session: String,
+        account: String,
+        notes: Vec<Note>,
+    },
     /// The session is in the target's record of this plan (its name/value
     /// store, `exec::mirror`) as entry `index`: a journal that loses track
     /// of it can recover it from there. Written once the `nvset` is
@@ -381,6 +391,7 @@ impl Record {
             Record::SessionStarted { .. } => "session_started",
             Record::SessionState { .. } => "session_state",
             Record::ItemOutcome { .. } => "item_outcome",
+            Record::ItemNotes { .. } => "item_notes",
             Record::RestoreUnfinished { .. } => "restore_unfinished",
             Record::AccountVerified { .. } => "account_verified",
             Record::SessionStalled { .. } => "session_stalled",
@@ -417,6 +428,7 @@ impl Record {
             Record::ItemOutcome { message, log, .. } => {
                 message.iter_mut().chain(log.iter_mut()).collect()
             }
+            Record::ItemNotes { notes, .. } => notes.iter_mut().map(|n| &mut n.text).collect(),
             Record::SessionControl { result, .. } => vec![result],
             Record::AccountAdopted { how, .. } => vec![how],
             Record::AccountConflict { reason, .. } | Record::AccountReleased { reason, .. } => {

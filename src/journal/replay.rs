@@ -82,6 +82,9 @@ pub struct AccountState {
     /// The server's last failure text.
     pub message: Option<String>,
     pub warnings: bool,
+    /// What its restore's summary listed (`item_notes`), for its last
+    /// transfer.
+    pub notes: Vec<crate::journal::record::Note>,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
     /// Transferred without this journal seeing its restore end: how it was
@@ -112,6 +115,7 @@ impl AccountState {
             failures: 0,
             message: None,
             warnings: false,
+            notes: Vec::new(),
             verified: None,
             adopted: None,
             unfinished: Unfinished::NoLog,
@@ -565,6 +569,7 @@ impl RunState {
                             }
                             acc.warnings = *result == ItemResult::Warning;
                             acc.message = message.clone();
+                            acc.notes.clear();
                         }
                         ItemResult::Failed => {
                             acc.progress = Progress::Failed { retryable: true };
@@ -572,6 +577,17 @@ impl RunState {
                             acc.message = message.clone();
                         }
                     }
+                }
+            }
+            Record::ItemNotes {
+                session,
+                account,
+                notes,
+            } => {
+                if let Some(acc) = self.accounts.get_mut(account)
+                    && acc.session.as_deref() == Some(session.as_str())
+                {
+                    acc.notes = notes.clone();
                 }
             }
             Record::RestoreUnfinished {

@@ -178,7 +178,7 @@ fn rt_cancel() -> tokio_util::sync::CancellationToken {
 
 /// The target's client configuration only: pausing needs no source
 /// credentials.
-fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, Error> {
+pub(super) fn target_config(loaded: &crate::plan::LoadedPlan) -> Result<ClientConfig, Error> {
     let plan = &loaded.plan;
     let mut warnings = Vec::new();
     let token = plan

@@ -57,3 +57,4 @@ mod observe;
 pub mod resolve;
 pub mod simulate;
 pub mod status;
+pub mod verify;

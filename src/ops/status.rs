@@ -82,6 +82,10 @@ pub struct AccountStatus {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub warnings: bool,
+    /// What its restore's summary listed: `{kind: warning|skipped|altered|
+    /// dangerous, text}`, in the server's words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::events::Note>,
     pub verified: Option<bool>,
     /// Transferred without this journal seeing its restore end: how it was
     /// found on the target (its state stays `transferred`).
@@ -157,6 +161,7 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
                         _ => None,
                     },
                     warnings: a.warnings,
+                    notes: a.notes.clone(),
                     verified: a.verified,
                     adopted: a.adopted.clone(),
                 },
@@ -289,7 +294,18 @@ impl Status {
                 if let Some(how) = &a.adopted {
                     let _ = write!(line, "  (adopted: {})", crate::untrusted::line(how));
                 }
+                if a.warnings {
+                    line.push_str("  with warnings");
+                }
                 let _ = writeln!(out, "{line}");
+                for n in &a.notes {
+                    let _ = writeln!(
+                        out,
+                        "      {}: {}",
+                        n.kind.as_str(),
+                        crate::untrusted::line(&n.text)
+                    );
+                }
             }
         }
         if let Some(n) = &self.note {

@@ -129,12 +129,17 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
             session,
             warnings,
             adopted,
+            notes,
         } => {
             let w = if *warnings { " with warnings" } else { "" };
-            match adopted {
+            let mut line = match adopted {
                 Some(how) => format!("adopted {account} ({source}): {how}"),
                 None => format!("transferred {account}{w} ({source}, session {session})"),
+            };
+            for n in notes {
+                line.push_str(&format!("\n  {}: {}", n.kind.as_str(), n.text));
             }
+            line
         }
         Event::ItemFailed {
             account,

@@ -197,6 +197,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             session: "old1/s1".into(),
             warnings: false,
             adopted: None,
+            notes: Vec::new(),
         },
         Event::Warning {
             message: "TLS verification is disabled for target (insecure: true)".into(),
@@ -218,6 +219,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             session: "old1/s1".into(),
             warnings: true,
             adopted: None,
+            notes: Vec::new(),
         },
         session("old1/s1", "old1", "COMPLETED", None, 2),
         session("old2/s1", "old2", "PAUSED", None, 1),

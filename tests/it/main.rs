@@ -26,3 +26,4 @@ mod sim_faults;
 mod sim_features;
 mod sim_states;
 mod sim_timing;
+mod verify;

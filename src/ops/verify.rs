@@ -1,0 +1,575 @@
+//! `ferry verify PLAN`: are the accounts the journal says transferred on
+//! the target as the plan wants them?
+//!
+//! Owns: what is compared for each account ([`compare`], pure), asking the
+//! target (one `accountsummary` per transferred account, through the same
+//! gate, retries and `concurrency.api_requests` bound as `apply`), and the
+//! report (a line per account and a verdict, or JSON lines). Does not own:
+//! which accounts are transferred (the journal, read only), moving anything
+//! (verify never writes to the target or the journal; a finding is for a
+//! person), or printing (`cli`).
+//!
+//! What is compared (docs/whm.md §8.2): the account exists, is not
+//! suspended, has the planned owner (a reseller that was not on the target
+//! when the account was restored makes WHM restore it under `root`, which
+//! shows here), the planned package, and the plan's main domain where the
+//! plan gives one. Not yet compared: databases and disk use against what
+//! the source reported (the journal does not keep the source's analysis).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Error, ExitStatus};
+use crate::client::{AccountSummary, ErrorKind, RetryPolicy, WhmClient};
+use crate::exec::Api;
+use crate::graph::SessionAccount;
+use crate::journal::Progress;
+
+/// What `ferry verify` was asked to do.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub plan: PathBuf,
+    pub journal: Option<PathBuf>,
+    pub request_timeout: Option<Duration>,
+}
+
+/// What the plan wants of an account on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub account: String,
+    pub owner: String,
+    pub package: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl Wanted {
+    pub fn of(a: &SessionAccount) -> Wanted {
+        Wanted {
+            account: a.target_user.clone(),
+            owner: a.owner_on_target().to_string(),
+            package: a.package.clone(),
+            domain: a.domain.clone(),
+        }
+    }
+}
+
+/// One way an account differs from the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// The journal says transferred; the target has no such account.
+    Missing,
+    Suspended {
+        reason: Option<String>,
+    },
+    Owner {
+        planned: String,
+        on_target: String,
+    },
+    Package {
+        planned: String,
+        on_target: Option<String>,
+    },
+    Domain {
+        planned: String,
+        on_target: Option<String>,
+    },
+}
+
+impl Finding {
+    /// What differs, in words.
+    pub fn detail(&self) -> String {
+        match self {
+            Finding::Missing => "not on the target, though the journal saw it transferred".into(),
+            Finding::Suspended { reason } => match reason {
+                Some(r) => format!("suspended on the target ({r})"),
+                None => "suspended on the target".into(),
+            },
+            Finding::Owner { planned, on_target } => {
+                format!("its owner on the target is {on_target}, the plan's is {planned}")
+            }
+            Finding::Package { planned, on_target } => format!(
+                "its package on the target is {}, the plan's is {planned}",
+                on_target.as_deref().unwrap_or("(none)")
+            ),
+            Finding::Domain { planned, on_target } => format!(
+                "its main domain on the target is {}, the plan's is {planned}",
+                on_target.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+
+    /// What to do about it on `account` (ferry never moves it again by
+    /// itself).
+    pub fn fix(&self, account: &str) -> String {
+        match self {
+            Finding::Missing => format!(
+                "see its restore in `ferry report`; if it was removed from the target on purpose, \
+                 remove `{account}` from the plan"
+            ),
+            Finding::Suspended { .. } => format!(
+                "if it should serve, unsuspend it: whmapi1 unsuspendacct user={account} (an account \
+                 suspended on its source is restored suspended)"
+            ),
+            Finding::Owner { planned, .. } => format!(
+                "WHM restores an account under root when its reseller is not on the target yet; \
+                 give it to {planned}: whmapi1 modifyacct user={account} owner={planned}"
+            ),
+            Finding::Package { planned, .. } => {
+                format!("whmapi1 changepackage user={account} pkg={planned}")
+            }
+            Finding::Domain { .. } => {
+                "check which is right; if the target's, correct the account's `domain` in the plan"
+                    .into()
+            }
+        }
+    }
+}
+
+/// The differences between what the plan wants and the target's account.
+pub fn compare(want: &Wanted, got: Option<&AccountSummary>) -> Vec<Finding> {
+    let Some(got) = got else {
+        return vec![Finding::Missing];
+    };
+    let mut out = Vec::new();
+    if got.suspended {
+        out.push(Finding::Suspended {
+            reason: got.suspend_reason.clone(),
+        });
+    }
+    if got.owner != want.owner {
+        out.push(Finding::Owner {
+            planned: want.owner.clone(),
+            on_target: got.owner.clone(),
+        });
+    }
+    if let Some(p) = &want.package
+        && got.package.as_deref() != Some(p.as_str())
+    {
+        out.push(Finding::Package {
+            planned: p.clone(),
+            on_target: got.package.clone(),
+        });
+    }
+    if let Some(d) = &want.domain
+        && !got
+            .domain
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(d))
+    {
+        out.push(Finding::Domain {
+            planned: d.clone(),
+            on_target: got.domain.clone(),
+        });
+    }
+    out
+}
+
+/// How one account came out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// On the target as planned.
+    Pass { on_target: AccountSummary },
+    /// On the target, but not as planned (or not there at all).
+    Fail {
+        findings: Vec<Finding>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_target: Option<AccountSummary>,
+    },
+    /// Not transferred yet: nothing to verify.
+    Skipped { state: String },
+    /// The target could not say: it lacks `accountsummary`, or did not
+    /// answer. Fails nothing.
+    Unavailable { reason: String },
+}
+
+/// One account's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountResult {
+    pub account: String,
+    pub source: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// What its restore's summary listed, as the journal kept it (a
+    /// database or a setting it could not bring over is named there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::events::Note>,
+}
+
+/// What `ferry verify` found.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    pub plan: String,
+    /// In plan order.
+    pub accounts: Vec<AccountResult>,
+    pub warnings: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    fn count(&self, f: impl Fn(&Verdict) -> bool) -> usize {
+        self.accounts.iter().filter(|a| f(&a.verdict)).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|v| matches!(v, Verdict::Fail { .. }))
+    }
+
+    /// Design §3 for verify: 0 when no transferred account differs, else 1.
+    pub fn status(&self) -> ExitStatus {
+        if self.failed() == 0 {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        }
+    }
+
+    pub fn verdict_line(&self) -> String {
+        let checked = self.count(|v| matches!(v, Verdict::Pass { .. } | Verdict::Fail { .. }));
+        let skipped = self.count(|v| matches!(v, Verdict::Skipped { .. }));
+        let unavailable = self.count(|v| matches!(v, Verdict::Unavailable { .. }));
+        let secs = self.elapsed.as_secs_f64();
+        let mut tail = String::new();
+        if skipped > 0 {
+            tail.push_str(&format!("; {skipped} not transferred yet"));
+        }
+        if unavailable > 0 {
+            tail.push_str(&format!("; {unavailable} could not be checked"));
+        }
+        if self.failed() == 0 {
+            format!(
+                "✓ verified: {checked} transferred account(s) on the target as planned{tail} ({secs:.1}s)"
+            )
+        } else {
+            format!(
+                "✗ {} of {checked} transferred account(s) differ from the plan{tail} ({secs:.1}s); \
+                 ferry moves none of them again: fix them on the target, then run `ferry verify` again",
+                self.failed()
+            )
+        }
+    }
+
+    /// One line per account (what differs, then `fix:`), then the verdict.
+    /// A server's words are escaped.
+    pub fn render_text(&self) -> String {
+        let w = self
+            .accounts
+            .iter()
+            .map(|a| a.account.chars().count())
+            .max()
+            .unwrap_or(7)
+            .clamp(7, 32);
+        let line = crate::untrusted::line;
+        let mut out = String::new();
+        for a in &self.accounts {
+            let name = line(&a.account);
+            match &a.verdict {
+                Verdict::Pass { on_target: t } => out.push_str(&format!(
+                    "✓ {name:w$}  owner {}, package {}, domain {}{}\n",
+                    line(&t.owner),
+                    line(t.package.as_deref().unwrap_or("(none)")),
+                    line(t.domain.as_deref().unwrap_or("(none)")),
+                    t.disk_used_mib
+                        .map(|m| format!(", {m} MiB used"))
+                        .unwrap_or_default()
+                )),
+                Verdict::Fail { findings, .. } => {
+                    for (i, f) in findings.iter().enumerate() {
+                        let lead = if i == 0 {
+                            name.to_string()
+                        } else {
+                            String::new()
+                        };
+                        out.push_str(&format!(
+                            "✗ {lead:w$}  {} — fix: {}\n",
+                            line(&f.detail()),
+                            line(&f.fix(&a.account))
+                        ));
+                    }
+                }
+                Verdict::Skipped { state } => {
+                    out.push_str(&format!("- {name:w$}  not verified: {state}\n"))
+                }
+                Verdict::Unavailable { reason } => out.push_str(&format!(
+                    "? {name:w$}  could not be checked: {}\n",
+                    line(reason)
+                )),
+            }
+            for n in &a.notes {
+                out.push_str(&format!(
+                    "  {:w$}  the restore said ({}): {}\n",
+                    "",
+                    n.kind.as_str(),
+                    line(&n.text)
+                ));
+            }
+        }
+        out.push('\n');
+        out.push_str(&self.verdict_line());
+        out.push('\n');
+        out
+    }
+
+    /// JSON Lines: one `verify` object per account, then `verify_finished`.
+    pub fn render_json(&self) -> String {
+        let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let mut out = String::new();
+        for a in &self.accounts {
+            let mut v = serde_json::to_value(a).expect("a result serializes");
+            let obj = v.as_object_mut().expect("an object");
+            obj.insert("ts".into(), ts.clone().into());
+            obj.insert("event".into(), "verify".into());
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        let fin = serde_json::json!({
+            "ts": ts,
+            "event": "verify_finished",
+            "plan": self.plan,
+            "status": if self.failed() == 0 { "passed" } else { "failed" },
+            "accounts": self.accounts.len(),
+            "failed": self.failed(),
+            "warnings": self.warnings,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        });
+        out.push_str(&fin.to_string());
+        out.push('\n');
+        out
+    }
+}
+
+/// Runs `ferry verify`: the plan, the journal (read only), then one
+/// `accountsummary` per transferred account.
+pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
+    let started = Instant::now();
+    let loaded = super::apply::load(&opts.plan)?;
+    let path = super::journal::resolve(
+        &opts.plan,
+        opts.journal.as_deref(),
+        super::journal::Kind::Run,
+    )?;
+    if !path.exists() {
+        return Err(Error::Failed(format!(
+            "no journal at {}: nothing of this plan has been transferred yet, so there is nothing \
+             to verify. Run `ferry apply {}` first, or pass --journal PATH",
+            path.display(),
+            opts.plan.display()
+        )));
+    }
+    super::journal::check_belongs(&path, &loaded)?;
+    let (state, _) = crate::journal::replay(&path)?;
+    let mut cfg = super::control::target_config(&loaded)?;
+    if let Some(t) = opts.request_timeout {
+        cfg.request_timeout = t;
+    }
+    let mut warnings = Vec::new();
+    if cfg.insecure {
+        warnings.push(super::resolve::insecure_warning(&loaded.plan.target.url));
+    }
+    let client = WhmClient::new(cfg).map_err(|e| Error::Usage(format!("target: {e}")))?;
+    let r = &loaded.plan.policy.retries;
+    let api = Api::new(
+        client,
+        RetryPolicy {
+            attempts: r.attempts,
+            initial: r.initial_backoff.0,
+            max: r.max_backoff.0,
+        },
+    )
+    .with_limit(loaded.plan.concurrency.api_requests as usize);
+
+    let compiled = crate::graph::compile(&loaded.plan);
+    let mut planned: Vec<(Wanted, String)> = Vec::new();
+    for s in &compiled.sessions {
+        for a in &s.accounts {
+            planned.push((Wanted::of(a), loaded.plan.sources[a.source].name.clone()));
+        }
+    }
+    planned.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+
+    let rt = super::apply::runtime()?;
+    let summaries = rt.block_on(ask(
+        Arc::new(api),
+        planned
+            .iter()
+            .filter(|(w, _)| {
+                state
+                    .accounts
+                    .get(&w.account)
+                    .is_some_and(|a| a.progress == Progress::Transferred)
+            })
+            .map(|(w, _)| w.account.clone())
+            .collect(),
+    ));
+    let accounts = planned
+        .into_iter()
+        .map(|(want, source)| {
+            let acc = state.accounts.get(&want.account);
+            let verdict = match (acc.map(|a| &a.progress), summaries.get(&want.account)) {
+                (Some(Progress::Transferred), Some(Ok(got))) => {
+                    let findings = compare(&want, got.as_ref());
+                    match (findings.is_empty(), got) {
+                        (true, Some(t)) => Verdict::Pass {
+                            on_target: t.clone(),
+                        },
+                        _ => Verdict::Fail {
+                            findings,
+                            on_target: got.clone(),
+                        },
+                    }
+                }
+                (Some(Progress::Transferred), Some(Err(reason))) => Verdict::Unavailable {
+                    reason: reason.clone(),
+                },
+                (p, _) => Verdict::Skipped {
+                    state: p
+                        .map_or("never in a run of this plan", |p| p.label())
+                        .to_string(),
+                },
+            };
+            AccountResult {
+                account: want.account,
+                source,
+                verdict,
+                notes: acc.map(|a| a.notes.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(VerifyReport {
+        plan: opts.plan.display().to_string(),
+        accounts,
+        warnings,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// `accountsummary` for each account, concurrently within the gate's bound.
+/// `Err` says why the target could not tell.
+async fn ask(
+    api: Arc<Api>,
+    accounts: Vec<String>,
+) -> BTreeMap<String, Result<Option<AccountSummary>, String>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for account in accounts {
+        let api = api.clone();
+        tasks.spawn(async move {
+            let user = account.clone();
+            let r = api
+                .repeatable(
+                    |_| {},
+                    move |c| {
+                        let user = user.clone();
+                        async move { c.accountsummary(&user).await }
+                    },
+                )
+                .await
+                .map_err(|e| match &e.error().kind {
+                    ErrorKind::Whm { reason }
+                        if crate::client::whm::is_unknown_function(reason) =>
+                    {
+                        "the target has no `accountsummary` function".to_string()
+                    }
+                    _ => e.error().to_string(),
+                });
+            (account, r)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((account, r)) = done {
+            out.insert(account, r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want() -> Wanted {
+        Wanted {
+            account: "shop".into(),
+            owner: "resell1".into(),
+            package: Some("gold".into()),
+            domain: Some("shop.example".into()),
+        }
+    }
+
+    fn got() -> AccountSummary {
+        AccountSummary {
+            user: "shop".into(),
+            domain: Some("Shop.Example".into()),
+            owner: "resell1".into(),
+            package: Some("gold".into()),
+            suspended: false,
+            suspend_reason: None,
+            disk_used_mib: Some(812),
+        }
+    }
+
+    #[test]
+    fn an_account_as_planned_has_no_finding() {
+        assert_eq!(compare(&want(), Some(&got())), vec![]);
+        // What the plan does not say is not compared.
+        let loose = Wanted {
+            package: None,
+            domain: None,
+            ..want()
+        };
+        let other = AccountSummary {
+            package: None,
+            domain: None,
+            ..got()
+        };
+        assert_eq!(compare(&loose, Some(&other)), vec![]);
+    }
+
+    #[test]
+    fn each_difference_is_a_finding_with_a_fix() {
+        assert_eq!(compare(&want(), None), vec![Finding::Missing]);
+        let bad = AccountSummary {
+            owner: "root".into(),
+            package: Some("default".into()),
+            domain: Some("other.example".into()),
+            suspended: true,
+            suspend_reason: Some("billing".into()),
+            ..got()
+        };
+        let f = compare(&want(), Some(&bad));
+        assert_eq!(
+            f,
+            vec![
+                Finding::Suspended {
+                    reason: Some("billing".into())
+                },
+                Finding::Owner {
+                    planned: "resell1".into(),
+                    on_target: "root".into()
+                },
+                Finding::Package {
+                    planned: "gold".into(),
+                    on_target: Some("default".into())
+                },
+                Finding::Domain {
+                    planned: "shop.example".into(),
+                    on_target: Some("other.example".into())
+                },
+            ]
+        );
+        assert!(
+            f[1].fix("shop")
+                .contains("modifyacct user=shop owner=resell1")
+        );
+        assert!(
+            f[2].fix("shop")
+                .contains("changepackage user=shop pkg=gold")
+        );
+        assert!(f[0].detail().contains("billing"));
+    }
+}

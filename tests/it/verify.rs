@@ -1,0 +1,157 @@
+//! `ferry verify` (issue 14, part 2): after a run, the target is asked
+//! (`accountsummary`) whether every account the journal saw transferred is
+//! there as the plan wants it. ferry runs as a real process against a
+//! whm-sim hosted here; what the simulator restored is the oracle.
+
+use serde_json::Value;
+
+use crate::kit::*;
+
+fn verify(w: &World, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["verify", "fleet.yaml"];
+    args.extend_from_slice(extra);
+    w.ferry(&args).output().unwrap()
+}
+
+fn lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn calls(w: &World, function: &str) -> usize {
+    w.sim()
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["function"] == function)
+        .count()
+}
+
+/// A clean run verifies: the reseller's accounts are owned by it, packages
+/// and the renamed account as planned; one `accountsummary` per account and
+/// nothing that writes.
+#[test]
+fn a_clean_run_verifies_with_one_request_per_account() {
+    let fleet = Fleet::standard(2, 6);
+    let users = fleet.target_users();
+    let w = World::start(fleet, Fleet::standard(2, 6).scenario(0.002));
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = w.sim().requests().as_array().unwrap().len();
+
+    let out = verify(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for u in &users {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("✓ {u} "))),
+            "{u} not verified:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("owner resell1"), "{stdout}");
+    assert!(
+        stdout.contains("✓ verified: 12 transferred account(s)"),
+        "{stdout}"
+    );
+    let after = w.sim().requests().as_array().unwrap().len();
+    assert_eq!(after - before, users.len(), "one request per account");
+    assert_eq!(calls(&w, "accountsummary"), users.len());
+
+    let out = verify(&w, &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events = lines(&out);
+    let (fin, rows) = events.split_last().unwrap();
+    assert_eq!(fin["event"], "verify_finished");
+    assert_eq!(fin["status"], "passed");
+    assert_eq!(rows.len(), users.len());
+    for r in rows {
+        assert_eq!(r["verdict"], "pass", "{r}");
+        let owned = ["s1u01", "s1u02", "s1u03"].contains(&r["account"].as_str().unwrap());
+        let want = if owned { "resell1" } else { "root" };
+        assert_eq!(r["on_target"]["owner"], want, "{r}");
+    }
+    // The target's record is unchanged by verify: every account restored once.
+    w.assert_exactly_once(&users);
+}
+
+/// An account restored suspended (it was suspended on its source) is a
+/// finding with its fix, exit 1; the others still pass, and a restore that
+/// warned (a database it could not bring over) says so.
+#[test]
+fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
+    let fleet = Fleet::standard(1, 6);
+    let mut sc = fleet.scenario(0.002);
+    let accounts = &mut sc.remotes[0].accounts;
+    accounts
+        .iter_mut()
+        .find(|a| a.user == "s1u05")
+        .unwrap()
+        .suspended = true;
+    let s1u02 = accounts.iter_mut().find(|a| a.user == "s1u02").unwrap();
+    s1u02.databases = vec!["s1u02_wp".into(), "s1u02_logs".into()];
+    sc.faults.restore_loses.insert(
+        "s1u02".into(),
+        ferry::sim::RestoreLoss {
+            databases: vec!["s1u02_logs".into()],
+            domains: vec![],
+        },
+    );
+    let w = World::start(fleet, sc);
+    let out = w.apply(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.state()["accounts"]["s1u05"]["suspended"], true);
+    // What the restore said reaches the events and the status, once each.
+    let said = |notes: &Value| {
+        notes.as_array().is_some_and(|n| {
+            n.iter().any(|n| {
+                n["kind"] == "warning" && n["text"].as_str().unwrap().contains("s1u02_logs")
+            })
+        })
+    };
+    let ev = events(&out);
+    let ok = ev
+        .iter()
+        .find(|e| e["event"] == "item_succeeded" && e["account"] == "s1u02")
+        .expect("s1u02 succeeded");
+    assert_eq!(ok["warnings"], true, "{ok}");
+    assert!(said(&ok["notes"]), "{ok}");
+    let st = w.status();
+    assert!(said(&st["accounts"]["s1u02"]["notes"]), "{st:#}");
+    assert!(
+        st["accounts"]["s1u01"].get("notes").is_none(),
+        "a clean restore has none"
+    );
+
+    let out = verify(&w, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("✗ s1u05") && stdout.contains("suspended on the target"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unsuspendacct user=s1u05"), "{stdout}");
+    assert!(stdout.contains("✓ s1u02"), "{stdout}");
+    assert!(
+        stdout.contains("the restore said (warning):") && stdout.contains("s1u02_logs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ 1 of 6 transferred account(s)"),
+        "{stdout}"
+    );
+}
+
+/// With no journal, verify says what to do and sends nothing.
+#[test]
+fn without_a_run_nothing_is_sent() {
+    let fleet = Fleet::standard(1, 5);
+    let w = World::start(fleet.clone(), fleet.scenario(0.002));
+    let out = verify(&w, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nothing to verify"), "{}", text(&out));
+    assert!(text(&out).contains("ferry apply"), "{}", text(&out));
+    assert!(w.sim().requests().as_array().unwrap().is_empty());
+}
