@@ -235,6 +235,7 @@ pub fn run_view(
                 Progress::Failed { .. } => AccountState::Failed,
             },
             warnings: a.warnings,
+            notes: a.notes.clone(),
             adopted: a.adopted.clone(),
             size: hints.sizes.get(name).copied(),
             attempts: a.attempts,

@@ -114,6 +114,9 @@ pub struct AccountView {
     pub state: AccountState,
     /// Transferred with warnings (`warning-item`).
     pub warnings: bool,
+    /// What its restore's summary listed (warnings, skipped, dangerous,
+    /// altered items), in the server's words.
+    pub notes: Vec<crate::events::Note>,
     /// Transferred without the journal seeing its restore end: how it was
     /// found on the target.
     pub adopted: Option<String>,
@@ -623,12 +626,23 @@ fn accounts_table(h: &mut String, view: &RunView) {
         } else {
             a.state.class()
         };
-        let message = a
+        let mut message = a
             .message
             .as_deref()
             .or(a.adopted.as_deref())
-            .map(|m| m.lines().next().unwrap_or("").to_string())
+            .map(|m| esc(m.lines().next().unwrap_or("")))
             .unwrap_or_default();
+        for n in &a.notes {
+            if !message.is_empty() {
+                message.push_str("<br>");
+            }
+            let _ = write!(
+                message,
+                "<span class=\"note\">{}:</span> {}",
+                n.kind.as_str(),
+                esc(&n.text)
+            );
+        }
         let account_cell = if a.state == AccountState::Failed {
             format!(
                 "<a href=\"#failure-{}\">{}</a>",
@@ -650,7 +664,7 @@ fn accounts_table(h: &mut String, view: &RunView) {
             a.size.unwrap_or(0),
             a.size.map(human_bytes).unwrap_or_else(|| "—".into()),
             a.attempts,
-            esc(&message),
+            message,
         );
     }
     h.push_str("</tbody>\n</table>\n</section>\n");

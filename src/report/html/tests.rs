@@ -19,6 +19,7 @@ fn account(name: &str, source: &str, session: &str, state: AccountState, size: u
         session: Some(session.into()),
         state,
         warnings: false,
+        notes: vec![],
         adopted: None,
         size: Some(size),
         attempts: 1,
@@ -171,6 +172,30 @@ fn failures_carry_the_escaped_message_and_log_lines() {
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<b>\""));
     assert_eq!(html.matches("<script>").count(), 1, "only our own script");
+}
+
+#[test]
+fn what_a_restore_said_is_shown_escaped_beside_the_account() {
+    let mut v = sample_view();
+    let a = v
+        .accounts
+        .iter_mut()
+        .find(|a| a.state == AccountState::Transferred)
+        .expect("a transferred account");
+    a.warnings = true;
+    a.notes = vec![crate::events::Note {
+        kind: crate::events::NoteKind::Skipped,
+        text: EVIL.into(),
+    }];
+    let html = render(&v);
+    assert!(html.contains("transferred, warnings"), "{html}");
+    assert!(
+        html.contains(
+            "<span class=\"note\">skipped:</span> Disk quota exceeded for &lt;script&gt;"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<script>alert"));
 }
 
 #[test]
