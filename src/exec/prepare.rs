@@ -213,7 +213,16 @@ impl Scheduler {
                 .cloned()
                 .collect()
         });
-        let findings = ctx.with_state(|st| target::classify(st, &candidates, &listed));
+        let mut findings = ctx.with_state(|st| target::classify(st, &candidates, &listed));
+        // An account the plan restores onto on purpose (`allow_overwrite`)
+        // is expected there: moved as planned, never adopted.
+        findings.retain(|(name, found)| {
+            !(matches!(found, target::Found::Unknown(_) | target::Found::Partial(_))
+                && ctx
+                    .plan()
+                    .account(name)
+                    .is_some_and(|(_, a)| a.overwrites()))
+        });
         ctx.set_target_view(listed);
         let adopt = matches!(self.mode, Mode::Apply { adopt: true, .. });
         let mut unknown = Vec::new();

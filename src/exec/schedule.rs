@@ -190,10 +190,13 @@ impl Scheduler {
                 continue;
             };
             // Before an account is enqueued: is it on the target already?
-            // ferry did not put it there: a person decides.
-            let (members, appeared): (Vec<String>, Vec<String>) = members
-                .into_iter()
-                .partition(|m| ctx.on_target(m).is_none());
+            // ferry did not put it there: a person decides — unless the plan
+            // restores onto it on purpose (`allow_overwrite`).
+            let (members, appeared): (Vec<String>, Vec<String>) =
+                members.into_iter().partition(|m| {
+                    ctx.on_target(m).is_none()
+                        || ctx.plan().account(m).is_some_and(|(_, a)| a.overwrites())
+                });
             for m in &appeared {
                 ctx.record(Record::AccountConflict {
                     account: m.clone(),

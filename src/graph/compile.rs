@@ -257,10 +257,14 @@ fn session_account(
 ) -> SessionAccount {
     let e = &plan.sources[i].accounts[j];
     let d = e.details();
-    let options = match d {
+    let mut options = match d {
         Some(a) => a.options.or(&plan.defaults.account),
         None => plan.defaults.account.clone(),
     };
+    // One answer for "is overwriting meant", wherever the plan says it.
+    if d.is_some_and(|a| a.allows_overwrite(&plan.defaults.account)) {
+        options.allow_overwrite = Some(true);
+    }
     let (package, owner) = (
         d.and_then(|a| a.package.clone()),
         d.and_then(|a| a.owner.clone()),

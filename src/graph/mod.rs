@@ -199,6 +199,13 @@ pub struct SessionAccount {
 }
 
 impl SessionAccount {
+    /// The plan restores it onto data already on the target on purpose
+    /// (an option that overwrites, and `allow_overwrite: true`): found on
+    /// the target, it is restored onto, not adopted.
+    pub fn overwrites(&self) -> bool {
+        self.options.allow_overwrite == Some(true) && !self.options.overwriting().is_empty()
+    }
+
     /// Its owner's username on the target: the plan's reseller once moved,
     /// else the `owner` the plan names (already on the target), else `root`.
     pub fn owner_on_target(&self) -> &str {

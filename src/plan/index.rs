@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 
-use super::model::{Account, AccountEntry, Plan};
+use super::model::{AccountEntry, Plan};
 
 /// A source index and an entry index into that source's `accounts`.
 pub type Slot = (usize, usize);
@@ -106,8 +106,8 @@ impl<'a> AccountIndex<'a> {
     /// The plan account owning the account at `slot`, if any.
     pub fn owner_of(&self, plan: &Plan, (i, j): Slot) -> Option<Slot> {
         match &plan.sources[i].accounts[j] {
-            AccountEntry::Full(Account { owner: Some(o), .. }) => self.resolve_owner(i, o),
-            _ => None,
+            AccountEntry::Full(a) => a.owner.as_deref().and_then(|o| self.resolve_owner(i, o)),
+            AccountEntry::Short(_) => None,
         }
     }
 }

@@ -242,6 +242,59 @@ pub struct AccountOptions {
     /// Where mail is stored: `.local`, `.existing` or a linked node alias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_location: Option<String>,
+    /// 1: do not restore mail (the `Mail` restore module is skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub skipemail: Option<u8>,
+    /// 1: do not restore subdomains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub skipsubdomains: Option<u8>,
+    /// Restore modules to skip entirely, comma-separated names of cPanel's
+    /// restore modules (e.g. `Cron,SSL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
+    /// cPanel user-file keys (comma-separated, or `ALL`) kept from the
+    /// existing account on the target; only meaningful with `skipaccount: 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_local_cpuser_values: Option<String>,
+    /// 1: live transfer — the source keeps serving through a proxy to the
+    /// target and mail is synced until DNS moves (sources on cPanel 11.89+
+    /// that report `supports_live_transfers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub live_transfer: Option<u8>,
+    /// OVERWRITES DATA: 1 restores into an account that already exists on
+    /// the target instead of creating it. Needs `allow_overwrite: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub skipaccount: Option<u8>,
+    /// OVERWRITES DATA: 1 overrides account creation's conflict checks
+    /// (ferry's sessions are unrestricted, where WHM honours it; refused
+    /// with a `localuser` other than `user`). Needs `allow_overwrite: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub force: Option<u8>,
+    /// OVERWRITES DATA: 1 overwrites any conflicting database on the target.
+    /// Needs `allow_overwrite: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub overwrite_all_dbs: Option<u8>,
+    /// OVERWRITES DATA: 1 overwrites any conflicting database user on the
+    /// target. Needs `allow_overwrite: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub overwrite_all_dbusers: Option<u8>,
+    /// OVERWRITES DATA: 1 makes the home directory copy delete files on the
+    /// target that the source does not have. Needs `allow_overwrite: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub overwrite_with_delete: Option<u8>,
+    /// true: this plan restores onto data already on the target on purpose
+    /// (the options above marked OVERWRITES DATA). Never sent to WHM; such
+    /// an account found on the target is restored onto, not adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_overwrite: Option<bool>,
 }
 
 impl AccountOptions {
@@ -264,7 +317,41 @@ impl AccountOptions {
                 .mail_location
                 .clone()
                 .or_else(|| d.mail_location.clone()),
+            skipemail: self.skipemail.or(d.skipemail),
+            skipsubdomains: self.skipsubdomains.or(d.skipsubdomains),
+            disabled: self.disabled.clone().or_else(|| d.disabled.clone()),
+            keep_local_cpuser_values: self
+                .keep_local_cpuser_values
+                .clone()
+                .or_else(|| d.keep_local_cpuser_values.clone()),
+            live_transfer: self.live_transfer.or(d.live_transfer),
+            skipaccount: self.skipaccount.or(d.skipaccount),
+            force: self.force.or(d.force),
+            overwrite_all_dbs: self.overwrite_all_dbs.or(d.overwrite_all_dbs),
+            overwrite_all_dbusers: self.overwrite_all_dbusers.or(d.overwrite_all_dbusers),
+            overwrite_with_delete: self.overwrite_with_delete.or(d.overwrite_with_delete),
+            allow_overwrite: self.allow_overwrite.or(d.allow_overwrite),
         }
+    }
+
+    /// The options that overwrite data already on the target, set to 1.
+    pub fn overwriting(&self) -> Vec<&'static str> {
+        [
+            ("force", self.force),
+            ("skipaccount", self.skipaccount),
+            ("overwrite_all_dbs", self.overwrite_all_dbs),
+            ("overwrite_all_dbusers", self.overwrite_all_dbusers),
+            ("overwrite_sameowner_dbs", self.overwrite_sameowner_dbs),
+            (
+                "overwrite_sameowner_dbusers",
+                self.overwrite_sameowner_dbusers,
+            ),
+            ("overwrite_with_delete", self.overwrite_with_delete),
+        ]
+        .into_iter()
+        .filter(|(_, v)| *v == Some(1))
+        .map(|(k, _)| k)
+        .collect()
     }
 
     /// The options as `enqueue_transfer_item` form parameters, sorted by key.
@@ -286,6 +373,20 @@ impl AccountOptions {
         flag("skipbwdata", self.skipbwdata);
         flag("skiphomedir", self.skiphomedir);
         flag("skipres", self.skipres);
+        flag("skipemail", self.skipemail);
+        flag("skipsubdomains", self.skipsubdomains);
+        flag("live_transfer", self.live_transfer);
+        flag("skipaccount", self.skipaccount);
+        flag("force", self.force);
+        flag("overwrite_all_dbs", self.overwrite_all_dbs);
+        flag("overwrite_all_dbusers", self.overwrite_all_dbusers);
+        flag("overwrite_with_delete", self.overwrite_with_delete);
+        if let Some(d) = &self.disabled {
+            out.push(("disabled", d.clone()));
+        }
+        if let Some(k) = &self.keep_local_cpuser_values {
+            out.push(("keep_local_cpuser_values", k.clone()));
+        }
         if let Some(ip) = &self.customip {
             out.push(("customip", ip.clone()));
         }
@@ -389,8 +490,9 @@ pub use crate::client::Escalation;
 pub enum AccountEntry {
     /// Only the username; everything else defaulted.
     Short(String),
-    /// The username with details.
-    Full(Account),
+    /// The username with details (boxed: most entries of a large plan
+    /// are short, and an `Account` with its options is ten times a name).
+    Full(Box<Account>),
 }
 
 impl AccountEntry {
@@ -425,7 +527,7 @@ impl AccountEntry {
                 user: user.clone(),
                 ..Account::default()
             },
-            AccountEntry::Full(a) => a.clone(),
+            AccountEntry::Full(a) => (**a).clone(),
         }
     }
 }
@@ -448,7 +550,7 @@ impl<'de> Deserialize<'de> for AccountEntry {
                 m: A,
             ) -> Result<Self::Value, A::Error> {
                 Account::deserialize(serde::de::value::MapAccessDeserializer::new(m))
-                    .map(AccountEntry::Full)
+                    .map(|a| AccountEntry::Full(Box::new(a)))
             }
         }
         d.deserialize_any(V)
@@ -480,9 +582,29 @@ pub struct Account {
     /// Overrides `defaults.account` for this account.
     #[serde(default)]
     pub options: AccountOptions,
+    /// true: restoring onto this account's data on the target is meant
+    /// (the options marked OVERWRITES DATA); the same as
+    /// `options.allow_overwrite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_overwrite: Option<bool>,
 }
 
 impl Account {
+    /// Whether the plan says restoring onto the target's data is meant for
+    /// this account (here, in its options, or in `defaults.account`).
+    pub fn allows_overwrite(&self, defaults: &AccountOptions) -> bool {
+        self.allow_overwrite
+            .or(self.options.allow_overwrite)
+            .or(defaults.allow_overwrite)
+            == Some(true)
+    }
+
+    /// The plan restores this account onto data already on the target on
+    /// purpose: an overwriting option is set and it is allowed.
+    pub fn overwrites(&self, defaults: &AccountOptions) -> bool {
+        self.allows_overwrite(defaults) && !self.options.or(defaults).overwriting().is_empty()
+    }
+
     /// The username the account will have on the target.
     pub fn target_user(&self) -> &str {
         self.localuser.as_deref().unwrap_or(&self.user)

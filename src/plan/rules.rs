@@ -368,6 +368,14 @@ fn check_account_options(o: &AccountOptions, p: &DocPath, out: &mut Vec<Problem>
         ("shared_mysql_server", o.shared_mysql_server),
         ("overwrite_sameowner_dbs", o.overwrite_sameowner_dbs),
         ("overwrite_sameowner_dbusers", o.overwrite_sameowner_dbusers),
+        ("skipemail", o.skipemail),
+        ("skipsubdomains", o.skipsubdomains),
+        ("live_transfer", o.live_transfer),
+        ("skipaccount", o.skipaccount),
+        ("force", o.force),
+        ("overwrite_all_dbs", o.overwrite_all_dbs),
+        ("overwrite_all_dbusers", o.overwrite_all_dbusers),
+        ("overwrite_with_delete", o.overwrite_with_delete),
     ] {
         if let Some(v) = v
             && v > 1
@@ -927,9 +935,67 @@ fn check_accounts(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {
             if a.options != AccountOptions::default() {
                 check_account_options(&a.options, &ap().key("options"), out);
             }
+            check_overwrite(a, &plan.defaults.account, &ap, out);
         }
     }
     check_owner_cycles(plan, index, out);
+}
+
+/// An option that overwrites data on the target needs `allow_overwrite:
+/// true` beside it (in the entry's `options` or `defaults.account`), so a
+/// plan in git shows the danger; `force` with a rename is what WHM refuses
+/// at restore ("You cannot overwrite an account if you change the
+/// account's username", docs/whm.md §6), so it is refused here first.
+fn check_overwrite(
+    a: &Account,
+    defaults: &AccountOptions,
+    ap: &dyn Fn() -> DocPath,
+    out: &mut Vec<Problem>,
+) {
+    let o = a.options.or(defaults);
+    let dangerous = o.overwriting();
+    if !dangerous.is_empty() && !a.allows_overwrite(defaults) {
+        let list = dangerous
+            .iter()
+            .map(|k| format!("`{k}: 1`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let at = match a.options.overwriting().first() {
+            Some(k) => ap().key("options").key(k),
+            None => ap(),
+        };
+        out.push(
+            Problem::at(
+                at,
+                format!(
+                    "account `{}`: {list} overwrites data already on the target, and the plan \
+                     does not say that is meant",
+                    a.user
+                ),
+            )
+            .help(format!(
+                "add `allow_overwrite: true` to the account (or its `options`, or \
+                 `defaults.account`) if restoring onto the target's existing data is what you \
+                 want; otherwise remove {list}"
+            )),
+        );
+    }
+    if o.force == Some(1)
+        && let Some(l) = &a.localuser
+        && l != &a.user
+    {
+        out.push(
+            Problem::at(
+                ap().key("localuser"),
+                format!(
+                    "account `{}`: `force: 1` with `localuser: {l}` — WHM refuses to overwrite an \
+                     account whose username changes",
+                    a.user
+                ),
+            )
+            .help("drop `force`, or keep the source's username (remove `localuser`)"),
+        );
+    }
 }
 
 fn check_owner_cycles(plan: &Plan, index: &AccountIndex, out: &mut Vec<Problem>) {

@@ -82,7 +82,7 @@ fn build(sources: &[Src], batch: u32) -> Plan {
                 (Some(p), n) if n > 0 => Some(format!("p{}", p % n)),
                 _ => None,
             };
-            accounts.push(AccountEntry::Full(Account {
+            accounts.push(AccountEntry::Full(Box::new(Account {
                 user,
                 localuser,
                 package,
@@ -90,7 +90,8 @@ fn build(sources: &[Src], batch: u32) -> Plan {
                 domain: None,
                 size: a.size,
                 options: AccountOptions::default(),
-            }));
+                allow_overwrite: None,
+            })));
             earlier.push(target);
         }
         out.push(Source {

@@ -14,6 +14,7 @@ mod ground_truth;
 mod journal;
 mod kit;
 mod observe;
+mod options;
 mod plan;
 mod plan_marks;
 mod policy;

@@ -353,7 +353,12 @@ impl World {
         }
         self.restoring.insert(localuser.clone());
         self.sessions[s].items[idx].holds_mutex = true;
-        if self.accounts.get(&localuser).is_some_and(|a| a.present) {
+        // `skipaccount`: restore into the existing account (docs/whm.md §6).
+        let skipaccount = self.sessions[s].items[idx]
+            .params
+            .get("skipaccount")
+            .is_some_and(|v| v == "1");
+        if !skipaccount && self.accounts.get(&localuser).is_some_and(|a| a.present) {
             return (
                 0.0,
                 Outcome::Failure(format!(

@@ -1,0 +1,206 @@
+//! Every `AccountRemoteRoot` option of the real schema (issue 14, part 3):
+//! the plan accepts them, `ferry validate` refuses the ones that overwrite
+//! data on the target unless `allow_overwrite: true` says so (and `force`
+//! with a rename, which WHM refuses), and `apply` sends them as the
+//! parameter rules allow — an account restored onto on purpose is not
+//! taken for a lost one.
+
+use serde_json::Value;
+
+use crate::kit::*;
+
+/// The standard fleet's plan with `extra` spliced into account `user`'s
+/// entry.
+fn plan_with(w: &World, user: &str, extra: &str) -> String {
+    let y = w.fleet.plan_yaml(&w.url);
+    let from = format!("- {{user: {user}, ");
+    assert!(y.contains(&from), "{user} not in the plan");
+    y.replace(&from, &format!("- {{user: {user}, {extra}, "))
+}
+
+fn validate(w: &World, yaml: &str) -> std::process::Output {
+    std::fs::write(&w.plan, yaml).unwrap();
+    w.ferry(&["validate", "fleet.yaml"]).output().unwrap()
+}
+
+#[test]
+fn overwriting_options_need_allow_overwrite() {
+    let fleet = Fleet::standard(1, 6);
+    let w = World::start(fleet.clone(), fleet.scenario(0.002));
+    for opt in [
+        "force",
+        "skipaccount",
+        "overwrite_all_dbs",
+        "overwrite_all_dbusers",
+        "overwrite_sameowner_dbs",
+        "overwrite_sameowner_dbusers",
+        "overwrite_with_delete",
+    ] {
+        let out = validate(
+            &w,
+            &plan_with(&w, "s1u02", &format!("options: {{{opt}: 1}}")),
+        );
+        assert_eq!(out.status.code(), Some(2), "{opt}: {}", text(&out));
+        let err = text(&out);
+        assert!(
+            err.contains(&format!("`{opt}: 1` overwrites data")),
+            "{err}"
+        );
+        assert!(err.contains("allow_overwrite: true"), "{err}");
+        assert!(err.contains("fleet.yaml:"), "a location: {err}");
+        // Said where the plan's reader looks: the entry, its options, or the defaults.
+        for allowed in [
+            format!("allow_overwrite: true, options: {{{opt}: 1}}"),
+            format!("options: {{{opt}: 1, allow_overwrite: true}}"),
+        ] {
+            let out = validate(&w, &plan_with(&w, "s1u02", &allowed));
+            assert_eq!(out.status.code(), Some(0), "{allowed}: {}", text(&out));
+        }
+        let with_defaults = plan_with(&w, "s1u02", &format!("options: {{{opt}: 1}}")).replace(
+            "defaults:\n",
+            "defaults:\n  account: {allow_overwrite: true}\n",
+        );
+        let out = validate(&w, &with_defaults);
+        assert_eq!(out.status.code(), Some(0), "defaults: {}", text(&out));
+    }
+    // `force` with a rename is what WHM refuses at restore: refused here.
+    let out = validate(
+        &w,
+        &plan_with(&w, "shop", "allow_overwrite: true, options: {force: 1}"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("WHM refuses to overwrite an account"),
+        "{}",
+        text(&out)
+    );
+    // Nothing was sent to the target by any of it.
+    assert!(w.sim().requests().as_array().unwrap().is_empty());
+}
+
+/// The options that do not overwrite are accepted as they are, sent on the
+/// enqueue, and every request stays within the parameter rules.
+#[test]
+fn every_option_is_sent_within_the_parameter_rules() {
+    let fleet = Fleet::standard(1, 6);
+    let w = World::start(fleet.clone(), fleet.scenario(0.002));
+    let opts = "options: {skipemail: 1, skipsubdomains: 1, disabled: \"Cron,SSL\", \
+                keep_local_cpuser_values: ALL, skipbwdata: 1}";
+    std::fs::write(&w.plan, plan_with(&w, "s1u03", opts)).unwrap();
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rules = rules();
+    let requests = w.sim().requests();
+    let mut seen = false;
+    for rec in requests.as_array().unwrap() {
+        let v = request_violations(&rules, rec);
+        assert!(v.is_empty(), "{v:?}");
+        let keys: Vec<&str> = rec["body_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(rec["query_keys"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        if rec["function"] == "enqueue_transfer_item" && keys.contains(&"skipemail") {
+            seen = true;
+            for k in [
+                "skipsubdomains",
+                "disabled",
+                "keep_local_cpuser_values",
+                "skipbwdata",
+            ] {
+                assert!(keys.contains(&k), "{k} not sent: {rec}");
+            }
+        }
+    }
+    assert!(seen, "no enqueue carried the options");
+    w.assert_exactly_once(&w.fleet.target_users());
+}
+
+/// An account already on the target that the plan restores onto on
+/// purpose (`skipaccount: 1`, `allow_overwrite: true`) is restored onto —
+/// once — not refused as an account ferry lost track of, nor adopted.
+#[test]
+fn an_account_restored_onto_on_purpose_is_not_taken_for_a_lost_one() {
+    let fleet = Fleet::standard(1, 6);
+    let mut sc = fleet.scenario(0.002);
+    sc.target
+        .existing_accounts
+        .push(ferry::sim::ExistingAccount::Name("s1u05".into()));
+    let w = World::start(fleet.clone(), sc);
+    std::fs::write(
+        &w.plan,
+        plan_with(
+            &w,
+            "s1u05",
+            "allow_overwrite: true, options: {skipaccount: 1}",
+        ),
+    )
+    .unwrap();
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = w.state();
+    assert_eq!(st["accounts"]["s1u05"]["restores_started"], 1, "{st:#}");
+    assert_eq!(st["accounts"]["s1u05"]["restores_completed"], 1, "{st:#}");
+    let status = w.status();
+    assert_eq!(status["accounts"]["s1u05"]["state"], "transferred");
+    assert!(status["accounts"]["s1u05"].get("adopted").is_none());
+    w.assert_exactly_once(&w.fleet.target_users());
+}
+
+/// Every option the plan accepts is a key of `AccountRemoteRoot` as the
+/// server describes it (`transfer_module_schema`), and none of the
+/// server's user-facing keys is missing from the plan, except the internal
+/// and legacy ones.
+#[tokio::test]
+async fn the_plan_options_are_the_servers_schema() {
+    let sim = Sim::start(scenario(0, 0)).await;
+    let s = sim
+        .whm
+        .get("transfer_module_schema", &[("module", "AccountRemoteRoot")])
+        .await;
+    let server: Vec<String> = s["data"]["schema"]["keys"]
+        .as_object()
+        .or_else(|| s["data"]["schema"]["columns"].as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    assert!(!server.is_empty(), "no keys in {s:#}");
+    let plan: Value = serde_json::from_str(ferry::plan::schema::COMMITTED).unwrap();
+    let ours: Vec<String> = plan["$defs"]["AccountOptions"]["properties"]
+        .as_object()
+        .or_else(|| plan["definitions"]["AccountOptions"]["properties"].as_object())
+        .expect("AccountOptions in the plan schema")
+        .keys()
+        .cloned()
+        .collect();
+    for k in &ours {
+        assert!(
+            k == "allow_overwrite" || server.contains(k),
+            "plan option {k} is not a key of AccountRemoteRoot: {server:?}"
+        );
+    }
+    // Set elsewhere in the entry (user, localuser, size, domain), by ferry
+    // (priority, prerequisite_user), internal to WHM, or legacy.
+    let not_options = [
+        "user",
+        "localuser",
+        "size",
+        "files",
+        "domain",
+        "priority",
+        "prerequisite_user",
+        "detected_remote_user",
+        "copypoint",
+        "cpmovefile",
+        "reseller",
+        "xferpoint",
+    ];
+    for k in &server {
+        assert!(
+            not_options.contains(&k.as_str()) || ours.contains(k),
+            "AccountRemoteRoot key {k} cannot be set in the plan"
+        );
+    }
+    sim.finish().await;
+}
