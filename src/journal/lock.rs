@@ -33,6 +33,8 @@ pub enum LockError {
 pub struct Holder {
     pub pid: Option<u32>,
     pub host: Option<String>,
+    /// When it took the lock (RFC 3339, as it wrote it).
+    pub since: Option<String>,
 }
 
 impl std::fmt::Display for Holder {
@@ -97,7 +99,12 @@ pub fn acquire(journal: &Path) -> Result<JournalLock, LockError> {
     // Ours now: say who we are.
     file.set_len(0).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let me = format!("pid {}\nhost {}\n", std::process::id(), hostname());
+    let me = format!(
+        "pid {}\nhost {}\nsince {}\n",
+        std::process::id(),
+        hostname(),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
     file.write_all(me.as_bytes()).map_err(io)?;
     Ok(JournalLock { _file: file, path })
 }
@@ -128,6 +135,8 @@ fn parse_holder(text: &str) -> Holder {
             h.pid = p.trim().parse().ok();
         } else if let Some(host) = line.strip_prefix("host ") {
             h.host = Some(host.trim().to_string());
+        } else if let Some(since) = line.strip_prefix("since ") {
+            h.since = Some(since.trim().to_string());
         }
     }
     h

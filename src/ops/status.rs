@@ -38,6 +38,12 @@ pub struct Status {
     pub reason: Option<String>,
     /// The pid of the `apply` holding the journal, if one is running.
     pub apply_pid: Option<u32>,
+    /// The host it runs on, and since when it holds the journal (RFC 3339),
+    /// when it says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_since: Option<String>,
     /// The last `apply` was killed or interrupted (no end record).
     pub interrupted: bool,
     pub journal: String,
@@ -116,7 +122,11 @@ pub fn status(opts: &StatusOptions) -> Result<Status, Error> {
     super::journal::check_belongs_to_file(&path, &opts.plan)?;
     let (state, torn) = journal::replay(&path)?;
     let holder = journal::lock::holder(&path);
-    let mut s = build(&state, &path, holder.and_then(|h| h.pid));
+    let mut s = build(&state, &path, holder.as_ref().and_then(|h| h.pid));
+    if let Some(h) = holder {
+        s.apply_host = h.host;
+        s.apply_since = h.since;
+    }
     if let Some(t) = torn {
         s.note = Some(format!(
             "the last line (line {}) is torn and was ignored; the next `ferry apply` repairs it",
@@ -219,6 +229,8 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
         status: status.to_string(),
         reason,
         apply_pid,
+        apply_host: None,
+        apply_since: None,
         interrupted,
         journal: journal.display().to_string(),
         plan: st.plan.clone(),
@@ -243,7 +255,14 @@ impl Status {
         let mut out = String::new();
         let _ = write!(out, "run: {}", self.status);
         if let Some(pid) = self.apply_pid {
-            let _ = write!(out, " (apply pid {pid})");
+            let _ = write!(out, " (apply pid {pid}");
+            if let Some(h) = &self.apply_host {
+                let _ = write!(out, " on {}", crate::untrusted::line(h));
+            }
+            if let Some(t) = &self.apply_since {
+                let _ = write!(out, ", since {}", crate::untrusted::line(t));
+            }
+            out.push(')');
         }
         out.push('\n');
         if let Some(r) = &self.reason {

@@ -28,3 +28,4 @@ mod sim_features;
 mod sim_states;
 mod sim_timing;
 mod verify;
+mod watch;
