@@ -47,15 +47,12 @@ pub fn run(args: CheckArgs) -> Outcome {
         Err(CheckError::Invalid(m)) => return Err(Error::Usage(m)),
         Err(CheckError::Runtime(m)) => return Err(Error::Failed(m)),
     };
-    for w in &report.warnings {
-        eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));
-    }
-    match args.output {
-        OutputFormat::Text => super::print_stdout(&report.render_text()),
-        OutputFormat::Json => {
-            super::print_stdout(&report.render_json());
-            eprintln!("{}", report.verdict_line());
-        }
-    }
+    super::print_findings(
+        args.output,
+        &report.warnings,
+        || report.render_text(),
+        || report.render_json(),
+        &report.verdict_line(),
+    );
     Ok(report.status())
 }

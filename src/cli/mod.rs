@@ -145,6 +145,27 @@ pub(crate) fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// A findings report (`check`, `verify`): its warnings on stderr, then the
+/// table on stdout, or JSON lines on stdout and the verdict on stderr.
+pub(crate) fn print_findings(
+    output: OutputFormat,
+    warnings: &[String],
+    text: impl FnOnce() -> String,
+    json: impl FnOnce() -> String,
+    verdict: &str,
+) {
+    for w in warnings {
+        eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));
+    }
+    match output {
+        OutputFormat::Text => print_stdout(&text()),
+        OutputFormat::Json => {
+            print_stdout(&json());
+            eprintln!("{verdict}");
+        }
+    }
+}
+
 /// Renders an error once and maps the outcome to the process exit code
 /// (decided by [`Error::exit_status`]).
 pub fn exit_code(outcome: Outcome) -> ExitCode {

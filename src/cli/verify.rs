@@ -41,15 +41,12 @@ pub fn run(args: VerifyArgs) -> Outcome {
         journal: args.journal,
         request_timeout: args.request_timeout,
     })?;
-    for w in &report.warnings {
-        eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));
-    }
-    match args.output {
-        OutputFormat::Text => super::print_stdout(&report.render_text()),
-        OutputFormat::Json => {
-            super::print_stdout(&report.render_json());
-            eprintln!("{}", report.verdict_line());
-        }
-    }
+    super::print_findings(
+        args.output,
+        &report.warnings,
+        || report.render_text(),
+        || report.render_json(),
+        &report.verdict_line(),
+    );
     Ok(report.status())
 }

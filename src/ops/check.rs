@@ -224,29 +224,18 @@ impl CheckReport {
     /// JSON Lines (design §7): one `check` event per finding, then
     /// `check_finished`.
     pub fn render_json(&self) -> String {
-        let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        let mut out = String::new();
-        for f in &self.findings {
-            let mut v = serde_json::to_value(f).expect("finding serializes");
-            let obj = v.as_object_mut().expect("object");
-            obj.insert("ts".into(), ts.clone().into());
-            obj.insert("event".into(), "check".into());
-            out.push_str(&serde_json::to_string(&v).expect("json"));
-            out.push('\n');
-        }
-        let fin = serde_json::json!({
-            "ts": ts,
-            "event": "check_finished",
-            "plan": self.plan,
-            "status": if self.ok() { "passed" } else { "failed" },
-            "checks": self.findings.len(),
-            "failed": self.failed(),
-            "warnings": self.warnings,
-            "elapsed_ms": self.elapsed.as_millis() as u64,
-        });
-        out.push_str(&fin.to_string());
-        out.push('\n');
-        out
+        crate::report::json::report_lines(
+            "check",
+            &self.findings,
+            serde_json::json!({
+                "plan": self.plan,
+                "status": if self.ok() { "passed" } else { "failed" },
+                "checks": self.findings.len(),
+                "failed": self.failed(),
+                "warnings": self.warnings,
+                "elapsed_ms": self.elapsed.as_millis() as u64,
+            }),
+        )
     }
 }
 

@@ -317,29 +317,18 @@ impl VerifyReport {
 
     /// JSON Lines: one `verify` object per account, then `verify_finished`.
     pub fn render_json(&self) -> String {
-        let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        let mut out = String::new();
-        for a in &self.accounts {
-            let mut v = serde_json::to_value(a).expect("a result serializes");
-            let obj = v.as_object_mut().expect("an object");
-            obj.insert("ts".into(), ts.clone().into());
-            obj.insert("event".into(), "verify".into());
-            out.push_str(&v.to_string());
-            out.push('\n');
-        }
-        let fin = serde_json::json!({
-            "ts": ts,
-            "event": "verify_finished",
-            "plan": self.plan,
-            "status": if self.failed() == 0 { "passed" } else { "failed" },
-            "accounts": self.accounts.len(),
-            "failed": self.failed(),
-            "warnings": self.warnings,
-            "elapsed_ms": self.elapsed.as_millis() as u64,
-        });
-        out.push_str(&fin.to_string());
-        out.push('\n');
-        out
+        crate::report::json::report_lines(
+            "verify",
+            &self.accounts,
+            serde_json::json!({
+                "plan": self.plan,
+                "status": if self.failed() == 0 { "passed" } else { "failed" },
+                "accounts": self.accounts.len(),
+                "failed": self.failed(),
+                "warnings": self.warnings,
+                "elapsed_ms": self.elapsed.as_millis() as u64,
+            }),
+        )
     }
 }
 

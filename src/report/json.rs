@@ -21,6 +21,34 @@ impl JsonReporter {
     }
 }
 
+/// A command's own JSON line (`check`, `verify`): `value`'s fields with
+/// `ts` and `event: kind` added, and its trailing newline.
+pub fn tagged_line(kind: &str, ts: &str, value: impl serde::Serialize) -> String {
+    let mut v = serde_json::to_value(value)
+        .unwrap_or_else(|e| serde_json::json!({"error": format!("unserializable: {e}")}));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("ts".into(), ts.into());
+        obj.insert("event".into(), kind.into());
+    }
+    format!("{v}\n")
+}
+
+/// A findings report as JSON lines: one `kind` object per item, then
+/// `<kind>_finished` with `finished`'s fields, all with one `ts`.
+pub fn report_lines<T: serde::Serialize>(
+    kind: &str,
+    items: &[T],
+    finished: serde_json::Value,
+) -> String {
+    let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&tagged_line(kind, &ts, item));
+    }
+    out.push_str(&tagged_line(&format!("{kind}_finished"), &ts, finished));
+    out
+}
+
 /// One event as one JSON line (with its trailing newline), `ts` first.
 pub fn line(event: &Event, at: SystemTime) -> String {
     // `Event` serializes as an internally tagged object: `{"event":"…",…}`.
