@@ -352,6 +352,13 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     }
     super::journal::check_belongs(&path, &loaded)?;
     let (state, _) = crate::journal::replay(&path)?;
+    if state.simulate {
+        return Err(Error::Usage(format!(
+            "the journal {} records a rehearsal (`apply --simulate`): nothing of it is on the real \
+             target, whose accounts it would compare. Verify the real run's journal (drop --journal)",
+            path.display()
+        )));
+    }
     let mut cfg = super::control::target_config(&loaded)?;
     if let Some(t) = opts.request_timeout {
         cfg.request_timeout = t;

@@ -155,3 +155,16 @@ fn without_a_run_nothing_is_sent() {
     assert!(text(&out).contains("ferry apply"), "{}", text(&out));
     assert!(w.sim().requests().as_array().unwrap().is_empty());
 }
+
+/// A rehearsal's journal is not compared with the real target.
+#[test]
+fn a_rehearsals_journal_is_refused() {
+    let fleet = Fleet::standard(1, 5);
+    let w = World::start(fleet.clone(), fleet.scenario(0.002));
+    let out = w.apply(&["--simulate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = verify(&w, &["--journal", ".ferry/fleet.simulate.journal"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("rehearsal"), "{}", text(&out));
+    assert!(w.sim().requests().as_array().unwrap().is_empty());
+}
