@@ -374,6 +374,16 @@ impl WhmClient {
         }
     }
 
+    /// Removes `user`'s transfer archives from this server
+    /// (`delete_account_archives`, docs/whm.md §8.5). Repeatable: a second
+    /// call finds nothing to remove and still succeeds.
+    pub async fn delete_account_archives(&self, user: &str) -> Result<(), Error> {
+        let mut p = Params::new();
+        p.add("user", user);
+        self.call("delete_account_archives", p, None, |_| Ok(()))
+            .await
+    }
+
     /// The names of `user`'s MySQL databases (`list_mysql_databases_and_users`,
     /// docs/whm.md §8.4); `None` when the server could not read the user's
     /// database map (it answers `mysql_databases: null`).

@@ -28,6 +28,7 @@ use crate::events::{AccountCounts, Event, FailedAccount, Reporter};
 use crate::graph::{RunStep, StepId};
 use crate::journal::record::{ControlAction, Record};
 use crate::journal::{Journal, JournalError, Progress, RunState, SessionRec};
+use crate::plan::ArchiveCleanup;
 
 /// Why a session task or a run-wide read could not go on.
 #[derive(Debug)]
@@ -262,6 +263,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
             return Ok(());
         }
     };
+    let cleanup = ctx.plan().policy.cleanup.archives == ArchiveCleanup::Delete;
     for (account, sess, unfinished) in todo {
         let here = present.contains(&account);
         ctx.record(Record::AccountVerified {
@@ -269,6 +271,11 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
             session: sess.clone(),
             present: here,
         })?;
+        let transferred =
+            ctx.with_state(|st| st.accounts[&account].progress == Progress::Transferred);
+        if cleanup && here && transferred {
+            delete_archives(ctx, &account).await?;
+        }
         let (source, progress, adopted) = ctx.with_state(|st| {
             let a = &st.accounts[&account];
             (a.source.clone(), a.progress.clone(), a.adopted.clone())
@@ -292,6 +299,34 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
     ctx.emit(Event::StepSucceeded {
         step: step.to_string(),
     });
+    Ok(())
+}
+
+/// `policy.cleanup.archives: delete` for one account that is transferred
+/// and on the target. Idempotent on the server, so a lost answer is simply
+/// asked again; a failure is a warning (the archives only cost disk), and
+/// the next `apply` does not retry it.
+async fn delete_archives(ctx: &Ctx, account: &str) -> Result<(), Halt> {
+    let user = account.to_string();
+    let r = ctx
+        .api
+        .repeatable(ctx.retry_note(StepId::Run(RunStep::Verify)), move |c| {
+            let user = user.clone();
+            async move { c.delete_account_archives(&user).await }
+        })
+        .await;
+    match r {
+        Ok(()) => ctx.record(Record::ArchivesDeleted {
+            account: account.to_string(),
+        })?,
+        Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
+        Err(CallError::Failed(e)) => ctx.emit(Event::Warning {
+            message: format!(
+                "could not remove {account}'s transfer archives from the target ({e}); remove them \
+                 with `whmapi1 delete_account_archives user={account}`"
+            ),
+        }),
+    }
     Ok(())
 }
 

@@ -285,6 +285,9 @@ pub enum Record {
         account: String,
         notes: Vec<Note>,
     },
+    /// `policy.cleanup.archives: delete`: the account's transfer archives
+    /// were removed from the target (after it was found there).
+    ArchivesDeleted { account: String },
     /// The session is in the target's record of this plan (its name/value
     /// store, `exec::mirror`) as entry `index`: a journal that loses track
     /// of it can recover it from there. Written once the `nvset` is
@@ -392,6 +395,7 @@ impl Record {
             Record::SessionState { .. } => "session_state",
             Record::ItemOutcome { .. } => "item_outcome",
             Record::ItemNotes { .. } => "item_notes",
+            Record::ArchivesDeleted { .. } => "archives_deleted",
             Record::RestoreUnfinished { .. } => "restore_unfinished",
             Record::AccountVerified { .. } => "account_verified",
             Record::SessionStalled { .. } => "session_stalled",

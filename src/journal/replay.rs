@@ -85,6 +85,9 @@ pub struct AccountState {
     /// What its restore's summary listed (`item_notes`), for its last
     /// transfer.
     pub notes: Vec<crate::journal::record::Note>,
+    /// Its transfer archives were removed from the target
+    /// (`policy.cleanup`).
+    pub archives_deleted: bool,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
     /// Transferred without this journal seeing its restore end: how it was
@@ -116,6 +119,7 @@ impl AccountState {
             message: None,
             warnings: false,
             notes: Vec::new(),
+            archives_deleted: false,
             verified: None,
             adopted: None,
             unfinished: Unfinished::NoLog,
@@ -577,6 +581,11 @@ impl RunState {
                             acc.message = message.clone();
                         }
                     }
+                }
+            }
+            Record::ArchivesDeleted { account } => {
+                if let Some(acc) = self.accounts.get_mut(account) {
+                    acc.archives_deleted = true;
                 }
             }
             Record::ItemNotes {

@@ -236,6 +236,7 @@ pub fn run_view(
             },
             warnings: a.warnings,
             notes: a.notes.clone(),
+            archives_deleted: a.archives_deleted,
             adopted: a.adopted.clone(),
             size: hints.sizes.get(name).copied(),
             attempts: a.attempts,

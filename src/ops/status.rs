@@ -92,6 +92,9 @@ pub struct AccountStatus {
     /// dangerous, text}`, in the server's words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<crate::events::Note>,
+    /// Its transfer archives were removed from the target (`policy.cleanup`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub archives_deleted: bool,
     pub verified: Option<bool>,
     /// Transferred without this journal seeing its restore end: how it was
     /// found on the target (its state stays `transferred`).
@@ -172,6 +175,7 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
                     },
                     warnings: a.warnings,
                     notes: a.notes.clone(),
+                    archives_deleted: a.archives_deleted,
                     verified: a.verified,
                     adopted: a.adopted.clone(),
                 },
@@ -315,6 +319,9 @@ impl Status {
                 }
                 if a.warnings {
                     line.push_str("  with warnings");
+                }
+                if a.archives_deleted {
+                    line.push_str("  (archives removed)");
                 }
                 let _ = writeln!(out, "{line}");
                 for n in &a.notes {

@@ -635,6 +635,29 @@ pub struct Policy {
     /// makes root their owner).
     #[serde(default)]
     pub orphans: OrphanPolicy,
+    /// What ferry removes from the target once an account is transferred
+    /// and found there (never for one that failed or was not found).
+    #[serde(default)]
+    pub cleanup: Cleanup,
+}
+
+/// `policy.cleanup`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cleanup {
+    /// `delete`: remove the account's transfer archives (`cpmove-USER*`)
+    /// from the target with `delete_account_archives`; `keep` (default):
+    /// leave them.
+    #[serde(default)]
+    pub archives: ArchiveCleanup,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveCleanup {
+    #[default]
+    Keep,
+    Delete,
 }
 
 impl Default for Policy {
@@ -646,6 +669,7 @@ impl Default for Policy {
             poll_interval: default_poll_interval(),
             stall_timeout: default_stall_timeout(),
             orphans: OrphanPolicy::default(),
+            cleanup: Cleanup::default(),
         }
     }
 }

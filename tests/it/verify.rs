@@ -168,3 +168,71 @@ fn a_rehearsals_journal_is_refused() {
     assert!(text(&out).contains("rehearsal"), "{}", text(&out));
     assert!(w.sim().requests().as_array().unwrap().is_empty());
 }
+
+/// `policy.cleanup: {archives: delete}` removes the transfer archives of
+/// each account once it is transferred and found on the target — never for
+/// one that failed — and says so in the status and the report.
+#[test]
+fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
+    let mut fleet = Fleet::standard(1, 6);
+    fleet.policy =
+        "on_error: continue\n  poll_interval: 40ms\n  cleanup: {archives: delete}".into();
+    let mut sc = fleet.scenario(0.002);
+    sc.faults.fail_items.insert(
+        "s1u03".into(),
+        ferry::sim::FailItem {
+            message: "Disk quota exceeded".into(),
+            times: 5,
+            stage: ferry::sim::FailStage::Restore,
+        },
+    );
+    let w = World::start(fleet.clone(), sc);
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let st = w.state();
+    let deleted: Vec<String> = w
+        .sim()
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["function"] == "delete_account_archives")
+        .map(|r| r["params"]["user"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let status = w.status();
+    for u in w.fleet.target_users() {
+        let transferred = status["accounts"][&u]["state"] == "transferred";
+        assert_eq!(transferred, u != "s1u03", "{u}: {status:#}");
+        if transferred {
+            assert_eq!(
+                st["accounts"][&u]["archives"], 0,
+                "{u} kept its archive: {st:#}"
+            );
+            assert_eq!(status["accounts"][&u]["archives_deleted"], true, "{u}");
+            assert_eq!(
+                deleted.iter().filter(|d| **d == u).count(),
+                1,
+                "{u}: {deleted:?}"
+            );
+        } else {
+            assert!(
+                !deleted.contains(&u),
+                "a failed account was cleaned: {deleted:?}"
+            );
+            assert!(status["accounts"][&u].get("archives_deleted").is_none());
+        }
+    }
+    let html = w.dir.path().join("r.html");
+    let out = w
+        .ferry(&["report", "fleet.yaml", "--html", html.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(
+        page.matches("transfer archives removed from the target")
+            .count(),
+        5,
+        "one per cleaned account"
+    );
+}

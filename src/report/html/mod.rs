@@ -117,6 +117,8 @@ pub struct AccountView {
     /// What its restore's summary listed (warnings, skipped, dangerous,
     /// altered items), in the server's words.
     pub notes: Vec<crate::events::Note>,
+    /// Its transfer archives were removed from the target (`policy.cleanup`).
+    pub archives_deleted: bool,
     /// Transferred without the journal seeing its restore end: how it was
     /// found on the target.
     pub adopted: Option<String>,
@@ -632,6 +634,12 @@ fn accounts_table(h: &mut String, view: &RunView) {
             .or(a.adopted.as_deref())
             .map(|m| esc(m.lines().next().unwrap_or("")))
             .unwrap_or_default();
+        if a.archives_deleted {
+            if !message.is_empty() {
+                message.push_str("<br>");
+            }
+            message.push_str("transfer archives removed from the target");
+        }
         for n in &a.notes {
             if !message.is_empty() {
                 message.push_str("<br>");

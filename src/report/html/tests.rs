@@ -20,6 +20,7 @@ fn account(name: &str, source: &str, session: &str, state: AccountState, size: u
         state,
         warnings: false,
         notes: vec![],
+        archives_deleted: false,
         adopted: None,
         size: Some(size),
         attempts: 1,
