@@ -371,6 +371,9 @@ pub struct SystemUser {
 pub struct RemoteAnalysis {
     pub accounts: Vec<AccountInfo>,
     pub packages: Vec<String>,
+    /// `remote.supports_live_transfers` (docs/whm.md §5, §7): the source can
+    /// do live transfers (cPanel 11.89+); `None` when the answer lacks it.
+    pub supports_live_transfers: Option<bool>,
 }
 
 /// A failed WHM call: which function, what went wrong, after how many

@@ -475,7 +475,15 @@ impl WhmClient {
                     None | Some(Value::Null) => vec![],
                     Some(_) => return Err(decode("`data.items.packages` is not a list")),
                 };
-                Ok(RemoteAnalysis { accounts, packages })
+                let supports_live_transfers = data
+                    .and_then(|d| d.get("remote"))
+                    .and_then(|r| r.get("supports_live_transfers"))
+                    .and_then(as_flag);
+                Ok(RemoteAnalysis {
+                    accounts,
+                    packages,
+                    supports_live_transfers,
+                })
             },
         )
         .await

@@ -215,6 +215,16 @@ pub enum ExecError {
         .accounts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n")
     )]
     FoundOnTarget { accounts: Vec<String>, plan: String },
+    /// Accounts ask for live transfer from sources whose analysis says
+    /// they cannot do it (exit 2); nothing was enqueued.
+    #[error(
+        "live transfer (`live_transfer: 1`) is asked of sources that do not support it:\n{}\n\
+         ferry enqueued nothing. Live transfer needs a source on cPanel & WHM 11.89 or later: \
+         update the source, or remove `live_transfer` from those accounts (or from \
+         `defaults.account`) and run apply again",
+        .sources.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
+    )]
+    LiveTransferUnsupported { sources: Vec<String> },
     /// The target could not be asked what it already has (exit 1): ferry
     /// does not start sessions it cannot check.
     #[error("{0}")]

@@ -76,6 +76,7 @@ impl Scheduler {
                     })?;
                 }
                 self.survey().await?;
+                self.live_transfer_sources().await?;
             }
             Mode::Control(req) => {
                 let what = match req.action {
@@ -260,6 +261,56 @@ impl Scheduler {
             self.adopt(to_adopt, &seen_before).await?;
         }
         Ok(())
+    }
+
+    /// Before anything is enqueued: a source asked for live transfer
+    /// (an account still to move with `live_transfer: 1`) must say in its
+    /// analysis that it supports it (docs/whm.md §7). One read-only
+    /// analysis per such source; one that cannot be read is a warning
+    /// (WHM's own enqueue check still applies).
+    async fn live_transfer_sources(&mut self) -> Result<(), ExecError> {
+        let ctx = self.ctx.clone();
+        let wanted: BTreeSet<usize> = ctx.with_state(|st| {
+            ctx.plan()
+                .sessions()
+                .iter()
+                .flat_map(|s| s.accounts.iter())
+                .filter(|a| a.options.live_transfer == Some(1))
+                .filter(|a| {
+                    st.accounts.get(&a.target_user).is_some_and(|s| {
+                        matches!(
+                            s.progress,
+                            crate::journal::Progress::Pending
+                                | crate::journal::Progress::Failed { retryable: true }
+                        )
+                    })
+                })
+                .map(|a| a.source)
+                .collect()
+        });
+        let mut refused = Vec::new();
+        for src in wanted {
+            let source = ctx.plan().source(src).clone();
+            match ctx::analysis_of(&ctx, src).await {
+                Ok(a) if a.supports_live_transfers == Some(false) => refused.push(format!(
+                    "{} ({}): its analysis says it does not support live transfers",
+                    source.name, source.host
+                )),
+                Ok(_) => {}
+                Err(e) => ctx.emit(Event::Warning {
+                    message: format!(
+                        "could not ask {} whether it supports live transfers ({e}); WHM checks \
+                         it again when each account is enqueued",
+                        source.name
+                    ),
+                }),
+            }
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(ExecError::LiveTransferUnsupported { sources: refused })
+        }
     }
 
     /// `--adopt`: each account found on the target is recorded transferred

@@ -98,9 +98,9 @@ impl Error {
             Error::Lock(LockError::Held { .. }) => ExitStatus::Locked,
             Error::Lock(LockError::Io { .. }) => ExitStatus::Failure,
             Error::Exec(e) => match e {
-                ExecError::PlanChanged { .. } | ExecError::FoundOnTarget { .. } => {
-                    ExitStatus::Invalid
-                }
+                ExecError::PlanChanged { .. }
+                | ExecError::FoundOnTarget { .. }
+                | ExecError::LiveTransferUnsupported { .. } => ExitStatus::Invalid,
                 ExecError::Aborted { .. } => ExitStatus::Aborted,
                 ExecError::Target(_) | ExecError::Journal(_) => ExitStatus::Failure,
             },

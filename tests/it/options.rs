@@ -204,3 +204,55 @@ async fn the_plan_options_are_the_servers_schema() {
     }
     sim.finish().await;
 }
+
+/// `live_transfer: 1` is sent on the enqueue of a source that supports it
+/// (the source account ends suspended and proxied to the target); a source
+/// whose analysis says it does not is refused before anything is enqueued.
+#[test]
+fn live_transfer_is_sent_or_refused_by_what_the_source_says() {
+    let fleet = Fleet::standard(2, 6);
+    let mut sc = fleet.scenario(0.002);
+    sc.remotes[1].supports_live_transfers = false;
+    let w = World::start(fleet.clone(), sc);
+    let y = w.fleet.plan_yaml(&w.url);
+    let live = |u: &str| format!("- {{user: {u}, options: {{live_transfer: 1}}, ");
+    let plan = y
+        .replace("- {user: s1u02, ", &live("s1u02"))
+        .replace("- {user: s2u02, ", &live("s2u02"));
+    std::fs::write(&w.plan, &plan).unwrap();
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("old2 (old2.example.com)"), "{err}");
+    assert!(!err.contains("old1 (old1.example.com)"), "{err}");
+    let enq = |w: &World| {
+        w.sim()
+            .requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["function"] == "enqueue_transfer_item")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(enq(&w).is_empty(), "enqueued before the refusal");
+
+    // Without the unsupported source's live account, the run goes through
+    // and the supported one is moved live.
+    std::fs::write(&w.plan, y.replace("- {user: s1u02, ", &live("s1u02"))).unwrap();
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let sent: Vec<Value> = enq(&w)
+        .into_iter()
+        .filter(|r| r["params"]["live_transfer"] == "1")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["params"]["user"], "s1u02");
+    let st = w.state();
+    assert_eq!(
+        st["remotes"]["old1.example.com"]["s1u02"]["proxied"], true,
+        "{st:#}"
+    );
+    assert_eq!(st["remotes"]["old1.example.com"]["s1u01"]["proxied"], false);
+    w.assert_exactly_once(&w.fleet.target_users());
+}
