@@ -7,10 +7,15 @@
 //!    one, or from an earlier session of a source to a later one of the same
 //!    level, which is why the session graph has no cycle (given the plan
 //!    rules: no owner cycle, no `after` cycle, no `after` against a reseller).
-//! 2. **Sessions.** Per source, accounts are grouped by level and cut into
-//!    sessions of at most `batch_size`, lower levels first. A reseller is
-//!    therefore never in the same session as an account it owns, and
-//!    `prerequisite_user` is never needed.
+//! 2. **Sessions.** Per source, accounts are grouped by level, lower levels
+//!    first, and each level is split into `⌈n / batch_size⌉` sessions of at
+//!    most `batch_size` by [`super::batch::compose`]: in rounds of
+//!    `source_sessions` sessions (those that may run at once), largest
+//!    first, each account into the round's session with the least work so
+//!    far, so a giant account does not sit in a session with a long queue
+//!    behind it, and the last rounds hold the smallest accounts. A
+//!    reseller is therefore never in the same session as an account it
+//!    owns, and `prerequisite_user` is never needed.
 //! 3. **Order within a level and a session:** size descending, then target
 //!    username. Starting the largest transfers first keeps a big account from
 //!    being the last thing running while the other workers sit idle (the
@@ -75,34 +80,44 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
         let mut mine = Vec::new();
         let mut start = 0;
         while start < order.len() {
-            // A session holds one level only.
+            // A session holds one level only; a level's accounts are split
+            // by `batch::compose` (longest processing time first).
             let level = levels[i][order[start]];
             let mut end = start;
-            while end < order.len() && end - start < batch && levels[i][order[end]] == level {
+            while end < order.len() && levels[i][order[end]] == level {
                 end += 1;
             }
-            let global = sessions.len();
-            let index_in_source = mine.len() + 1;
-            let accounts = order[start..end]
+            let group = &order[start..end];
+            let sizes: Vec<Option<u64>> = group
                 .iter()
-                .enumerate()
-                .map(|(rank, &j)| {
-                    session_of[i][j] = global;
-                    session_account(plan, &index, i, j, rank)
-                })
+                .map(|&j| src.accounts[j].details().and_then(|a| a.size))
                 .collect();
-            sessions.push(SessionPlan {
-                key: format!("{}/s{}", src.name, index_in_source),
-                source: i,
-                source_name: src.name.clone(),
-                index: index_in_source,
-                rank: 0,
-                packages: Vec::new(),
-                accounts,
-                depends_on: Vec::new(),
-                options: options.clone(),
-            });
-            mine.push(global);
+            let lanes = plan.concurrency.source_sessions.max(1) as usize;
+            for positions in super::batch::compose(&sizes, batch, lanes) {
+                let global = sessions.len();
+                let index_in_source = mine.len() + 1;
+                let accounts = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &p)| {
+                        let j = group[p];
+                        session_of[i][j] = global;
+                        session_account(plan, &index, i, j, rank)
+                    })
+                    .collect();
+                sessions.push(SessionPlan {
+                    key: format!("{}/s{}", src.name, index_in_source),
+                    source: i,
+                    source_name: src.name.clone(),
+                    index: index_in_source,
+                    rank: 0,
+                    packages: Vec::new(),
+                    accounts,
+                    depends_on: Vec::new(),
+                    options: options.clone(),
+                });
+                mine.push(global);
+            }
             start = end;
         }
         sources.push(SourcePlan {
