@@ -203,9 +203,13 @@ impl Driver {
                     self.last_lines = view.lines;
                     self.m.on_progress(Instant::now());
                 }
-                // Polls speed up on an item concluded, not on any new line
-                // (a log grows at every step of every item).
-                if self.pace.on_read(Instant::now(), view.accounts.len()) {
+                // Polls speed up when the session's end is near — its last
+                // item concluded or the master's final line written — not on
+                // any new line (a log grows at every step of every item):
+                // the state poll is what sees the end, and the sooner it
+                // does, the sooner the next session takes the place.
+                let news = self.pace.on_read(Instant::now(), view.accounts.len());
+                if view.finished.is_some() || (news && view.accounts.len() >= self.users.len()) {
                     self.moved = true;
                 }
                 if view.current != self.current {
