@@ -7,6 +7,8 @@
 //! today, with the same session options). The `ferry` binary runs as a child
 //! process, so its peak memory is its own (rusage).
 //!
+//! * **equal-size**: 500 accounts of 1 GB over 10 sources, restore-bound
+//!   (the limits of the next one);
 //! * **restore-bound**: 500 accounts of 200 MB–2 GB over 10 sources
 //!   (issue 4's fleet; `max_restores` 8 is the bottleneck);
 //! * **long-tailed**: 4 sources × 25 accounts, per source one 8 GB, two
@@ -54,11 +56,24 @@ struct Fleet {
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    for fleet in [restore_bound(), long_tailed(), transfer_bound()] {
+    for fleet in [
+        equal_size(),
+        restore_bound(),
+        long_tailed(),
+        transfer_bound(),
+    ] {
         if only.as_deref().is_some_and(|o| !fleet.name.contains(o)) {
             continue;
         }
         bench(&fleet);
+    }
+}
+
+fn equal_size() -> Fleet {
+    Fleet {
+        name: "equal-size",
+        sizes: vec![vec![GB; 50]; 10],
+        ..restore_bound()
     }
 }
 
