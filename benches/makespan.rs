@@ -1,20 +1,30 @@
-//! The makespan benchmark of issue 4 (`cargo bench --bench makespan`;
-//! figures in BENCHMARKS.md, section "apply").
+//! The makespan benchmark of issues 4 and 12 (`cargo bench --bench
+//! makespan`; figures in BENCHMARKS.md, section "apply").
 //!
-//! 500 accounts over 10 sources onto one target, restore-bound (restores
-//! are the bottleneck: `max_restores` slots on the target, each restore
-//! slower than any transfer). The `ferry` binary runs as a child process
-//! against a whm-sim hosted here, so its peak memory is its own (rusage).
+//! Three fleets onto one target, each run twice against a whm-sim hosted
+//! here — by ferry with the plan's limits, and the by-hand way (one session
+//! per source, one after another, what people do in WHM's Transfer Tool
+//! today, with the same session options). The `ferry` binary runs as a child
+//! process, so its peak memory is its own (rusage).
 //!
-//! * **lower bound** = total restore work / `max_restores` + one transfer
-//!   (the shortest: nothing can be restored before something arrived);
-//! * **ferry**: the plan's limits (`target_sessions` sessions at once, one
-//!   per source, `batch_size` 25);
-//! * **by hand**: one session per source, one after another (what people do
-//!   in WHM's Transfer Tool today), with the same session options.
+//! * **equal-size**: 500 accounts of 1 GB over 10 sources, restore-bound
+//!   (the limits of the next one);
+//! * **restore-bound**: 500 accounts of 200 MB–2 GB over 10 sources
+//!   (issue 4's fleet; `max_restores` 8 is the bottleneck);
+//! * **long-tailed**: 4 sources × 25 accounts, per source one 8 GB, two
+//!   3 GB and 22 of 100–600 MB (issue 12's shape, its own sizes and seed);
+//!   `max_restores: 6`, `target_sessions: 6`, `source_sessions: 2`,
+//!   `batch_size: 10`;
+//! * **transfer-bound**: 4 sources × 25 accounts of 1 GB from slow sources
+//!   (20 MB/s per transfer), restores fast.
 //!
-//! Makespans are in simulated seconds (`sim_time`), from the first session
-//! created to the last one finished.
+//! **Lower bound** = the largest of: total restore work ÷ `max_restores` +
+//! the shortest transfer (nothing restores before something arrived); the
+//! longest single account's transfer + restore; and per source, its
+//! transfer work ÷ the transfers it may run at once (`source_sessions` ×
+//! `transfer_threads`) + the shortest restore. Makespans are in simulated
+//! seconds (`sim_time`), from the first session *started* to the last one
+//! finished.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,86 +35,177 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-const SOURCES: usize = 10;
-const PER_SOURCE: usize = 50;
-const MAX_RESTORES: usize = 8;
-const RESTORE_RATE: u64 = 25_000_000;
-const TRANSFER_RATE: u64 = 200_000_000;
-const TIME_SCALE: f64 = 0.002;
+const MB: u64 = 1_000_000;
+const GB: u64 = 1_000 * MB;
+/// Transfer and restore threads of every session (`defaults.session`).
+const THREADS: u64 = 3;
+
+/// One fleet and the plan limits ferry runs it with.
+struct Fleet {
+    name: &'static str,
+    sizes: Vec<Vec<u64>>,
+    max_restores: usize,
+    restore_rate: u64,
+    transfer_rate: u64,
+    time_scale: f64,
+    target_sessions: u32,
+    source_sessions: u32,
+    batch_size: usize,
+}
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sizes = sizes();
-    let work: f64 = sizes
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    for fleet in [
+        equal_size(),
+        restore_bound(),
+        long_tailed(),
+        transfer_bound(),
+    ] {
+        if only.as_deref().is_some_and(|o| !fleet.name.contains(o)) {
+            continue;
+        }
+        bench(&fleet);
+    }
+}
+
+fn equal_size() -> Fleet {
+    Fleet {
+        name: "equal-size",
+        sizes: vec![vec![GB; 50]; 10],
+        ..restore_bound()
+    }
+}
+
+fn restore_bound() -> Fleet {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    Fleet {
+        name: "restore-bound",
+        sizes: (0..10)
+            .map(|_| (0..50).map(|_| rng.random_range(200..=2000) * MB).collect())
+            .collect(),
+        max_restores: 8,
+        restore_rate: 25 * MB,
+        transfer_rate: 200 * MB,
+        time_scale: 0.002,
+        target_sessions: 6,
+        source_sessions: 1,
+        batch_size: 25,
+    }
+}
+
+fn long_tailed() -> Fleet {
+    let mut rng = ChaCha8Rng::seed_from_u64(1207);
+    Fleet {
+        name: "long-tailed",
+        sizes: (0..4)
+            .map(|_| {
+                let mut s = vec![8 * GB, 3 * GB, 3 * GB];
+                s.extend((0..22).map(|_| rng.random_range(100..=600) * MB));
+                s
+            })
+            .collect(),
+        max_restores: 6,
+        restore_rate: 25 * MB,
+        transfer_rate: 200 * MB,
+        time_scale: 0.01,
+        target_sessions: 6,
+        source_sessions: 2,
+        batch_size: 10,
+    }
+}
+
+fn transfer_bound() -> Fleet {
+    Fleet {
+        name: "transfer-bound",
+        sizes: vec![vec![GB; 25]; 4],
+        max_restores: 8,
+        restore_rate: 100 * MB,
+        transfer_rate: 20 * MB,
+        time_scale: 0.01,
+        target_sessions: 8,
+        source_sessions: 2,
+        batch_size: 13,
+    }
+}
+
+fn bench(f: &Fleet) {
+    let all = || f.sizes.iter().flatten().map(|&s| s as f64);
+    let (tr, rr) = (f.transfer_rate as f64, f.restore_rate as f64);
+    let accounts = all().count();
+    let restore_work: f64 = all().map(|s| s / rr).sum();
+    let shortest = |rate: f64| all().map(|s| s / rate).fold(f64::MAX, f64::min);
+    let longest_one = all().map(|s| s / tr + s / rr).fold(0.0, f64::max);
+    let per_source = f
+        .sizes
         .iter()
-        .flatten()
-        .map(|&s| s as f64 / RESTORE_RATE as f64)
-        .sum();
-    let shortest_transfer = sizes
-        .iter()
-        .flatten()
-        .map(|&s| s as f64 / TRANSFER_RATE as f64)
-        .fold(f64::MAX, f64::min);
-    let bound = work / MAX_RESTORES as f64 + shortest_transfer;
+        .map(|src| {
+            let lanes = (u64::from(f.source_sessions) * THREADS) as f64;
+            src.iter().map(|&s| s as f64 / tr).sum::<f64>() / lanes + shortest(rr)
+        })
+        .fold(0.0, f64::max);
+    let bound = (restore_work / f.max_restores as f64 + shortest(tr))
+        .max(longest_one)
+        .max(per_source);
     println!(
-        "makespan: {} accounts, {SOURCES} sources, {:.1} GB, max_restores {MAX_RESTORES}, \
-         restore {} MB/s, transfer {} MB/s, time_scale {TIME_SCALE}",
-        SOURCES * PER_SOURCE,
-        sizes.iter().flatten().sum::<u64>() as f64 / 1e9,
-        RESTORE_RATE / 1_000_000,
-        TRANSFER_RATE / 1_000_000
+        "makespan [{}]: {accounts} accounts, {} sources, {:.1} GB, max_restores {}, restore {} MB/s, \
+         transfer {} MB/s, time_scale {}; lower bound {bound:.0} simulated s",
+        f.name,
+        f.sizes.len(),
+        all().sum::<f64>() / 1e9,
+        f.max_restores,
+        f.restore_rate / MB,
+        f.transfer_rate / MB,
+        f.time_scale,
     );
-    println!("makespan: lower bound {bound:.0} simulated s");
     let ferry = run(
-        &sizes,
-        "target_sessions: 6\n  source_sessions: 1\n  batch_size: 25",
+        f,
+        &format!(
+            "target_sessions: {}\n  source_sessions: {}\n  batch_size: {}",
+            f.target_sessions, f.source_sessions, f.batch_size
+        ),
         false,
     );
+    let most = f.sizes.iter().map(Vec::len).max().unwrap_or(1);
     let hand = run(
-        &sizes,
-        "target_sessions: 1\n  source_sessions: 1\n  batch_size: 50",
+        f,
+        &format!("target_sessions: 1\n  source_sessions: 1\n  batch_size: {most}"),
         true,
     );
-    for (name, r) in [
-        ("ferry", &ferry),
-        ("by hand (one session per source, in turn)", &hand),
-    ] {
+    for (name, r) in [("ferry", &ferry), ("by hand", &hand)] {
         println!(
-            "makespan: {name}: {:.0} simulated s = {:.3} × the bound; {} sessions; {:.1} API calls per account; \
-             ferry peak RSS {:.1} MiB; {:.1} s wall",
+            "makespan [{}]: {name}: {:.0} simulated s = {:.3} × the bound; {} sessions; \
+             {:.2} API calls per account; ferry peak RSS {:.1} MiB; {:.1} s wall",
+            f.name,
             r.makespan,
             r.makespan / bound,
             r.sessions,
-            r.calls as f64 / (SOURCES * PER_SOURCE) as f64,
+            r.calls as f64 / accounts as f64,
             r.peak_kib as f64 / 1024.0,
             r.wall
         );
+        let top: Vec<String> = r.top.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        println!(
+            "makespan [{}]: {name}: most calls: {}",
+            f.name,
+            top.join(", ")
+        );
     }
     println!(
-        "makespan: ferry is {:.2}× faster than by hand",
+        "makespan [{}]: ferry is {:.2}× faster than by hand",
+        f.name,
         hand.makespan / ferry.makespan
     );
 }
 
-/// Seeded sizes: 200 MB to 2 GB.
-fn sizes() -> Vec<Vec<u64>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
-    (0..SOURCES)
-        .map(|_| {
-            (0..PER_SOURCE)
-                .map(|_| rng.random_range(200..=2000) * 1_000_000)
-                .collect()
-        })
-        .collect()
-}
-
-fn scenario(sizes: &[Vec<u64>]) -> Scenario {
-    let remotes = sizes
+fn scenario(f: &Fleet) -> Scenario {
+    let remotes = f
+        .sizes
         .iter()
         .enumerate()
         .map(|(s, accts)| {
             let mut r = RemoteSpec::new(format!("old{s}.example.com"));
-            r.transfer_rate = Size(TRANSFER_RATE);
+            r.transfer_rate = Size(f.transfer_rate);
             r.ssh = Some(SshSpec {
                 user: "root".into(),
                 port: 22,
@@ -126,19 +227,19 @@ fn scenario(sizes: &[Vec<u64>]) -> Scenario {
         })
         .collect();
     let mut sc = Scenario {
-        time_scale: TIME_SCALE,
+        time_scale: f.time_scale,
         remotes,
         ..Scenario::default()
     };
-    sc.target.max_restores = MAX_RESTORES;
-    sc.target.restore_rate = Size(RESTORE_RATE);
+    sc.target.max_restores = f.max_restores;
+    sc.target.restore_rate = Size(f.restore_rate);
     sc
 }
 
 fn plan(url: &str, sizes: &[Vec<u64>], concurrency: &str, chained: bool) -> String {
     let mut y = format!(
         "version: 1\ntarget:\n  url: {url}\n  token: {{env: BENCH_TOKEN}}\n\
-         defaults:\n  session: {{transfer_threads: 3, restore_threads: 3}}\nsources:\n"
+         defaults:\n  session: {{transfer_threads: {THREADS}, restore_threads: {THREADS}}}\nsources:\n"
     );
     for (s, accts) in sizes.iter().enumerate() {
         y += &format!(
@@ -162,21 +263,23 @@ struct Result {
     makespan: f64,
     sessions: usize,
     calls: u64,
+    /// The most frequent calls, most first.
+    top: Vec<(String, u64)>,
     peak_kib: i64,
     wall: f64,
 }
 
-fn run(sizes: &[Vec<u64>], concurrency: &str, chained: bool) -> Result {
+fn run(f: &Fleet, concurrency: &str, chained: bool) -> Result {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let sim = rt.block_on(SimServer::start(scenario(sizes))).unwrap();
+    let sim = rt.block_on(SimServer::start(scenario(f))).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bench.yaml"),
-        plan(sim.base_url(), sizes, concurrency, chained),
+        plan(sim.base_url(), &f.sizes, concurrency, chained),
     )
     .unwrap();
     let t = Instant::now();
@@ -188,7 +291,7 @@ fn run(sizes: &[Vec<u64>], concurrency: &str, chained: bool) -> Result {
     let sessions = st["sessions"].as_array().unwrap();
     let first = sessions
         .iter()
-        .map(|s| s["created_at"].as_f64().unwrap())
+        .filter_map(|s| s["started_at"].as_f64())
         .fold(f64::MAX, f64::min);
     let last = sessions
         .iter()
@@ -197,23 +300,29 @@ fn run(sizes: &[Vec<u64>], concurrency: &str, chained: bool) -> Result {
     for (u, a) in st["accounts"].as_object().unwrap() {
         assert_eq!(a["restores_completed"], 1, "{u}");
     }
-    let calls = st["requests"]
+    let mut top: Vec<(String, u64)> = st["requests"]
         .as_object()
         .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap_or(0))
-        .sum();
+        .iter()
+        .map(|(f, v)| (f.clone(), v.as_u64().unwrap_or(0)))
+        .collect();
+    let calls = top.iter().map(|(_, n)| n).sum();
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
+    top.truncate(4);
     Result {
         makespan: last - first,
         sessions: sessions.len(),
         calls,
+        top,
         peak_kib,
         wall,
     }
 }
 
-/// Runs `ferry apply bench.yaml` and returns its exit code and peak RSS.
-// Reaped with wait4 (not `Child::wait`) to read its rusage.
+/// Runs `ferry apply bench.yaml` and returns its exit code and peak RSS:
+/// the largest `VmHWM` of the child read while it runs (rusage's
+/// `ru_maxrss` would count the bench process the child was forked from).
+// Reaped with wait4 (not `Child::wait`) while a thread samples its VmHWM.
 #[allow(clippy::zombie_processes)]
 fn run_ferry(dir: &Path) -> (i32, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -225,15 +334,33 @@ fn run_ferry(dir: &Path) -> (i32, i64) {
         .stderr(Stdio::null())
         .spawn()
         .expect("ferry starts");
+    let pid = child.id();
+    // Until the child is reaped its pid is not reused; a zombie has no
+    // VmHWM line, which ends the sampling.
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0i64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            else {
+                break;
+            };
+            peak = peak.max(kib);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        peak
+    });
     let mut status = 0;
     // SAFETY: wait4 on our own child; rusage is plain data.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let rc = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
     assert!(rc > 0, "wait4 failed");
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
         -1
     };
-    (code, usage.ru_maxrss)
+    (code, sampler.join().expect("sampler"))
 }

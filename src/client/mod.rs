@@ -334,6 +334,18 @@ pub struct AccountInfo {
     pub owner: Option<String>,
     /// The account's package (WHM calls it `plan`).
     pub plan: Option<String>,
+    /// Disk used, in bytes: the analysis's `bytesused` (or an older
+    /// stand-in's `size`). `None` from `listaccts`, and when the source
+    /// reports 0 (quotas off: unknown, not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Files (inodes) used: the analysis's `filesused`; `None` likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// The main domain has a dedicated IP on the source
+    /// (`has_dedicated_ip`); `None` when the answer does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_ip: Option<bool>,
 }
 
 /// An account present on the target (`listaccts`).

@@ -443,48 +443,7 @@ impl WhmClient {
             "retrieve_transfer_session_remote_analysis",
             Params::session(s),
             None,
-            |data| {
-                let items = field(data, "items")?;
-                let accounts = match items.get("accounts") {
-                    Some(Value::Array(a)) => {
-                        a.iter().map(account_info).collect::<Result<_, _>>()?
-                    }
-                    Some(Value::Object(m)) => m
-                        .iter()
-                        .map(|(user, v)| {
-                            let mut a = account_info(v).unwrap_or_default();
-                            if a.user.is_empty() {
-                                a.user = user.clone();
-                            }
-                            Ok(a)
-                        })
-                        .collect::<Result<_, ErrorKind>>()?,
-                    None | Some(Value::Null) => vec![],
-                    Some(_) => return Err(decode("`data.items.accounts` is not a list")),
-                };
-                let packages = match items.get("packages") {
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .map(|p| {
-                            package_name(p).ok_or_else(|| {
-                                decode("an entry of `data.items.packages` has no name")
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                    Some(Value::Object(m)) => m.keys().cloned().collect(),
-                    None | Some(Value::Null) => vec![],
-                    Some(_) => return Err(decode("`data.items.packages` is not a list")),
-                };
-                let supports_live_transfers = data
-                    .and_then(|d| d.get("remote"))
-                    .and_then(|r| r.get("supports_live_transfers"))
-                    .and_then(as_flag);
-                Ok(RemoteAnalysis {
-                    accounts,
-                    packages,
-                    supports_live_transfers,
-                })
-            },
+            remote_analysis,
         )
         .await
     }
@@ -715,14 +674,67 @@ pub fn is_duplicate_refusal(reason: &str) -> bool {
     reason.contains("already exists in the queue")
 }
 
+/// `data` of `retrieve_transfer_session_remote_analysis`: cPanel's shape
+/// (`items.accounts` a list, `items.packages` objects `{name, featurelist}`)
+/// or an older stand-in's (accounts keyed by user, packages as strings).
+fn remote_analysis(data: Option<&Value>) -> Result<RemoteAnalysis, ErrorKind> {
+    let items = field(data, "items")?;
+    let accounts = match items.get("accounts") {
+        Some(Value::Array(a)) => a.iter().map(account_info).collect::<Result<_, _>>()?,
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(user, v)| {
+                // keyed by user: the entry may leave `user` out
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.entry("user")
+                        .or_insert_with(|| Value::String(user.clone()));
+                }
+                account_info(&v)
+            })
+            .collect::<Result<_, ErrorKind>>()?,
+        None | Some(Value::Null) => vec![],
+        Some(_) => return Err(decode("`data.items.accounts` is not a list")),
+    };
+    let packages = match items.get("packages") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| {
+                package_name(p)
+                    .ok_or_else(|| decode("an entry of `data.items.packages` has no name"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        None | Some(Value::Null) => vec![],
+        Some(_) => return Err(decode("`data.items.packages` is not a list")),
+    };
+    let supports_live_transfers = data
+        .and_then(|d| d.get("remote"))
+        .and_then(|r| r.get("supports_live_transfers"))
+        .and_then(as_flag);
+    Ok(RemoteAnalysis {
+        accounts,
+        packages,
+        supports_live_transfers,
+    })
+}
+
+/// One account of `listaccts` or of the remote analysis. The analysis's
+/// fields are cPanel's (`Results.pm`: `bytesused`, `filesused`,
+/// `has_dedicated_ip`); older stand-ins send `size` (bytes) instead. A size
+/// of 0 is what a source with quotas off reports: unknown, so `None`.
 fn account_info(v: &Value) -> Result<AccountInfo, ErrorKind> {
     let get = |k: &str| v.get(k).and_then(as_text).filter(|s| !s.is_empty());
+    let count = |k: &str| v.get(k).and_then(as_u64).filter(|n| *n > 0);
     let user = get("user").ok_or_else(|| decode("an account entry has no `user`"))?;
     Ok(AccountInfo {
         user,
         domain: get("domain"),
         owner: get("owner"),
         plan: get("plan").or_else(|| get("package")),
+        bytes: count("bytesused").or_else(|| count("size")),
+        files: count("filesused"),
+        dedicated_ip: v.get("has_dedicated_ip").and_then(as_flag),
     })
 }
 
@@ -808,6 +820,53 @@ fn parse_imf_fixdate(s: &str) -> Option<u64> {
 pub(crate) mod tests {
     use super::*;
     use crate::client::Escalation;
+    use serde_json::json;
+
+    /// cPanel's shape (`Results.pm`): sizes in bytes, 0 when quotas are off,
+    /// packages as `{name, featurelist}`.
+    #[test]
+    fn remote_analysis_reads_cpanels_fields() {
+        let data = json!({"items": {
+            "accounts": [
+                {"user": "shop", "domain": "shop.example", "owner": "root",
+                 "bytesused": 4_883_456, "filesused": 120, "has_dedicated_ip": 1,
+                 "ensim_user": "shop", "worker_nodes": {}},
+                {"user": "blog", "domain": "blog.example", "owner": "res",
+                 "bytesused": 0, "filesused": 0, "has_dedicated_ip": 0},
+            ],
+            "packages": [{"name": "gold", "featurelist": "default"}],
+        }});
+        let a = remote_analysis(Some(&data)).unwrap();
+        assert_eq!(a.packages, ["gold"]);
+        assert_eq!(a.accounts[0].bytes, Some(4_883_456));
+        assert_eq!(a.accounts[0].files, Some(120));
+        assert_eq!(a.accounts[0].dedicated_ip, Some(true));
+        assert_eq!(a.accounts[0].owner.as_deref(), Some("root"));
+        // quotas off: unknown, not empty
+        assert_eq!((a.accounts[1].bytes, a.accounts[1].files), (None, None));
+        assert_eq!(a.accounts[1].dedicated_ip, Some(false));
+    }
+
+    /// What older stand-ins send: accounts keyed by user with `size`,
+    /// packages as strings.
+    #[test]
+    fn remote_analysis_accepts_older_shapes() {
+        let data = json!({"items": {
+            "accounts": {"shop": {"domain": "shop.example", "size": "1048576", "plan": "gold"}},
+            "packages": ["gold", "silver"],
+        }});
+        let a = remote_analysis(Some(&data)).unwrap();
+        assert_eq!(a.packages, ["gold", "silver"]);
+        assert_eq!(a.accounts[0].user, "shop");
+        assert_eq!(a.accounts[0].bytes, Some(1_048_576));
+        assert_eq!(a.accounts[0].plan.as_deref(), Some("gold"));
+        assert_eq!(
+            (a.accounts[0].files, a.accounts[0].dedicated_ip),
+            (None, None)
+        );
+        let bad = json!({"items": {"accounts": [], "packages": [{"featurelist": "x"}]}});
+        assert!(remote_analysis(Some(&bad)).is_err());
+    }
 
     /// A client of `127.0.0.1` on a port just closed (bound, then dropped):
     /// every call is refused before anything is sent.

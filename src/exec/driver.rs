@@ -98,6 +98,8 @@ pub(crate) struct Driver {
     /// in the session now (`Some(true)`), none is (`Some(false)`), or the log
     /// has not been read (`None`). The stall remedy depends on it.
     pub(super) restoring: Option<bool>,
+    /// When the running session's log is next worth reading.
+    pub(super) pace: super::pace::LogPace,
 }
 
 impl Driver {
@@ -111,6 +113,8 @@ impl Driver {
             Phase::Abandoned => SState::Abandoned,
         };
         let mut m = SessionMachine::new(&rec.key, state, now, ctx.timing.alive_window);
+        let pace =
+            super::pace::LogPace::new((ctx.timing.stall_timeout / 4).max(ctx.timing.poll_max));
         m.set_pid(rec.pid);
         m.set_fully_enqueued(rec.fully_enqueued() || rec.phase == Phase::Started);
         let users = ctx.with_state(|st| {
@@ -133,6 +137,7 @@ impl Driver {
             start_refusals: 0,
             moved: false,
             restoring: None,
+            pace,
         }
     }
 

@@ -18,12 +18,13 @@
 //! | [`plan`] | [`RunPlan`]: the compiled plan plus logins and policy — the one source of what runs |
 //! | [`ctx`] | what tasks share: the journal, the gate, the target's record and accounts; `verify`, `analysis_of` |
 //! | `prepare` | before the first session: mirror read, plan compare, survey, `--adopt`, open sessions |
-//! | `schedule` | the one eligibility rule; creating instances within the limits |
+//! | `schedule` | the one eligibility rule; creating instances within the limits, critical path first |
 //! | `policy` | the one reaction to `on_error` |
 //! | `run` | the loop, task ends, control requests, the end of the run |
 //! | [`session`] | the session state machine (pure, one table) |
 //! | `driver` | one task per session instance; its phases `setup`, `monitor`, `conclude` |
 //! | [`outcome`] | `master.log` → per-account conclusions |
+//! | `pace` | when a running session's `master.log` is worth reading |
 //! | `reconcile` | resume: plan compare, recovered sessions, open sessions |
 //! | [`mirror`] | the target's record of the plan's sessions (`nvset`/`nvget`) |
 //! | `target` | the survey and adoption rules |
@@ -71,6 +72,7 @@ mod driver;
 pub mod mirror;
 mod monitor;
 pub mod outcome;
+mod pace;
 pub mod plan;
 mod policy;
 mod prepare;

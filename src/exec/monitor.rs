@@ -111,7 +111,8 @@ impl Driver {
         }
     }
 
-    /// One poll: state, then (while it runs) the log with a short timeout.
+    /// One poll: state, then (while it runs, when [`super::pace`] says an
+    /// item can have finished) the log with a short timeout.
     async fn poll_once(&mut self) -> Result<Option<TaskEnd>, TaskEnd> {
         let id = self.session_id()?;
         let r = self
@@ -145,7 +146,8 @@ impl Driver {
             Err(e) => return Err(e.into()),
         };
         let name = state.as_str().to_string();
-        if self.last_state.as_deref() != Some(name.as_str()) {
+        let changed = self.last_state.as_deref() != Some(name.as_str());
+        if changed {
             self.ctx.record(Record::SessionState {
                 session: self.key.clone(),
                 state: name.clone(),
@@ -163,6 +165,7 @@ impl Driver {
                 state,
                 SessionState::Running | SessionState::Pausing | SessionState::Aborting
             )
+            && self.pace.read_now(Instant::now(), changed)
         {
             self.read_log_while_running(&id).await?;
         }
@@ -195,6 +198,14 @@ impl Driver {
                 if view.lines > self.last_lines {
                     self.last_lines = view.lines;
                     self.m.on_progress(Instant::now());
+                }
+                // Polls speed up when the session's end is near — its last
+                // item concluded or the master's final line written — not on
+                // any new line (a log grows at every step of every item):
+                // the state poll is what sees the end, and the sooner it
+                // does, the sooner the next session takes the place.
+                let news = self.pace.on_read(Instant::now(), view.accounts.len());
+                if view.finished.is_some() || (news && view.accounts.len() >= self.users.len()) {
                     self.moved = true;
                 }
                 if view.current != self.current {

@@ -79,6 +79,9 @@ pub(crate) struct Scheduler {
     started: Instant,
     /// The first journal failure met while recording the run's end.
     end_unrecorded: Option<String>,
+    /// The order batches are offered a session in (critical path first,
+    /// `schedule::critical_order`), fixed for the run.
+    pub(super) order: Vec<usize>,
 }
 
 impl Scheduler {
@@ -97,6 +100,10 @@ impl Scheduler {
         } = input;
         journal.set_group_window(timing.group_window);
         let (tx, rx) = mpsc::unbounded_channel();
+        let order = super::schedule::critical_order(
+            plan.sessions(),
+            plan.limits().source_sessions as usize,
+        );
         Scheduler {
             ctx: Arc::new(Ctx::new(journal, api, reporter, plan, timing, tx)),
             rx,
@@ -112,6 +119,7 @@ impl Scheduler {
             tls_insecure,
             started: Instant::now(),
             end_unrecorded: None,
+            order,
         }
     }
 

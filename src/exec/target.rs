@@ -185,6 +185,7 @@ mod tests {
             domain: Some(domain.into()),
             owner: Some(owner.into()),
             plan: None,
+            ..AccountInfo::default()
         }
     }
 

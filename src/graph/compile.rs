@@ -7,10 +7,15 @@
 //!    one, or from an earlier session of a source to a later one of the same
 //!    level, which is why the session graph has no cycle (given the plan
 //!    rules: no owner cycle, no `after` cycle, no `after` against a reseller).
-//! 2. **Sessions.** Per source, accounts are grouped by level and cut into
-//!    sessions of at most `batch_size`, lower levels first. A reseller is
-//!    therefore never in the same session as an account it owns, and
-//!    `prerequisite_user` is never needed.
+//! 2. **Sessions.** Per source, accounts are grouped by level, lower levels
+//!    first, and each level is split into `⌈n / batch_size⌉` sessions of at
+//!    most `batch_size` by [`super::batch::compose`]: in rounds of
+//!    `source_sessions` sessions (those that may run at once), largest
+//!    first, each account into the round's session with the least work so
+//!    far, so a giant account does not sit in a session with a long queue
+//!    behind it, and the last rounds hold the smallest accounts. A
+//!    reseller is therefore never in the same session as an account it
+//!    owns, and `prerequisite_user` is never needed.
 //! 3. **Order within a level and a session:** size descending, then target
 //!    username. Starting the largest transfers first keeps a big account from
 //!    being the last thing running while the other workers sit idle (the
@@ -75,34 +80,44 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
         let mut mine = Vec::new();
         let mut start = 0;
         while start < order.len() {
-            // A session holds one level only.
+            // A session holds one level only; a level's accounts are split
+            // by `batch::compose` (longest processing time first).
             let level = levels[i][order[start]];
             let mut end = start;
-            while end < order.len() && end - start < batch && levels[i][order[end]] == level {
+            while end < order.len() && levels[i][order[end]] == level {
                 end += 1;
             }
-            let global = sessions.len();
-            let index_in_source = mine.len() + 1;
-            let accounts = order[start..end]
+            let group = &order[start..end];
+            let sizes: Vec<Option<u64>> = group
                 .iter()
-                .enumerate()
-                .map(|(rank, &j)| {
-                    session_of[i][j] = global;
-                    session_account(plan, &index, i, j, rank)
-                })
+                .map(|&j| src.accounts[j].details().and_then(|a| a.size))
                 .collect();
-            sessions.push(SessionPlan {
-                key: format!("{}/s{}", src.name, index_in_source),
-                source: i,
-                source_name: src.name.clone(),
-                index: index_in_source,
-                rank: 0,
-                packages: Vec::new(),
-                accounts,
-                depends_on: Vec::new(),
-                options: options.clone(),
-            });
-            mine.push(global);
+            let lanes = plan.concurrency.source_sessions.max(1) as usize;
+            for positions in super::batch::compose(&sizes, batch, lanes) {
+                let global = sessions.len();
+                let index_in_source = mine.len() + 1;
+                let accounts = positions
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &p)| {
+                        let j = group[p];
+                        session_of[i][j] = global;
+                        session_account(plan, &index, i, j, rank)
+                    })
+                    .collect();
+                sessions.push(SessionPlan {
+                    key: format!("{}/s{}", src.name, index_in_source),
+                    source: i,
+                    source_name: src.name.clone(),
+                    index: index_in_source,
+                    rank: 0,
+                    packages: Vec::new(),
+                    accounts,
+                    depends_on: Vec::new(),
+                    options: options.clone(),
+                });
+                mine.push(global);
+            }
             start = end;
         }
         sources.push(SourcePlan {
@@ -537,5 +552,134 @@ mod tests {
             c.sessions[b].depends_on[0].why,
             vec![Why::After { source: "a".into() }]
         );
+    }
+
+    use proptest::prelude::*;
+
+    /// A random account: its size, the index of its owner in its source
+    /// (kept when earlier), its package (gold/silver).
+    type RandomAccount = (Option<u64>, Option<usize>, Option<bool>);
+
+    /// One random plan: per source, accounts with or without a size and a
+    /// package, some owned by an earlier account of the source; some
+    /// sources `after` the previous one.
+    fn random_plan(sources: &[(Vec<RandomAccount>, bool)], batch: usize, lanes: usize) -> String {
+        let mut y = format!(
+            "{HEAD}concurrency: {{batch_size: {batch}, source_sessions: {lanes}}}\nsources:\n"
+        );
+        for (i, (accounts, after)) in sources.iter().enumerate() {
+            y += &format!(
+                "  - name: s{i}\n    host: s{i}.example.com\n    ssh: {{password: {{env: P}}}}\n    packages: [gold, silver]\n"
+            );
+            if *after && i > 0 {
+                y += &format!("    after: [s{}]\n", i - 1);
+            }
+            y += "    accounts:\n";
+            for (j, (size, owner, package)) in accounts.iter().enumerate() {
+                let mut f = vec![format!("user: s{i}u{j}")];
+                if let Some(sz) = size {
+                    f.push(format!("size: {sz}"));
+                }
+                if let Some(o) = owner.filter(|&o| o < j) {
+                    f.push(format!("owner: s{i}u{o}"));
+                }
+                if let Some(p) = package {
+                    f.push(format!("package: {}", if *p { "gold" } else { "silver" }));
+                }
+                y += &format!("      - {{{}}}\n", f.join(", "));
+            }
+        }
+        y
+    }
+
+    /// Every session `s` waits for, transitively.
+    fn closure(c: &CompiledPlan, s: usize) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<usize> = c.sessions[s].waits_for().collect();
+        while let Some(d) = stack.pop() {
+            if seen.insert(d) {
+                stack.extend(c.sessions[d].waits_for());
+            }
+        }
+        seen
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Batch composition keeps every plan rule: each account in one
+        /// session, at most `batch_size` per session, one level per
+        /// session, the reseller's session before its accounts', a package
+        /// enqueued once per source in the first session needing it and
+        /// waited for by the others, `after` honoured, largest first
+        /// within a session, and no cycle.
+        #[test]
+        fn composition_keeps_every_plan_rule(
+            sources in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        (
+                            proptest::option::weighted(0.8, 1u64..5_000_000_000),
+                            proptest::option::weighted(0.2, 0usize..30),
+                            proptest::option::of(any::<bool>()),
+                        ),
+                        1..30,
+                    ),
+                    any::<bool>(),
+                ),
+                1..4,
+            ),
+            batch in 1usize..12,
+            lanes in 1usize..4,
+        ) {
+            let p = plan(&random_plan(&sources, batch, lanes));
+            let c = compile(&p);
+            prop_assert!(petgraph::algo::toposort(&c.graph, None).is_ok());
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            for (si, s) in c.sessions.iter().enumerate() {
+                prop_assert!(!s.accounts.is_empty() && s.accounts.len() <= batch);
+                for a in &s.accounts {
+                    prop_assert!(seen.insert(a.target_user.as_str(), si).is_none());
+                }
+                let sizes: Vec<(bool, u64)> = s
+                    .accounts
+                    .iter()
+                    .map(|a| a.size.map_or((false, 0), |z| (true, z)))
+                    .collect();
+                prop_assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+            }
+            let total: usize = sources.iter().map(|s| s.0.len()).sum();
+            prop_assert_eq!(seen.len(), total);
+            for (si, s) in c.sessions.iter().enumerate() {
+                let waits = closure(&c, si);
+                for a in &s.accounts {
+                    if let Some(r) = &a.reseller {
+                        let rs = seen[r.as_str()];
+                        prop_assert!(rs != si && waits.contains(&rs), "{} before {}", r, a.target_user);
+                    }
+                    if let Some(pkg) = &a.package {
+                        let first = c.sources[s.source]
+                            .sessions
+                            .iter()
+                            .copied()
+                            .find(|&t| c.sessions[t].accounts.iter().any(|b| b.package.as_ref() == Some(pkg)))
+                            .unwrap();
+                        prop_assert!(c.sessions[first].packages.contains(pkg));
+                        prop_assert!(first == si || waits.contains(&first));
+                    }
+                }
+                let enqueued: usize = c.sources[s.source]
+                    .sessions
+                    .iter()
+                    .filter(|&&t| c.sessions[t].packages.iter().any(|p| s.packages.contains(p)))
+                    .count();
+                prop_assert!(s.packages.is_empty() || enqueued == 1);
+                if sources[s.source].1 && s.source > 0 {
+                    for &t in &c.sources[s.source - 1].sessions {
+                        prop_assert!(waits.contains(&t), "{} after {}", s.key, c.sessions[t].key);
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@
 //! * [`SourcePlan`] `{ name, host, wave, sessions, options }`
 //! * [`render::render`]`(&CompiledPlan, &Plan, Format, &RenderOptions) -> String`
 
+pub mod batch;
 pub mod compile;
 pub mod render;
 pub mod step;

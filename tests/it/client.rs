@@ -185,6 +185,11 @@ async fn full_session_lifecycle_over_http() {
         Some("alpha.example.com")
     );
     assert_eq!(analysis.accounts[0].plan.as_deref(), Some("pkg1"));
+    // cPanel's fields: the quota figure in KiB × 1024 (10 MB = 9,766 KiB),
+    // inodes, the dedicated-IP flag
+    assert_eq!(analysis.accounts[0].bytes, Some(9766 * 1024));
+    assert_eq!(analysis.accounts[0].files, Some(10_000_000 / 50_000 + 10));
+    assert_eq!(analysis.accounts[0].dedicated_ip, Some(false));
 
     // Enqueue; a repeat is refused by WHM and reported as AlreadyQueued.
     assert_eq!(

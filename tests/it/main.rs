@@ -20,6 +20,7 @@ mod plan_marks;
 mod policy;
 mod report;
 mod resume;
+mod schedule;
 mod secrets;
 mod sim;
 mod sim_conformance;
