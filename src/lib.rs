@@ -12,7 +12,7 @@
 //! | module    | owns                                                                 |
 //! |-----------|----------------------------------------------------------------------|
 //! | [`cli`]   | clap types; one file per command; flags → options → one `ops` call    |
-//! | [`ops`]   | one function per command (validate, plan, check, apply, pause, …)    |
+//! | [`ops`]   | one function per command (validate, plan, check, apply, verify, …)   |
 //! | [`plan`]  | the plan model, YAML parsing with spans, semantic rules, JSON Schema  |
 //! | [`graph`] | plan → step graph (petgraph), batches, waves; text/json/dot rendering |
 //! | [`exec`]  | runs the graph: budgets, session state machine, outcomes from logs   |
