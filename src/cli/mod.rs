@@ -72,6 +72,7 @@ pub enum Command {
     Abort(control::ControlArgs),
     Status(status::StatusArgs),
     Report(report::ReportArgs),
+    ForceUnlock(unlock::UnlockArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -86,6 +87,7 @@ mod plan;
 mod report;
 mod schema;
 mod status;
+mod unlock;
 mod validate;
 
 /// The clap command tree with every subcommand's `--help` examples
@@ -129,6 +131,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),
         Command::Status(a) => status::run(a),
         Command::Report(a) => report::run(a),
+        Command::ForceUnlock(a) => unlock::run(a),
         Command::Completions(a) => completions::run(a),
     }
 }

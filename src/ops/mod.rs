@@ -83,3 +83,4 @@ mod observe;
 pub mod resolve;
 pub mod simulate;
 pub mod status;
+pub mod unlock;

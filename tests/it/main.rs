@@ -13,6 +13,7 @@ mod graph;
 mod ground_truth;
 mod journal;
 mod observe;
+mod pg;
 mod plan;
 mod plan_marks;
 mod policy;
