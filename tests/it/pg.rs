@@ -183,12 +183,15 @@ fn slow_fleet(n_sources: usize, per_source: usize, scale: u64) -> Fleet {
     fleet
 }
 
+/// Records of `kind` in `run` (0 before ferry created the tables).
 fn records_of(db: &PgDb, run: &str, kind: &str) -> usize {
-    db.sql(&format!(
-        "SELECT count(*) FROM ferry_records WHERE run = '{run}' AND rec::jsonb->>'type' = '{kind}'"
-    ))
-    .parse()
-    .unwrap()
+    psql(
+        &db.name,
+        &format!(
+            "SELECT count(*) FROM ferry_records WHERE run = '{run}' AND rec::jsonb->>'type' = '{kind}'"
+        ),
+    )
+    .map_or(0, |n| n.parse().unwrap())
 }
 
 /// A run from start to end with the journal in the database; `status` from
@@ -205,9 +208,11 @@ fn pg_apply_runs_exactly_once_and_a_second_apply_is_refused_naming_the_holder() 
     let child = spawn_in(&w, a.path(), &[]);
     // Wait until the first apply holds the lease and has begun.
     let t0 = Instant::now();
-    while db
-        .sql("SELECT count(*) FROM ferry_leases WHERE holder_pid IS NOT NULL")
-        .ne("1")
+    while psql(
+        &db.name,
+        "SELECT count(*) FROM ferry_leases WHERE holder_pid IS NOT NULL",
+    )
+    .map_or(true, |n| n != "1")
         && t0.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(20));
