@@ -72,6 +72,7 @@ pub fn run(args: PlanArgs) -> Outcome {
             Err(CliError::silent(ExitStatus::Invalid))
         }
         Err(PlanError::Journal(e)) => Err(CliError::msg(ExitStatus::Failure, e)),
+        Err(PlanError::Db(e)) => Err(e),
         Err(PlanError::OtherPlan {
             journal,
             theirs,

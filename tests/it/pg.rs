@@ -247,6 +247,27 @@ fn pg_apply_runs_exactly_once_and_a_second_apply_is_refused_naming_the_holder() 
         db.sql("SELECT max(seq) = count(*) FROM ferry_records WHERE run = 'fleet'"),
         "t"
     );
+    // The report and the plan's progress, from the database.
+    let out = run_bounded(
+        ferry_in(&w, c.path(), &["report", "fleet.yaml", "--html", "r.html"]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "report: {}", text(&out));
+    let page = std::fs::read_to_string(c.path().join("r.html")).unwrap();
+    assert!(
+        page.contains(users[0].as_str()),
+        "the report names the accounts"
+    );
+    let out = run_bounded(
+        ferry_in(
+            &w,
+            c.path(),
+            &["plan", "fleet.yaml", "--journal", &db.url()],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "plan: {}", text(&out));
+    assert!(!text(&out).contains("without progress"), "{}", text(&out));
     // A later apply takes the next token and has nothing to do.
     let out = apply_in(&w, c.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
