@@ -13,8 +13,8 @@ use crate::ops::{ExitStatus, Outcome};
 /// old holder, if it still runs, writes nothing more and stops (exit 6).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
-ferry apply plans/dc1.yaml        # exit 6: ... pid 4242 on runner-7 ... token 17\n  \
-ferry force-unlock plans/dc1.yaml 17")]
+ferry force-unlock plans/consolidation.yaml 17      17: the token the refused apply named (exit 6)\n  \
+ferry apply plans/consolidation.yaml                then resume the run, from any machine")]
 pub struct UnlockArgs {
     /// The plan file.
     #[arg(value_name = "PLAN")]
