@@ -73,6 +73,7 @@ pub enum Command {
     Status(status::StatusArgs),
     Report(report::ReportArgs),
     ForceUnlock(unlock::UnlockArgs),
+    Journal(journal::JournalArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -82,6 +83,7 @@ mod completions;
 mod control;
 pub mod diagnostics;
 mod examples;
+mod journal;
 pub mod output;
 mod plan;
 mod report;
@@ -132,6 +134,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Status(a) => status::run(a),
         Command::Report(a) => report::run(a),
         Command::ForceUnlock(a) => unlock::run(a),
+        Command::Journal(a) => journal::run(a),
         Command::Completions(a) => completions::run(a),
     }
 }

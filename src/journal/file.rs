@@ -463,9 +463,20 @@ impl JournalWriter {
     /// Appends one record: written to the kernel now; fsynced now for an
     /// intent, else within the group window. Returns its `seq`.
     pub fn append(&mut self, rec: &Record, durability: Durability) -> Result<u64, JournalError> {
+        self.append_at(rec, &now_rfc3339(), durability)
+    }
+
+    /// [`JournalWriter::append`] with the record's time given (a journal
+    /// copied from elsewhere keeps its times: `ferry journal copy`).
+    pub fn append_at(
+        &mut self,
+        rec: &Record,
+        ts: &str,
+        durability: Durability,
+    ) -> Result<u64, JournalError> {
         self.usable()?;
         let seq = self.next_seq;
-        let line = encode(seq, &now_rfc3339(), rec);
+        let line = encode(seq, ts, rec);
         // One write of the whole line: a kill leaves either nothing or a
         // prefix of this line (a torn tail, repaired on the next open).
         if let Err(e) = self.file.write_all(&line) {

@@ -1058,6 +1058,74 @@ pub fn run_exists(db: &Arc<Db>, run: &str) -> Result<bool, PgError> {
     })
 }
 
+/// Creates the run `run` holding `entries` (with their times), in one
+/// transaction: refused if the run exists (`ferry journal copy` never
+/// overwrites a run). Its lease starts free, token 0.
+pub fn import(
+    db: &Arc<Db>,
+    run: &str,
+    plan_file: &str,
+    entries: Vec<Entry>,
+) -> Result<u64, PgError> {
+    let (run, plan_file) = (run.to_string(), plan_file.to_string());
+    let n = entries.len() as u64;
+    let rows: Vec<(i64, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let body = String::from_utf8(super::file::body(&e.rec)).expect("JSON is UTF-8");
+            (e.seq as i64, e.ts.clone(), body)
+        })
+        .collect();
+    let rows = Arc::new(rows);
+    db.call(move |i| async move {
+        i.retrying(|c| {
+            let (run, plan_file, rows) = (run.clone(), plan_file.clone(), rows.clone());
+            async move {
+                c.batch_execute("BEGIN").await.retryable()?;
+                let r = async {
+                    let created = c
+                        .execute(
+                            "INSERT INTO ferry_runs (run, plan_file) VALUES ($1, $2)                              ON CONFLICT DO NOTHING",
+                            &[&run, &plan_file],
+                        )
+                        .await
+                        .retryable()?;
+                    if created == 0 {
+                        return Err(PgError::Config(format!(
+                            "the run `{run}` already exists in the database; ferry journal copy                              never overwrites a run"
+                        )));
+                    }
+                    c.execute("INSERT INTO ferry_leases (run) VALUES ($1)", &[&run])
+                        .await
+                        .retryable()?;
+                    for chunk in rows.chunks(5_000) {
+                        let seqs: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+                        let ts: Vec<&str> = chunk.iter().map(|r| r.1.as_str()).collect();
+                        let recs: Vec<&str> = chunk.iter().map(|r| r.2.as_str()).collect();
+                        c.execute(
+                            "INSERT INTO ferry_records (run, seq, ts, rec)                              SELECT $1, s, t, r FROM unnest($2::bigint[], $3::text[], $4::text[])                              AS x(s, t, r)",
+                            &[&run, &seqs, &ts, &recs],
+                        )
+                        .await
+                        .retryable()?;
+                    }
+                    Ok(())
+                }
+                .await;
+                match r {
+                    Ok(()) => c.batch_execute("COMMIT").await.retryable(),
+                    Err(e) => {
+                        let _ = c.batch_execute("ROLLBACK").await;
+                        Err(e)
+                    }
+                }
+            }
+        })
+        .await
+    })?;
+    Ok(n)
+}
+
 /// Records per read when a run is replayed.
 const PAGE: i64 = 20_000;
 

@@ -78,6 +78,7 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
 pub mod apply;
 pub mod check;
 pub mod control;
+pub mod copy;
 pub mod journal;
 mod observe;
 pub mod resolve;

@@ -676,3 +676,72 @@ fn pg_database_cut_mid_run() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     w2.assert_strictly_once(&fleet2.target_users());
 }
+
+/// `ferry journal copy` moves a run from a file into the database and back,
+/// never over an existing run; the copy in the database is resumed as the
+/// run itself.
+#[test]
+fn pg_journal_copy_both_ways() {
+    let Some(db) = PgDb::fresh("pg_copy") else {
+        return;
+    };
+    let fleet = slow_fleet(1, 3, 1);
+    let w = World::start(fleet.clone(), fleet.scenario(0.05));
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = w.journal().display().to_string();
+    let n = journal_records(&w.journal()).len();
+    let copy = |from: &str, to: &str| {
+        run_bounded(
+            w.ferry(&["journal", "copy", from, to]),
+            Duration::from_secs(30),
+        )
+    };
+    let out = copy(&file, &db.url());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        db.sql("SELECT count(*) FROM ferry_records WHERE run = 'fleet'"),
+        n.to_string()
+    );
+    let again = copy(&file, &db.url());
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+    // The copy is the run: status and apply read it from any folder.
+    let dir = fresh_folder(&w);
+    let out = run_bounded(
+        ferry_in(
+            &w,
+            dir.path(),
+            &[
+                "status",
+                "fleet.yaml",
+                "--journal",
+                &db.url(),
+                "--output",
+                "json",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(s["status"], "succeeded", "{s:#}");
+    let out = apply_in(&w, dir.path(), &["--journal", &db.url()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_strictly_once(&fleet.target_users());
+    // And back out, times kept.
+    let back = dir.path().join("back.journal");
+    let out = copy(&format!("{}#fleet", db.url()), &back.display().to_string());
+    assert!(out.status.success(), "{}", text(&out));
+    let original = journal_records(&w.journal());
+    let copied = journal_records(&back);
+    assert!(
+        copied.len() > original.len(),
+        "the resumed apply's records too"
+    );
+    for (a, b) in original.iter().zip(&copied) {
+        assert_eq!(a["ts"], b["ts"]);
+        assert_eq!(a["rec"], b["rec"]);
+    }
+    let over = copy(&format!("{}#fleet", db.url()), &back.display().to_string());
+    assert_eq!(over.status.code(), Some(2), "{}", text(&over));
+}
