@@ -745,3 +745,31 @@ fn pg_journal_copy_both_ways() {
     let over = copy(&format!("{}#fleet", db.url()), &back.display().to_string());
     assert_eq!(over.status.code(), Some(2), "{}", text(&over));
 }
+
+/// The plan's `journal:` is checked like every other key: file, line and
+/// column, what is wrong and how to fix it, exit 2, the password masked.
+#[test]
+fn pg_a_bad_journal_key_is_a_plan_error_with_its_position() {
+    let fleet = slow_fleet(1, 2, 1);
+    let w = World::start(fleet.clone(), fleet.scenario(0.05));
+    let base = w.fleet.plan_yaml(&w.url);
+    let line = base.lines().count() + 3;
+    std::fs::write(
+        &w.plan,
+        base + "journal:\n  postgres:\n    url: postgres://ferry:sekrit-pw@db.example.net/ferry\n  lease: 10ms\n",
+    )
+    .unwrap();
+    let out = run_bounded(
+        w.ferry(&["validate", "fleet.yaml"]),
+        Duration::from_secs(30),
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("contains a password"), "{shown}");
+    assert!(shown.contains(&format!("fleet.yaml:{line}:")), "{shown}");
+    assert!(shown.contains("out of range"), "{shown}");
+    assert!(!shown.contains("sekrit-pw"), "{shown}");
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(w.sim().requests().as_array().map_or(0, |a| a.len()), 0);
+}
