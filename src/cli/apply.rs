@@ -44,9 +44,9 @@ pub struct ApplyArgs {
     /// with --simulate .ferry/<plan stem>.simulate.journal].
     #[arg(long, value_name = "PATH|URL")]
     pub journal: Option<PathBuf>,
-    /// With the journal in PostgreSQL: wait up to DURATION (e.g. `2m`) for
-    /// the run's lease held by another apply — or by one that died, until
-    /// its lease expires — instead of exiting 6.
+    /// Wait up to DURATION (e.g. `2m`) for another apply to release the
+    /// journal instead of exiting 6; in PostgreSQL also for the lease of an
+    /// apply that died, until it expires.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
     /// Resume a run that was aborted (accounts already transferred are kept).

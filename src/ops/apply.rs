@@ -76,7 +76,18 @@ impl Held {
         match w {
             super::journal::Where::File(path) => {
                 super::journal::prepare_dir(path)?;
-                let lock = lock(path)?;
+                let deadline = wait.map(|w| std::time::Instant::now() + w);
+                let lock = loop {
+                    match lock(path) {
+                        Err(e)
+                            if e.status == ExitStatus::Locked
+                                && deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                        {
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        other => break other?,
+                    }
+                };
                 super::journal::check_belongs(path, loaded)?;
                 Ok(Held::File {
                     path: path.clone(),

@@ -773,3 +773,24 @@ fn pg_a_bad_journal_key_is_a_plan_error_with_its_position() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(w.sim().requests().as_array().map_or(0, |a| a.len()), 0);
 }
+
+/// `--lock-timeout` waits for a file journal's lock too, then resumes
+/// (nothing is left to do) instead of exiting 6.
+#[test]
+fn lock_timeout_waits_for_a_file_journal_too() {
+    let fleet = slow_fleet(1, 6, 20);
+    let w = World::start(fleet.clone(), fleet.scenario(0.05));
+    let first = w.spawn_apply(&[], "first");
+    let t0 = Instant::now();
+    while !w.journal().exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no journal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = w.apply(&[]);
+    assert_eq!(refused.status.code(), Some(6), "{}", text(&refused));
+    let waited = w.apply(&["--lock-timeout", "60s"]);
+    assert_eq!(waited.status.code(), Some(0), "{}", text(&waited));
+    let out = wait_child(first, &w, "first");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_strictly_once(&fleet.target_users());
+}
