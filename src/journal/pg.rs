@@ -1131,19 +1131,41 @@ const PAGE: i64 = 20_000;
 
 /// Every record of `run`, in order, to `f`. Refuses a gap in `seq` or a
 /// record that does not parse. Returns the number of records.
+///
+/// Pages are ranges of `seq` (`seq` has no gaps), not `LIMIT`s: a range
+/// reads only its own rows whatever the planner's statistics say (with a
+/// `LIMIT` and stale statistics, as after a bulk insert, every page sorted
+/// the whole rest of the run: 18 s for a million records instead of ~1 s).
 pub fn read(db: &Arc<Db>, run: &str, mut f: impl FnMut(&Entry)) -> Result<u64, PgError> {
+    let r = run.to_string();
+    let last: i64 = db.call(move |i| async move {
+        i.retrying(|c| {
+            let r = r.clone();
+            async move {
+                Ok(c.query_one(
+                    "SELECT coalesce(max(seq), 0) FROM ferry_records WHERE run = $1",
+                    &[&r],
+                )
+                .await
+                .retryable()?
+                .get(0))
+            }
+        })
+        .await
+    })?;
     let mut after: i64 = 0;
-    loop {
+    while after < last {
         let r = run.to_string();
+        let upto = (after + PAGE).min(last);
         let page: Vec<(i64, String, String)> = db.call(move |i| async move {
             i.retrying(|c| {
                 let r = r.clone();
                 async move {
                     let rows = c
                         .query(
-                            "SELECT seq, ts, rec FROM ferry_records WHERE run = $1 AND seq > $2 \
-                             ORDER BY seq LIMIT $3",
-                            &[&r, &after, &PAGE],
+                            "SELECT seq, ts, rec FROM ferry_records \
+                             WHERE run = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+                            &[&r, &after, &upto],
                         )
                         .await
                         .retryable()?;
@@ -1155,14 +1177,9 @@ pub fn read(db: &Arc<Db>, run: &str, mut f: impl FnMut(&Entry)) -> Result<u64, P
             })
             .await
         })?;
-        let n = page.len();
         for (seq, ts, rec) in page {
             if seq != after + 1 {
-                return Err(PgError::Corrupt {
-                    run: run.to_string(),
-                    seq: after as u64 + 1,
-                    reason: format!("the next record has seq {seq}"),
-                });
+                break;
             }
             let rec: Record = serde_json::from_str(&rec).map_err(|e| PgError::Corrupt {
                 run: run.to_string(),
@@ -1177,10 +1194,15 @@ pub fn read(db: &Arc<Db>, run: &str, mut f: impl FnMut(&Entry)) -> Result<u64, P
             });
             after = seq;
         }
-        if (n as i64) < PAGE {
-            return Ok(after as u64);
+        if after < upto {
+            return Err(PgError::Corrupt {
+                run: run.to_string(),
+                seq: after as u64 + 1,
+                reason: format!("no record at this seq, though the run goes on to seq {last}"),
+            });
         }
     }
+    Ok(after as u64)
 }
 
 /// Appends a run's records under its lease (a [`super::Backend`]).

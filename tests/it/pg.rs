@@ -540,6 +540,13 @@ fn pg_no_secret_in_any_row() {
     for secret in [TOKEN, SSH_PW, "pg-pass-0b5cure"] {
         assert!(!dump.contains(secret), "{secret} in the database");
     }
+    // A record missing from the middle is refused, naming its seq.
+    db.sql("DELETE FROM ferry_records WHERE seq = 3");
+    let mut cmd = ferry_in(&w, dir.path(), &["status", "fleet.yaml"]);
+    cmd.env("FERRY_TEST_PG_PW", "pg-pass-0b5cure");
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("damaged at seq 3"), "{}", text(&out));
 }
 
 /// A password in `--journal`'s URL is refused (exit 2) before anything is
