@@ -286,6 +286,7 @@ fn real_run_records(dir: &Path) -> Vec<(Record, bool)> {
         restart: false,
         adopt: false,
         request_timeout: None,
+        lock_timeout: None,
         metrics: Default::default(),
         reporter: Arc::new(NullReporter),
     })

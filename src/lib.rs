@@ -16,7 +16,7 @@
 //! | [`plan`]  | the plan model, YAML parsing with spans, semantic rules, JSON Schema  |
 //! | [`graph`] | plan → step graph (petgraph), batches, waves; text/json/dot rendering |
 //! | [`exec`]  | runs the graph: budgets, session state machine, outcomes from logs   |
-//! | [`journal`] | the append-only journal file, its lock and its replay             |
+//! | [`journal`] | the append-only journal (a file, or PostgreSQL), its lock, its replay |
 //! | [`client`]| the typed WHM API 1 client: envelope, retry classification, TLS      |
 //! | [`events`]| `Event` + `Reporter`: what the executor emits, for `report` to render |
 //! | [`report`]| what the operator sees: progress, JSON events, HTML report           |
@@ -34,6 +34,10 @@
 //! * `.ferry/<plan stem>.journal.control` (`exec::control`, written by
 //!   `ferry pause`/`ferry abort`): a pause/abort request for a running `apply`;
 //! * `.ferry/<plan stem>.simulate.journal`: the journal of `apply --simulate`;
+//! * or, with the plan's `journal.postgres` (or `--journal postgres://…`),
+//!   the tables `ferry_runs`, `ferry_records`, `ferry_leases` and
+//!   `ferry_controls` of that database (`journal::pg`, docs/postgres.md):
+//!   the same records, a leased lock, pause/abort requests from anywhere;
 //! * the HTML report (`report::html`), mode 0600;
 //! * `apply --metrics-textfile PATH` (`metrics`), rewritten atomically.
 //!

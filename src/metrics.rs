@@ -557,6 +557,7 @@ fn outcome(result: Result<(), &client::Error>) -> &'static str {
             (ErrorKind::Whm { .. }, _) => "whm_error",
             (_, client::Class::Auth) => "auth",
             (_, client::Class::Untrusted) => "untrusted",
+            (_, client::Class::Fenced) => "fenced",
             (_, client::Class::Transient { .. }) => "transient",
             (_, client::Class::Permanent) => "error",
         },

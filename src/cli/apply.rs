@@ -38,10 +38,17 @@ pub struct ApplyArgs {
     /// `text` (progress on stderr) or `json` (one event per line on stdout).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// The journal [default: .ferry/<plan stem>.journal; with --simulate
-    /// .ferry/<plan stem>.simulate.journal].
-    #[arg(long, value_name = "PATH")]
+    /// The journal: a file, or `postgres://USER@HOST:PORT/DATABASE` (no
+    /// password: the plan's `journal.postgres.password` or PGPASSWORD)
+    /// [default: the plan's `journal:`, else .ferry/<plan stem>.journal;
+    /// with --simulate .ferry/<plan stem>.simulate.journal].
+    #[arg(long, value_name = "PATH|URL")]
     pub journal: Option<PathBuf>,
+    /// Wait up to DURATION (e.g. `2m`) for another apply to release the
+    /// journal instead of exiting 6; in PostgreSQL also for the lease of an
+    /// apply that died, until it expires.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
     /// Resume a run that was aborted (accounts already transferred are kept).
     #[arg(long)]
     pub restart: bool,
@@ -85,6 +92,7 @@ pub fn run(args: ApplyArgs) -> Outcome {
         restart: args.restart,
         adopt: args.adopt,
         request_timeout: args.request_timeout,
+        lock_timeout: args.lock_timeout,
         metrics: crate::metrics::Export {
             textfile: args.metrics_textfile,
             listen: args.metrics_listen,

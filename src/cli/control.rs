@@ -17,8 +17,9 @@ pub struct ControlArgs {
     /// The plan file.
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
-    /// The journal [default: .ferry/<plan stem>.journal].
-    #[arg(long, value_name = "PATH")]
+    /// The journal: a file or `postgres://USER@HOST:PORT/DATABASE`
+    /// [default: the plan's `journal:`, else .ferry/<plan stem>.journal].
+    #[arg(long, value_name = "PATH|URL")]
     pub journal: Option<PathBuf>,
     /// How long to wait for a running apply to acknowledge, e.g. `30s`.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]

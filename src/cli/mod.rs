@@ -73,6 +73,8 @@ pub enum Command {
     Status(status::StatusArgs),
     Verify(verify::VerifyArgs),
     Report(report::ReportArgs),
+    ForceUnlock(unlock::UnlockArgs),
+    Journal(journal::JournalArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -82,11 +84,13 @@ mod completions;
 mod control;
 pub mod diagnostics;
 mod examples;
+mod journal;
 pub mod output;
 mod plan;
 mod report;
 mod schema;
 mod status;
+mod unlock;
 mod validate;
 mod verify;
 
@@ -132,6 +136,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Status(a) => status::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Report(a) => report::run(a),
+        Command::ForceUnlock(a) => unlock::run(a),
+        Command::Journal(a) => journal::run(a),
         Command::Completions(a) => completions::run(a),
     }
 }

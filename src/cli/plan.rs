@@ -71,6 +71,7 @@ pub fn run(args: PlanArgs) -> Outcome {
             validate: None,
         }),
         Err(PlanError::Journal(e)) => Err(e.into()),
+        Err(PlanError::Db(e)) => Err(e),
         Err(PlanError::OtherPlan {
             journal,
             theirs,

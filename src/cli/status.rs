@@ -20,8 +20,9 @@ pub struct StatusArgs {
     /// The plan file (names the default journal).
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
-    /// The journal [default: .ferry/<plan stem>.journal].
-    #[arg(long, value_name = "PATH")]
+    /// The journal: a file or `postgres://USER@HOST:PORT/DATABASE`
+    /// [default: the plan's `journal:`, else .ferry/<plan stem>.journal].
+    #[arg(long, value_name = "PATH|URL")]
     pub journal: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

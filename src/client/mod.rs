@@ -460,6 +460,10 @@ pub enum ErrorKind {
     /// host, unreadable CA PEM). Nothing was sent.
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// Not sent: this process may no longer act for the run (its journal's
+    /// lease is lost or unconfirmed, `journal::pg`). The text says why.
+    #[error("not sent: {0}")]
+    Fenced(String),
 }
 
 impl Error {

@@ -35,13 +35,16 @@ pub enum Class {
     /// until the plan changes (`tls.ca_file`), so the caller stops talking
     /// to it too. Nothing was sent.
     Untrusted,
+    /// This process may no longer act for the run (its lease is gone): no
+    /// call may leave, and nothing was sent.
+    Fenced,
 }
 
 impl Class {
     /// No call to this server can succeed until the plan changes: the gate
     /// stops every further call (`exec::api`).
     pub fn stops_every_call(self) -> bool {
-        matches!(self, Class::Auth | Class::Untrusted)
+        matches!(self, Class::Auth | Class::Untrusted | Class::Fenced)
     }
 }
 
@@ -85,6 +88,9 @@ pub fn classify(kind: &ErrorKind) -> Class {
         // (`tls.ca_file`), waiting does not help, and neither does any other
         // call to the same server.
         ErrorKind::Tls(_) => Class::Untrusted,
+        // The lease check before the request failed: nothing was sent, and
+        // nothing more may be (`exec::api`).
+        ErrorKind::Fenced(_) => Class::Fenced,
         // Invalid configuration: nothing was sent; fix the plan.
         ErrorKind::Config(_) => Class::Permanent,
     }
@@ -95,7 +101,9 @@ pub fn may_have_applied(kind: &ErrorKind) -> bool {
     match kind {
         // Never reached the server: no connection, no TLS session, or not
         // even sent.
-        ErrorKind::Connect(_) | ErrorKind::Tls(_) | ErrorKind::Config(_) => false,
+        ErrorKind::Connect(_) | ErrorKind::Tls(_) | ErrorKind::Config(_) | ErrorKind::Fenced(_) => {
+            false
+        }
         // cpsrvd refuses the token before dispatching the function.
         ErrorKind::AuthRefused { .. } => false,
         // The request was sent and the answer lost or unusable: the server
@@ -229,7 +237,7 @@ where
         err.elapsed = started.elapsed();
         let retry_after = match err.class() {
             Class::Transient { retry_after } => retry_after,
-            Class::Permanent | Class::Auth | Class::Untrusted => return Err(err),
+            Class::Permanent | Class::Auth | Class::Untrusted | Class::Fenced => return Err(err),
         };
         // A call whose repeat may duplicate its effect is never repeated
         // here, whoever passes it: its caller reconciles first (design §5).

@@ -162,6 +162,29 @@ pub fn build_http_client(
     })
 }
 
+/// A rustls configuration on ring for another protocol than WHM's (the
+/// journal's PostgreSQL): the platform's roots, plus `ca_pem`'s
+/// certificates (with the same pinning rule as `tls.ca_file`), no ALPN.
+pub fn rustls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
+    install_crypto_provider();
+    let mut config = match ca_pem {
+        Some(pem) => ca_file_config(pem).map_err(|e| e.to_string())?,
+        None => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| e.to_string())?;
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols.clear();
+    Ok(config)
+}
+
 /// The rustls configuration for a plan with `tls.ca_file`: the platform's
 /// roots plus the file's certificates, through [`PinnedOrVerified`].
 fn ca_file_config(pem: &str) -> Result<rustls::ClientConfig, ErrorKind> {

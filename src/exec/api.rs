@@ -17,6 +17,9 @@
 //!   session runs: WHM may hold an active log until it completes) takes its
 //!   place on a slow lane that leaves at least one place free, so a state
 //!   poll, a pause or an abort never waits behind it;
+//! * checks the run's fence before every request, if it has one
+//!   ([`Api::with_fence`]: the journal's lease in PostgreSQL): once this
+//!   process may no longer act for the run, no request leaves;
 //! * counts calls (API calls per account, in the benchmark), and tells an
 //!   optional [`client::CallObserver`] (the metrics) of every attempt and
 //!   retry.
@@ -95,7 +98,12 @@ pub struct Api {
     calls: AtomicU64,
     observer: Option<Arc<dyn client::CallObserver>>,
     limit: Option<Limit>,
+    fence: Option<Fence>,
 }
+
+/// Checked right before every request: `Err` says why this process may no
+/// longer act for the run (then every call stops, nothing is sent).
+pub type Fence = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Api {
     pub fn new(client: WhmClient, retry: RetryPolicy) -> Self {
@@ -106,7 +114,14 @@ impl Api {
             calls: AtomicU64::new(0),
             observer: None,
             limit: None,
+            fence: None,
         }
+    }
+
+    /// The gate, checking `fence` right before every request.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// The gate, telling `observer` of every attempt and retry (metrics).
@@ -217,6 +232,22 @@ impl Api {
             Some(l) => l.all.acquire().await.ok(),
             None => None,
         };
+        if let Some(fence) = &self.fence
+            && let Err(why) = fence()
+        {
+            // Not a call: not counted, not observed; every later call stops.
+            let e = client::Error {
+                function: "(none: the lease check came first)",
+                kind: client::ErrorKind::Fenced(why),
+                elapsed: Duration::ZERO,
+                attempts: 0,
+            };
+            let mut g = self.stopped.lock().expect("not poisoned");
+            if g.is_none() {
+                *g = Some((e.kind.to_string(), e.clone()));
+            }
+            return Err(e);
+        }
         let r = call.await;
         self.note(r.as_ref().map(|_| ()));
         r

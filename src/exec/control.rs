@@ -9,6 +9,11 @@
 //! once it is durable in the journal. The requester waits for the file to
 //! disappear as its acknowledgement.
 //!
+//! With the journal in PostgreSQL the request is a row of `ferry_controls`
+//! instead ([`Controls::Db`]), so `ferry pause` works from any machine that
+//! reaches the database; the same order holds (recorded in the run, then
+//! marked consumed).
+//!
 //! Crash windows: `apply` killed after reading but before recording →
 //! the file stays and the next `apply` (or the waiting requester, which then
 //! takes the lock itself) obeys it. Killed after recording but before
@@ -17,6 +22,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +55,57 @@ pub fn this_requester() -> Requester {
         user: username(),
         host: hostname(),
         pid: std::process::id(),
+    }
+}
+
+/// Where a running `apply` finds pause/abort requests.
+#[derive(Clone)]
+pub enum Controls {
+    /// `<journal>.control` beside the journal file.
+    File(PathBuf),
+    /// `ferry_controls` rows of the run.
+    Db {
+        db: Arc<crate::journal::pg::Db>,
+        run: String,
+    },
+}
+
+/// What to mark consumed once a request is recorded.
+pub enum Ack {
+    File(PathBuf),
+    Db(Arc<crate::journal::pg::Db>, i64),
+}
+
+impl Controls {
+    /// The oldest pending request. A database that cannot be read counts
+    /// as none: the run's next journal write meets the same trouble.
+    pub fn pending(&self) -> Option<(ControlRequest, Ack)> {
+        match self {
+            Controls::File(j) => read_request(j).map(|r| (r, Ack::File(j.clone()))),
+            Controls::Db { db, run } => {
+                let p = crate::journal::pg::pending_control(db, run).ok()??;
+                Some((
+                    ControlRequest {
+                        action: p.action,
+                        by: p.by,
+                        at: p.at,
+                    },
+                    Ack::Db(db.clone(), p.id),
+                ))
+            }
+        }
+    }
+}
+
+impl Ack {
+    /// Marks the request consumed (after it was recorded in the journal).
+    pub fn consume(self) {
+        match self {
+            Ack::File(j) => consume_request(&j),
+            Ack::Db(db, id) => {
+                let _ = crate::journal::pg::consume_control(&db, id);
+            }
+        }
     }
 }
 

@@ -94,7 +94,7 @@ use crate::journal::{Journal, JournalError};
 use crate::plan::Policy;
 
 pub use api::Api;
-pub use control::ControlRequest;
+pub use control::{ControlRequest, Controls};
 pub use plan::RunPlan;
 
 /// Timers of a run, derived from the plan's policy.
@@ -158,7 +158,10 @@ pub enum Mode {
 pub struct RunInput {
     pub plan: RunPlan,
     pub journal: Journal,
+    /// The journal, for messages (a file, or `postgres://…#run`).
     pub journal_path: PathBuf,
+    /// Where pause/abort requests arrive.
+    pub controls: control::Controls,
     pub api: Api,
     pub reporter: Arc<dyn Reporter>,
     pub timing: Timing,

@@ -72,6 +72,8 @@ pub(crate) struct Scheduler {
     /// of their accounts.
     barren: BTreeMap<usize, u32>,
     pub(super) journal_path: std::path::PathBuf,
+    /// Where `ferry pause` / `ferry abort` leave their requests.
+    controls: control::Controls,
     pub(super) mode: Mode,
     /// `apply --simulate`.
     pub(super) simulate: bool,
@@ -91,6 +93,7 @@ impl Scheduler {
             plan,
             mut journal,
             journal_path,
+            controls,
             api,
             reporter,
             timing,
@@ -114,6 +117,7 @@ impl Scheduler {
             create_failures: BTreeMap::new(),
             barren: BTreeMap::new(),
             journal_path,
+            controls,
             mode,
             simulate,
             tls_insecure,
@@ -251,7 +255,7 @@ impl Scheduler {
     /// A request file from `ferry pause` / `ferry abort`: recorded (who,
     /// when) before it is consumed, then obeyed by every live session.
     fn check_control(&mut self) -> Result<(), ExecError> {
-        let Some(req) = control::read_request(&self.journal_path) else {
+        let Some((req, ack)) = self.controls.pending() else {
             return Ok(());
         };
         let what = match req.action {
@@ -260,7 +264,7 @@ impl Scheduler {
         };
         self.ctx.record(ctx::request_record(&req, what))?;
         self.ctx.sync()?;
-        control::consume_request(&self.journal_path);
+        ack.consume();
         self.set_stop(stop_for(&req, what));
         self.tell_all(match req.action {
             ControlAction::Pause => Want::Pause,

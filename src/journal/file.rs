@@ -62,6 +62,14 @@ pub enum JournalError {
          fix the cause, then run `ferry apply` again: it repairs the journal and resumes"
     )]
     Stopped { path: PathBuf, first: String },
+    /// The journal in PostgreSQL could not be read or written
+    /// (`journal::pg`).
+    #[error("journal of `{run}` in PostgreSQL: {source}")]
+    Db {
+        run: String,
+        #[source]
+        source: Box<super::pg::PgError>,
+    },
     #[error(
         "journal {path}: line {line} is corrupt ({reason}); the journal cannot be trusted past it. \
          Inspect the line (e.g. `sed -n {line}p {path}`), restore the journal from a backup, or move \
@@ -281,6 +289,21 @@ const P_TS: &[u8] = b",\"ts\":\"";
 const P_CRC: &[u8] = b"\",\"crc32\":\"";
 const P_REC: &[u8] = b"\",\"rec\":";
 
+/// A record's JSON as every backend stores it: the last line of defence
+/// (issue 6) scrubs any registered secret from its free text, even one a
+/// server echoed in its reason. Cheap when there is none.
+pub(crate) fn body(rec: &Record) -> Vec<u8> {
+    let body = serde_json::to_vec(rec).expect("records always serialise");
+    if !crate::secret::mentions_secret(&String::from_utf8_lossy(&body)) {
+        return body;
+    }
+    let mut clean = rec.clone();
+    for text in clean.free_text_mut() {
+        *text = crate::secret::scrub(text).into_owned();
+    }
+    serde_json::to_vec(&clean).expect("records always serialise")
+}
+
 /// Decodes one line of the fixed layout; the error says what is wrong.
 fn decode(line: &[u8], expect_seq: u64) -> Result<(u64, String, Record), String> {
     let rest = line
@@ -324,16 +347,7 @@ fn decode(line: &[u8], expect_seq: u64) -> Result<(u64, String, Record), String>
 
 /// Formats a record as one journal line (with its newline).
 pub fn encode(seq: u64, ts: &str, rec: &Record) -> Vec<u8> {
-    let mut body = serde_json::to_vec(rec).expect("records always serialise");
-    // Last line of defence (issue 6): no secret enters the journal, even
-    // one a server echoed in its reason. Cheap when there is none.
-    if crate::secret::mentions_secret(&String::from_utf8_lossy(&body)) {
-        let mut clean = rec.clone();
-        for text in clean.free_text_mut() {
-            *text = crate::secret::scrub(text).into_owned();
-        }
-        body = serde_json::to_vec(&clean).expect("records always serialise");
-    }
+    let body = body(rec);
     let crc = crc32fast::hash(&body);
     let mut line = Vec::with_capacity(body.len() + 80);
     line.extend_from_slice(P_SEQ);
@@ -449,9 +463,20 @@ impl JournalWriter {
     /// Appends one record: written to the kernel now; fsynced now for an
     /// intent, else within the group window. Returns its `seq`.
     pub fn append(&mut self, rec: &Record, durability: Durability) -> Result<u64, JournalError> {
+        self.append_at(rec, &now_rfc3339(), durability)
+    }
+
+    /// [`JournalWriter::append`] with the record's time given (a journal
+    /// copied from elsewhere keeps its times: `ferry journal copy`).
+    pub fn append_at(
+        &mut self,
+        rec: &Record,
+        ts: &str,
+        durability: Durability,
+    ) -> Result<u64, JournalError> {
         self.usable()?;
         let seq = self.next_seq;
-        let line = encode(seq, &now_rfc3339(), rec);
+        let line = encode(seq, ts, rec);
         // One write of the whole line: a kill leaves either nothing or a
         // prefix of this line (a torn tail, repaired on the next open).
         if let Err(e) = self.file.write_all(&line) {
@@ -524,6 +549,21 @@ impl JournalWriter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl super::Backend for JournalWriter {
+    fn append(&mut self, rec: &Record, durability: Durability) -> Result<u64, JournalError> {
+        JournalWriter::append(self, rec, durability)
+    }
+    fn sync_if_due(&mut self) -> Result<(), JournalError> {
+        JournalWriter::sync_if_due(self)
+    }
+    fn sync(&mut self) -> Result<(), JournalError> {
+        JournalWriter::sync(self)
+    }
+    fn set_group_window(&mut self, window: Duration) {
+        JournalWriter::set_group_window(self, window)
     }
 }
 

@@ -1,9 +1,10 @@
 //! The journal: an append-only record of a run, its lock, and its replay.
 //!
-//! Owns: the record types ([`record`]), the file format with its checksums,
-//! fsync points and torn-tail repair ([`file`]), the one-`apply`-at-a-time
-//! lock ([`lock`]), and the fold that turns records into a [`RunState`]
-//! ([`replay`]). Does not own: deciding *what* to record or when (that is
+//! Owns: the record types ([`record`]), the [`Backend`] every journal
+//! writes through — the file with its checksums, fsync points and
+//! torn-tail repair ([`file`]) and its one-`apply`-at-a-time lock
+//! ([`lock`]), or PostgreSQL with its leased, fenced lock ([`pg`]) — and
+//! the fold that turns records into a [`RunState`] ([`replay`]). Does not own: deciding *what* to record or when (that is
 //! `exec`, the only writer), or rendering it (`ops::status`, `report`).
 //!
 //! Design §5 in one paragraph: an intent is durable before its request is
@@ -18,6 +19,7 @@
 pub mod canned;
 pub mod file;
 pub mod lock;
+pub mod pg;
 pub mod record;
 pub mod replay;
 
@@ -69,9 +71,24 @@ pub fn header(path: &Path) -> Result<Option<Header>, JournalError> {
     Ok(None)
 }
 
+/// Where a journal's records go: the same records, in the same order, with
+/// the same promise whatever the medium — an [`Durability::Intent`] is
+/// durable when `append` returns (its request may leave only then), any
+/// other record is handed over at once and durable soon after.
+pub trait Backend: Send {
+    /// Appends one record; returns its `seq`.
+    fn append(&mut self, rec: &Record, durability: Durability) -> Result<u64, JournalError>;
+    /// Makes grouped records durable if their window has passed.
+    fn sync_if_due(&mut self) -> Result<(), JournalError>;
+    /// Makes every record durable.
+    fn sync(&mut self) -> Result<(), JournalError>;
+    /// How long a grouped record may wait.
+    fn set_group_window(&mut self, window: std::time::Duration);
+}
+
 /// A journal open for appending, with the state its records imply.
 pub struct Journal {
-    writer: JournalWriter,
+    writer: Box<dyn Backend>,
     state: RunState,
 }
 
@@ -82,7 +99,34 @@ impl Journal {
     pub fn open(path: &Path, sync: SyncMode) -> Result<(Journal, Opened), JournalError> {
         let mut state = RunState::default();
         let (writer, opened) = JournalWriter::open(path, sync, |e| state.apply_entry(e))?;
-        Ok((Journal { writer, state }, opened))
+        Ok((
+            Journal {
+                writer: Box::new(writer),
+                state,
+            },
+            opened,
+        ))
+    }
+
+    /// Opens the run `lease` holds in PostgreSQL, replaying its records;
+    /// every record appended is fenced by the lease (`pg`).
+    pub fn open_pg(lease: &pg::Lease) -> Result<Journal, JournalError> {
+        let mut state = RunState::default();
+        let n = pg::read(lease.db(), lease.run(), |e| state.apply_entry(e)).map_err(|source| {
+            JournalError::Db {
+                run: lease.run().to_string(),
+                source: Box::new(source),
+            }
+        })?;
+        Ok(Journal {
+            writer: Box::new(pg::PgWriter::new(lease, n)),
+            state,
+        })
+    }
+
+    /// A journal over any backend, from the state its records imply.
+    pub fn with_backend(writer: Box<dyn Backend>, state: RunState) -> Journal {
+        Journal { writer, state }
     }
 
     /// Appends an answer or a conclusion (fsync grouped).
@@ -113,10 +157,6 @@ impl Journal {
 
     pub fn state(&self) -> &RunState {
         &self.state
-    }
-
-    pub fn writer(&self) -> &JournalWriter {
-        &self.writer
     }
 
     pub fn set_group_window(&mut self, window: std::time::Duration) {

@@ -43,8 +43,117 @@ pub struct ApplyOptions {
     /// Where the run's metrics go (`--metrics-textfile`, `--metrics-listen`,
     /// `--metrics-push`); none by default.
     pub metrics: crate::metrics::Export,
+    /// `--lock-timeout`: wait this long for a journal in PostgreSQL whose
+    /// lease another apply holds (or held, and died), instead of exit 6.
+    pub lock_timeout: Option<Duration>,
     /// Receives every event of the run.
     pub reporter: Arc<dyn Reporter>,
+}
+
+/// The journal of a run, held for the whole `apply`: the file's lock, or
+/// the database's lease.
+pub(crate) enum Held {
+    File {
+        path: PathBuf,
+        _lock: journal::JournalLock,
+    },
+    Pg {
+        label: PathBuf,
+        lease: Arc<journal::pg::Lease>,
+    },
+}
+
+impl Held {
+    /// Takes the lock or the lease (exit 6 if another apply has it), and
+    /// for a file checks whose journal it is (another plan's is refused and
+    /// left untouched). A run in the database is named after the plan's
+    /// identity: it is this plan's by construction.
+    pub(crate) fn take(
+        w: &super::journal::Where,
+        loaded: &LoadedPlan,
+        wait: Option<Duration>,
+    ) -> Result<Held, Error> {
+        match w {
+            super::journal::Where::File(path) => {
+                super::journal::prepare_dir(path)?;
+                let deadline = wait.map(|w| std::time::Instant::now() + w);
+                let lock = loop {
+                    match lock(path) {
+                        Err(e)
+                            if e.exit_status() == ExitStatus::Locked
+                                && deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                        {
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        other => break other?,
+                    }
+                };
+                super::journal::check_belongs(path, loaded)?;
+                Ok(Held::File {
+                    path: path.clone(),
+                    _lock: lock,
+                })
+            }
+            super::journal::Where::Pg { loc, run } => {
+                let db = super::journal::connect(loc)?;
+                let lease = super::journal::lease(&db, run, loaded, loc.lease, wait)?;
+                Ok(Held::Pg {
+                    label: w.label(),
+                    lease: Arc::new(lease),
+                })
+            }
+        }
+    }
+
+    /// For messages.
+    pub(crate) fn label(&self) -> PathBuf {
+        match self {
+            Held::File { path, .. } => path.clone(),
+            Held::Pg { label, .. } => label.clone(),
+        }
+    }
+
+    /// The journal, replayed (a torn file tail repaired and reported).
+    pub(crate) fn open(&self, reporter: &dyn Reporter) -> Result<Journal, Error> {
+        match self {
+            Held::File { path, .. } => open_journal(path, reporter),
+            Held::Pg { lease, .. } => {
+                Journal::open_pg(lease).map_err(super::journal::journal_error)
+            }
+        }
+    }
+
+    pub(crate) fn controls(&self) -> exec::Controls {
+        match self {
+            Held::File { path, .. } => exec::Controls::File(path.clone()),
+            Held::Pg { lease, .. } => exec::Controls::Db {
+                db: lease.db().clone(),
+                run: lease.run().to_string(),
+            },
+        }
+    }
+
+    /// The gate to WHM, fenced by the lease if there is one.
+    pub(crate) fn fence(&self, api: Api) -> Api {
+        match self {
+            Held::File { .. } => api,
+            Held::Pg { lease, .. } => api.with_fence(lease.fence()),
+        }
+    }
+
+    /// Once the run is over: a lease lost while it ran decides the exit
+    /// (6 if another process has it, 1 if it could not be confirmed),
+    /// whatever the run's own error said.
+    pub(crate) fn verdict<T>(&self, r: Result<T, Error>) -> Result<T, Error> {
+        let Held::Pg { lease, .. } = self else {
+            return r;
+        };
+        match lease.ended() {
+            Some(journal::pg::LeaseEnd::Lost(e)) => Err(Error::Pg(e)),
+            Some(journal::pg::LeaseEnd::Unconfirmed(m)) if r.is_ok() => Err(Error::Failed(m)),
+            _ => r,
+        }
+    }
 }
 
 /// The journal `apply` uses for `plan` (see [`super::journal`]).
@@ -62,10 +171,14 @@ pub fn apply(opts: ApplyOptions) -> Outcome {
     let reporter = opts.reporter.clone();
     let report = (|| {
         let loaded = load(&opts.plan)?;
-        let simulate = opts.simulate.is_some();
-        let path = journal_path(&opts.plan, opts.journal.as_deref(), simulate)?;
+        let kind = if opts.simulate.is_some() {
+            super::journal::Kind::Rehearsal
+        } else {
+            super::journal::Kind::Run
+        };
+        let w = super::journal::locate(&loaded, opts.journal.as_deref(), kind)?;
         let rt = runtime()?;
-        rt.block_on(apply_async(&opts, &loaded, &path))
+        rt.block_on(apply_async(&opts, &loaded, &w))
     })();
     let report = match report {
         Ok(r) => r,
@@ -182,14 +295,12 @@ pub(crate) fn cancel_on_signals() -> CancellationToken {
 async fn apply_async(
     opts: &ApplyOptions,
     loaded: &LoadedPlan,
-    path: &Path,
+    w: &super::journal::Where,
 ) -> Result<RunReport, Error> {
-    // 1. The lock, before anything touches the journal; then whose journal
-    // it is (another plan's is refused and left untouched, even a
-    // rehearsal's).
-    super::journal::prepare_dir(path)?;
-    let _lock = lock(path)?;
-    super::journal::check_belongs(path, loaded)?;
+    // 1. The lock (or the lease), before anything touches the journal;
+    // then whose journal it is (another plan's is refused and left
+    // untouched, even a rehearsal's).
+    let held = Held::take(w, loaded, opts.lock_timeout)?;
     // Every event's free text is scrubbed of the run's secrets on its way
     // out (a server may echo a parameter in its reason), also on its way to
     // the metrics and the notification commands.
@@ -201,7 +312,8 @@ async fn apply_async(
     let reporter = scrubbed(Arc::new(crate::report::advice::Advised(Arc::new(
         Fanout::new(all),
     ))));
-    let result = run_locked(opts, loaded, path, reporter, &observers).await;
+    let result = run_locked(opts, loaded, &held, reporter, &observers).await;
+    let result = held.verdict(result);
     observers
         .finish(result.as_ref().err().map(|e| not_run(opts, e)))
         .await;
@@ -212,7 +324,7 @@ async fn apply_async(
 async fn run_locked(
     opts: &ApplyOptions,
     loaded: &LoadedPlan,
-    path: &Path,
+    held: &Held,
     reporter: Arc<dyn Reporter>,
     observers: &Observers,
 ) -> Result<RunReport, Error> {
@@ -250,6 +362,9 @@ async fn run_locked(
             };
             // A rehearsal starts from nothing: its own journal, fresh — never
             // over a real run's journal (`--simulate --journal` pointed at it).
+            let Held::File { path, .. } = held else {
+                unreachable!("a rehearsal's journal is a file (ops::journal::locate)")
+            };
             refuse_a_real_runs_journal(path)?;
             remove_journal(path)?;
             let scale = scenario.time_scale;
@@ -271,7 +386,7 @@ async fn run_locked(
         }
     };
     // 2. The journal: torn tail repaired, corruption refused.
-    let journal = open_journal(path, reporter.as_ref())?;
+    let journal = held.open(reporter.as_ref())?;
     observers.seed(journal.state());
     let client = WhmClient::new(client_cfg).map_err(|e| Error::Usage(format!("target: {e}")))?;
     let policy = &loaded.plan.policy;
@@ -283,9 +398,11 @@ async fn run_locked(
     let input = RunInput {
         plan: RunPlan::new(loaded, compiled, Some(&logins)),
         journal,
-        journal_path: path.to_path_buf(),
-        api: observers
-            .api(Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize)),
+        journal_path: held.label(),
+        controls: held.controls(),
+        api: observers.api(held.fence(
+            Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize),
+        )),
         reporter: reporter.clone(),
         timing: Timing::from_policy(policy, scale),
         mode: Mode::Apply {

@@ -11,12 +11,16 @@
 //! (in `exec`, the only writer of the journal, which records who asked).
 //! If the `apply` ends while we wait, without having consumed the request,
 //! we take the lock and do it ourselves.
+//!
+//! With the journal in PostgreSQL the same, with the run's lease for the
+//! lock and a `ferry_controls` row for the file: from any folder or
+//! machine that reaches the database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::apply::{load, open_journal, runtime};
+use super::apply::{load, runtime};
 use super::{Error, ExitStatus, Outcome};
 use crate::client::{ClientConfig, RetryPolicy, WhmClient};
 use crate::events::{Event, Reporter};
@@ -47,12 +51,14 @@ pub enum ControlResult {
 
 /// Runs `ferry pause` / `ferry abort`.
 pub fn control(opts: &ControlOptions) -> Result<ControlResult, Error> {
-    let path = super::journal::resolve(
-        &opts.plan,
-        opts.journal.as_deref(),
-        super::journal::Kind::Run,
-    )?;
     let loaded = load(&opts.plan)?;
+    let w = super::journal::locate(&loaded, opts.journal.as_deref(), super::journal::Kind::Run)?;
+    let path = match w {
+        super::journal::Where::File(p) => p,
+        super::journal::Where::Pg { ref loc, ref run } => {
+            return control_db(opts, &loaded, &w, loc, run);
+        }
+    };
     if !path.exists() {
         return Ok(ControlResult::NoRun);
     }
@@ -71,9 +77,11 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, Error> {
             Ok(lock) => {
                 // No apply runs: a request file left behind is obeyed here.
                 control::consume_request(&path);
-                let r = direct(opts, &loaded, &path, req.clone());
-                drop(lock);
-                return r;
+                let held = super::apply::Held::File {
+                    path: path.clone(),
+                    _lock: lock,
+                };
+                return direct(opts, &loaded, &held, req.clone());
             }
             Err(LockError::Held { holder, .. }) => {
                 holder_pid = holder.pid.or(holder_pid);
@@ -104,6 +112,62 @@ pub fn control(opts: &ControlOptions) -> Result<ControlResult, Error> {
     }
 }
 
+/// [`control`] for a journal in PostgreSQL.
+fn control_db(
+    opts: &ControlOptions,
+    loaded: &crate::plan::LoadedPlan,
+    w: &super::journal::Where,
+    loc: &journal::pg::Location,
+    run: &str,
+) -> Result<ControlResult, Error> {
+    use super::journal::pg_error;
+    let db = super::journal::connect(loc)?;
+    if !journal::pg::run_exists(&db, run).map_err(pg_error)? {
+        return Ok(ControlResult::NoRun);
+    }
+    let req = ControlRequest::here(opts.action);
+    let deadline = Instant::now() + opts.wait;
+    let mut written: Option<i64> = None;
+    let mut holder_pid = None;
+    loop {
+        if let Some(id) = written
+            && !journal::pg::control_pending(&db, id).map_err(pg_error)?
+        {
+            return Ok(ControlResult::Acknowledged { pid: holder_pid });
+        }
+        match journal::pg::Lease::acquire(&db, run, &loaded.path.display().to_string(), loc.lease) {
+            Ok(lease) => {
+                // No apply runs: our own request (if written) and any left
+                // behind are obeyed here, recorded by the executor.
+                let held = super::apply::Held::Pg {
+                    label: w.label(),
+                    lease: Arc::new(lease),
+                };
+                let r = direct(opts, loaded, &held, req.clone());
+                return held.verdict(r);
+            }
+            Err(journal::pg::PgError::Held { holder, .. }) => {
+                holder_pid = Some(holder.pid as u32);
+                if written.is_none() {
+                    written = Some(
+                        journal::pg::request_control(&db, run, req.action, &req.by, &req.at)
+                            .map_err(pg_error)?,
+                    );
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Failed(format!(
+                        "the running apply ({holder}) has not picked up the request after {}s; \
+                             it stays in the database and is obeyed when apply next checks",
+                        opts.wait.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(pg_error(e)),
+        }
+    }
+}
+
 /// Exit status of `ferry pause`/`abort` itself: success once done.
 pub fn outcome(r: Result<ControlResult, Error>) -> Outcome {
     r.map(|_| ExitStatus::Success)
@@ -112,14 +176,16 @@ pub fn outcome(r: Result<ControlResult, Error>) -> Outcome {
 fn direct(
     opts: &ControlOptions,
     loaded: &crate::plan::LoadedPlan,
-    path: &std::path::Path,
+    held: &super::apply::Held,
     req: ControlRequest,
 ) -> Result<ControlResult, Error> {
-    if !path.exists() {
+    if let super::apply::Held::File { path, .. } = held
+        && !path.exists()
+    {
         return Ok(ControlResult::NoRun);
     }
     let reporter: Arc<dyn Reporter> = Arc::new(crate::events::Scrubbed(opts.reporter.clone()));
-    let journal = open_journal(path, reporter.as_ref())?;
+    let journal = held.open(reporter.as_ref())?;
     if journal.state().runs == 0 {
         return Ok(ControlResult::NoRun);
     }
@@ -154,8 +220,11 @@ fn direct(
     let input = RunInput {
         plan: RunPlan::new(loaded, compiled, None),
         journal,
-        journal_path: path.to_path_buf(),
-        api: Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize),
+        journal_path: held.label(),
+        controls: held.controls(),
+        api: held.fence(
+            Api::new(client, retry).with_limit(loaded.plan.concurrency.api_requests as usize),
+        ),
         reporter: reporter.clone(),
         timing: Timing::from_policy(policy, 1.0),
         mode: Mode::Control(req),

@@ -56,9 +56,14 @@ pub enum Error {
     /// or journal failure).
     #[error(transparent)]
     Exec(#[from] ExecError),
-    /// The journal cannot be read, or is damaged.
+    /// The journal cannot be read, or is damaged (or, in PostgreSQL, its
+    /// lease was lost: see [`Error::Pg`]).
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The journal in PostgreSQL: a bad location, the database unreachable,
+    /// the run's lease held or lost, a damaged run.
+    #[error(transparent)]
+    Pg(#[from] crate::journal::pg::PgError),
     /// A file ferry must read or write (journal folder, report, control
     /// request, runtime) is not usable.
     #[error("{what}: {source}")]
@@ -102,8 +107,11 @@ impl Error {
                 | ExecError::FoundOnTarget { .. }
                 | ExecError::LiveTransferUnsupported { .. } => ExitStatus::Invalid,
                 ExecError::Aborted { .. } => ExitStatus::Aborted,
+                ExecError::Journal(JournalError::Db { source, .. }) => pg_status(source),
                 ExecError::Target(_) | ExecError::Journal(_) => ExitStatus::Failure,
             },
+            Error::Journal(JournalError::Db { source, .. }) => pg_status(source),
+            Error::Pg(e) => pg_status(e),
             Error::Journal(_) | Error::Io { .. } | Error::Sim(_) | Error::Failed(_) => {
                 ExitStatus::Failure
             }
@@ -122,6 +130,17 @@ impl Error {
     /// Whether the command already printed what it had to say.
     pub fn is_reported(&self) -> bool {
         matches!(self, Error::Reported(_))
+    }
+}
+
+/// A PostgreSQL journal's error: 2 for a configuration (a bad URL, a
+/// password in it), 6 for a lease held or lost, else 1.
+fn pg_status(e: &crate::journal::pg::PgError) -> ExitStatus {
+    use crate::journal::pg::PgError;
+    match e {
+        PgError::Config(_) => ExitStatus::Invalid,
+        PgError::Held { .. } | PgError::Lost { .. } => ExitStatus::Locked,
+        _ => ExitStatus::Failure,
     }
 }
 

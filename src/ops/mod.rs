@@ -51,10 +51,12 @@ pub fn default_journal_path(plan: &Path) -> PathBuf {
 pub mod apply;
 pub mod check;
 pub mod control;
+pub mod copy;
 pub mod error;
 pub mod journal;
 mod observe;
 pub mod resolve;
 pub mod simulate;
 pub mod status;
+pub mod unlock;
 pub mod verify;

@@ -51,6 +51,8 @@ pub enum PlanError {
         theirs: String,
         mine: String,
     },
+    /// The journal in PostgreSQL could not be read (its own exit status).
+    Db(super::Error),
 }
 
 /// Loads, validates, compiles and renders; with a journal, marks each
@@ -59,6 +61,33 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
     let loaded = crate::plan::load(&opts.plan).map_err(PlanError::Invalid)?;
     let compiled = crate::graph::compile(&loaded.plan);
     let mut notes = Vec::new();
+    if let Some(url) = opts.journal.as_deref().and_then(|p| p.to_str())
+        && journal::pg::is_url(url)
+    {
+        let w = super::journal::locate(&loaded, opts.journal.as_deref(), super::journal::Kind::Run)
+            .map_err(PlanError::Db)?;
+        let state = super::journal::read_state(&w).map_err(PlanError::Db)?;
+        let marks = state.map(|(st, _)| step_marks(&compiled, &st));
+        if marks.is_none() {
+            notes.push(format!(
+                "note: no run `{}` in {}; steps are shown without progress",
+                loaded.identity(),
+                w.label().display()
+            ));
+        }
+        let lookup = marks
+            .as_ref()
+            .map(|m| move |id: &StepId| m.get(id).copied().unwrap_or(StepMark::Pending));
+        let ropts = RenderOptions {
+            title: Some(opts.plan.display().to_string()),
+            marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
+        };
+        return Ok(PlanOutput {
+            text: render::render(&compiled, &loaded.plan, opts.format, &ropts),
+            notes,
+            status: ExitStatus::Success,
+        });
+    }
     let journal_path = match &opts.journal {
         Some(p) if p.exists() => Some(p.clone()),
         Some(p) => {

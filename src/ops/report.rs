@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::journal::file::Reader;
+use crate::journal::file::{Entry, Reader};
 use crate::journal::record::{ControlAction, FinishStatus, ItemResult, Record};
 use crate::journal::{Progress, RunPhase, RunState as Replayed};
 use crate::ops::Error;
@@ -43,11 +43,25 @@ pub struct ReportWritten {
 
 /// Reads the journal, writes the report.
 pub fn report(opts: &ReportOptions) -> Result<ReportWritten, Error> {
-    let journal = super::journal::resolve(
-        &opts.plan,
-        opts.journal.as_deref(),
-        super::journal::Kind::Run,
-    )?;
+    let w = super::journal::locate_for_reading(&opts.plan, opts.journal.as_deref())?;
+    let journal = match &w {
+        super::journal::Where::File(p) => p.clone(),
+        super::journal::Where::Pg { loc, run } => {
+            let db = super::journal::connect(loc)?;
+            let exists =
+                crate::journal::pg::run_exists(&db, run).map_err(super::journal::pg_error)?;
+            if !exists {
+                return Err(Error::Failed(format!(
+                    "no run `{run}` in {}: this plan has not been applied yet",
+                    loc.display()
+                )));
+            }
+            let hints = PlanHints::read(&opts.plan);
+            let view = run_view_db(&db, run, &hints, SystemTime::now())
+                .map_err(super::journal::journal_error)?;
+            return write_report(opts, view, false);
+        }
+    };
     if !journal.exists() {
         return Err(Error::Failed(format!(
             "no journal at {}: this plan has not been applied yet.\n\
@@ -59,7 +73,20 @@ pub fn report(opts: &ReportOptions) -> Result<ReportWritten, Error> {
     }
     super::journal::check_belongs_to_file(&journal, &opts.plan)?;
     let hints = PlanHints::read(&opts.plan);
-    let (view, torn_tail) = run_view(&journal, &hints, SystemTime::now())?;
+    let (view, torn_tail) = run_view(&journal, &hints, SystemTime::now()).map_err(|e| {
+        Error::Failed(format!(
+            "cannot read the journal {}: {e}",
+            journal.display()
+        ))
+    })?;
+    write_report(opts, view, torn_tail)
+}
+
+fn write_report(
+    opts: &ReportOptions,
+    view: RunView,
+    torn_tail: bool,
+) -> Result<ReportWritten, Error> {
     let page = html::render(&view);
     write_private(&opts.html, page.as_bytes()).map_err(|e| {
         Error::io(
@@ -156,31 +183,75 @@ pub fn run_view(
     hints: &PlanHints,
     now: SystemTime,
 ) -> Result<(RunView, bool), crate::journal::JournalError> {
+    fold_view(
+        |fold| {
+            let Some(mut reader) = Reader::open(path)? else {
+                return Ok(false);
+            };
+            while let Some(e) = reader.next()? {
+                fold(&e);
+            }
+            Ok(reader.torn().is_some())
+        },
+        &path.display().to_string(),
+        hints,
+        now,
+    )
+}
+
+/// [`run_view`] of a run in PostgreSQL.
+pub fn run_view_db(
+    db: &std::sync::Arc<crate::journal::pg::Db>,
+    run: &str,
+    hints: &PlanHints,
+    now: SystemTime,
+) -> Result<RunView, crate::journal::JournalError> {
+    let (view, _) = fold_view(
+        |fold| {
+            crate::journal::pg::read(db, run, fold).map_err(|e| {
+                crate::journal::JournalError::Db {
+                    run: run.to_string(),
+                    source: Box::new(e),
+                }
+            })?;
+            Ok(false)
+        },
+        run,
+        hints,
+        now,
+    )?;
+    Ok(view)
+}
+
+/// The view from whatever `feed` hands the fold, record by record; `feed`
+/// says whether a torn tail was skipped.
+fn fold_view(
+    feed: impl FnOnce(&mut dyn FnMut(&Entry)) -> Result<bool, crate::journal::JournalError>,
+    label: &str,
+    hints: &PlanHints,
+    now: SystemTime,
+) -> Result<(RunView, bool), crate::journal::JournalError> {
     let mut state = Replayed::default();
     let mut times: HashMap<String, Times> = HashMap::new();
     let mut run_pauses: Vec<Pause> = Vec::new();
     let mut last_stop: Option<SystemTime> = None;
-    let mut torn = false;
     // Each failed account's master.log lines, from its latest failure.
     let mut logs: HashMap<String, Vec<String>> = HashMap::new();
-    if let Some(mut reader) = Reader::open(path)? {
-        while let Some(e) = reader.next()? {
-            if let Some(at) = parse_ts(&e.ts) {
-                fold_times(&e.rec, at, &mut times, &mut run_pauses, &mut last_stop);
-            }
-            if let Record::ItemOutcome {
-                account: Some(a),
-                result: ItemResult::Failed,
-                log,
-                ..
-            } = &e.rec
-            {
-                logs.insert(a.clone(), log.clone());
-            }
-            state.apply_entry(&e);
+    let torn = feed(&mut |e: &Entry| {
+        if let Some(at) = parse_ts(&e.ts) {
+            fold_times(&e.rec, at, &mut times, &mut run_pauses, &mut last_stop);
         }
-        torn = reader.torn().is_some();
-    }
+        if let Record::ItemOutcome {
+            account: Some(a),
+            result: ItemResult::Failed,
+            log,
+            ..
+        } = &e.rec
+        {
+            logs.insert(a.clone(), log.clone());
+        }
+        state.apply_entry(e);
+    })?;
 
     let status = match &state.phase {
         RunPhase::NotStarted => RunState::NotStarted,
@@ -192,10 +263,7 @@ pub fn run_view(
         RunPhase::Finished(FinishStatus::Failed) => RunState::Failed,
         RunPhase::Finished(FinishStatus::Interrupted) => RunState::Interrupted,
     };
-    let plan = state
-        .plan
-        .clone()
-        .unwrap_or_else(|| path.display().to_string());
+    let plan = state.plan.clone().unwrap_or_else(|| label.to_string());
     let sessions = state
         .sessions()
         .iter()

@@ -117,11 +117,15 @@ pub struct SessionStatus {
 
 /// Reads the journal and builds the status.
 pub fn status(opts: &StatusOptions) -> Result<Status, Error> {
-    let path = super::journal::resolve(
-        &opts.plan,
-        opts.journal.as_deref(),
-        super::journal::Kind::Run,
-    )?;
+    let w = super::journal::locate_for_reading(&opts.plan, opts.journal.as_deref())?;
+    let path = match &w {
+        super::journal::Where::File(p) => p.clone(),
+        super::journal::Where::Pg { .. } => {
+            // A run in the database is named after the plan's identity.
+            let (state, pid) = super::journal::read_state(&w)?.unwrap_or_default();
+            return Ok(build(&state, &w.label(), pid));
+        }
+    };
     super::journal::check_belongs_to_file(&path, &opts.plan)?;
     let (state, torn) = journal::replay(&path)?;
     let holder = journal::lock::holder(&path);

@@ -49,6 +49,59 @@ pub struct Plan {
     /// someone when the run pauses). Each gets the event's JSON on stdin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notify>,
+    /// Where the run's journal lives. Default: a file next to the plan
+    /// (`.ferry/<plan stem>.journal`), for one machine. With `postgres:`,
+    /// in a PostgreSQL database every runner and operator reaches, under a
+    /// leased lock (docs/postgres.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalConfig>,
+}
+
+/// `journal:`: where the run's journal lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The journal in a PostgreSQL database (docs/postgres.md).
+    pub postgres: PostgresJournal,
+    /// How long the run's lease lasts without renewal; renewed every third
+    /// of it. A SIGKILLed apply's lease blocks the next one this long
+    /// (`apply --lock-timeout` waits for it). Default 30s; from 1s to 1h.
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+}
+
+/// `journal.postgres`: the database of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresJournal {
+    /// `postgres://USER@HOST:PORT/DATABASE`, without a password (refused:
+    /// it would show in logs and the process list).
+    pub url: String,
+    /// The database user's password, as a secret reference. Default: none
+    /// (or `PGPASSWORD`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_field::optional"
+    )]
+    pub password: Option<SecretRef>,
+    /// TLS to the database: required for a host off loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PostgresTls>,
+}
+
+/// `journal.postgres.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTls {
+    /// A PEM file with the CA certificate of the database's server
+    /// certificate (beside the platform's roots). Relative to the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+pub fn default_lease() -> HumanDuration {
+    HumanDuration::secs(30)
 }
 
 impl Plan {

@@ -128,7 +128,63 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     check_policy(&plan.policy, &root.key("policy"), &mut out);
     check_concurrency(&plan.concurrency, &root.key("concurrency"), &mut out);
     check_notify(&plan.notify, &root.key("notify"), &mut out);
+    if let Some(j) = &plan.journal {
+        check_journal(j, &root.key("journal"), &mut out);
+    }
     out
+}
+
+/// `journal:`: a PostgreSQL URL without a password, a lease from 1s to 1h.
+fn check_journal(j: &JournalConfig, p: &DocPath, out: &mut Vec<Problem>) {
+    let pg = p.key("postgres");
+    let url = &j.postgres.url;
+    let example = "e.g. `url: postgres://ferry@db.example.net:5432/ferry`, with the password as \
+                   `password: {env: FERRY_PG_PASSWORD}`";
+    match reqwest::Url::parse(url) {
+        _ if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+            out.push(Problem::at(pg.key("url"), "not a postgres:// URL").help(example));
+        }
+        Err(e) => {
+            out.push(Problem::at(pg.key("url"), format!("not a valid URL ({e})")).help(example));
+        }
+        Ok(u) if u.password().is_some() => {
+            out.push(
+                Problem::at(
+                    pg.key("url"),
+                    "the URL contains a password; ferry refuses a literal secret in the plan",
+                )
+                .help(example),
+            );
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            out.push(Problem::at(pg.key("url"), "the URL names no host").help(example));
+        }
+        Ok(_) => {}
+    }
+    if let Some(pw) = &j.postgres.password {
+        check_secret(pw, &pg.key("password"), out);
+    }
+    if let Some(ca) = j.postgres.tls.as_ref().and_then(|t| t.ca_file.as_ref())
+        && ca.as_os_str().is_empty()
+    {
+        out.push(
+            Problem::at(pg.key("tls").key("ca_file"), "`ca_file` is empty")
+                .help("give the path of a PEM file, relative to the plan"),
+        );
+    }
+    let lease = j.lease.0;
+    if lease < Duration::from_secs(1) || lease > Duration::from_secs(3600) {
+        out.push(
+            Problem::at(
+                p.key("lease"),
+                format!(
+                    "lease {} is out of range",
+                    humantime::format_duration(lease)
+                ),
+            )
+            .help("give from 1s to 1h, e.g. `lease: 30s` (renewed every third of it)"),
+        );
+    }
 }
 
 /// The rule for a plan's `name` (its identity): what a journal, a lock

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 const WORKFLOW: &str = "examples/github-actions/ferry.yml";
 
+/// What `$FERRY_JOURNAL` stands for here (CI's repository variable).
+const STAND_IN_DB: &str = "postgres://ferry@db.example.net:5432/ferry";
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -55,6 +58,8 @@ fn ferry_commands(wf: &Value) -> Vec<(String, Vec<String>)> {
     let env = move |name: &str| -> String {
         match name {
             "PLAN" => plan.clone(),
+            // A repository variable in CI: the run's database.
+            "FERRY_JOURNAL" => STAND_IN_DB.to_string(),
             other => panic!("unknown variable ${other} in a ferry command"),
         }
     };
@@ -128,61 +133,55 @@ fn workflow_triggers_secrets_journal_and_exit_codes() {
             "the Apply step exports {name} from secrets"
         );
     }
+    // Secrets only where they are used: the plan's in Apply; the journal's
+    // database password in the two steps that open the journal.
     for (job, j) in wf["jobs"].as_object().unwrap() {
         for s in j["steps"].as_array().unwrap() {
-            if s["name"] != "Apply" {
-                let text = serde_json::to_string(s).unwrap();
-                assert!(
-                    !text.contains("secrets."),
-                    "{job}/{}: secrets only in Apply",
-                    s["name"]
-                );
+            let mut s = s.clone();
+            if s["name"] == "Apply" {
+                continue;
             }
+            if s["name"] == "Report" && job == "apply" {
+                assert_eq!(s["env"]["PGPASSWORD"], "${{ secrets.PGPASSWORD }}");
+                s["env"].as_object_mut().unwrap().remove("PGPASSWORD");
+            }
+            let text = serde_json::to_string(&s).unwrap();
+            assert!(
+                !text.contains("secrets."),
+                "{job}/{}: secrets only in Apply",
+                s["name"]
+            );
         }
     }
+    assert_eq!(apply["env"]["PGPASSWORD"], "${{ secrets.PGPASSWORD }}");
     let run = apply["run"].as_str().unwrap();
     assert!(run.contains("--output json"));
     assert!(
         run.contains("set +e"),
-        "the exit code is kept for after the journal is saved"
+        "the exit code is kept for the report and the Result step"
+    );
+    assert!(
+        run.contains("--lock-timeout"),
+        "a killed runner's lease is waited for"
     );
 
-    // The journal is restored before apply, and saved and uploaded whatever
-    // apply's exit code (paused and failed runs most of all).
-    let (restore_at, restore) = step(&wf, "apply", "Restore the journal");
-    assert!(
-        restore["uses"]
-            .as_str()
-            .unwrap()
-            .starts_with("actions/cache/restore@")
+    // The journal lives in PostgreSQL: nothing carries it between runs.
+    assert_eq!(
+        wf["jobs"]["apply"]["env"]["FERRY_JOURNAL"],
+        "${{ vars.FERRY_JOURNAL }}"
     );
-    assert_eq!(restore["with"]["path"], "plans/.ferry");
-    assert!(restore_at < apply_at);
-    let (save_at, save) = step(&wf, "apply", "Save the journal");
-    assert!(
-        save["uses"]
-            .as_str()
-            .unwrap()
-            .starts_with("actions/cache/save@")
-    );
-    assert_eq!(save["with"]["key"], restore["with"]["key"]);
-    assert!(
-        restore["with"]["key"]
-            .as_str()
-            .unwrap()
-            .starts_with(restore["with"]["restore-keys"].as_str().unwrap())
-    );
-    assert_eq!(save["if"], "always()");
-    assert!(save_at > apply_at);
-    let (_, upload) = step(&wf, "apply", "Keep the report, the events and the journal");
+    let text = serde_json::to_string(&wf).unwrap();
+    assert!(!text.contains("actions/cache"), "no cache juggling");
+    assert!(!text.contains(".ferry"), "no journal file to keep");
+    let (_, upload) = step(&wf, "apply", "Keep the report and the events");
     assert_eq!(upload["if"], "always()");
-    assert_eq!(upload["with"]["include-hidden-files"], true);
     let paths = upload["with"]["path"].as_str().unwrap();
-    for p in ["plans/.ferry/", "ferry-report.html", "ferry-events.jsonl"] {
+    for p in ["ferry-report.html", "ferry-events.jsonl"] {
         assert!(paths.contains(p), "artifact keeps {p}");
     }
-    let (_, report) = step(&wf, "apply", "Report");
+    let (report_at, report) = step(&wf, "apply", "Report");
     assert_eq!(report["if"], "always()");
+    assert!(report_at > apply_at, "the report reads what apply recorded");
 
     // One apply at a time; the job ends with apply's own exit code.
     assert_eq!(
@@ -219,8 +218,8 @@ fn workflow_triggers_secrets_journal_and_exit_codes() {
     assert_eq!(
         of("apply"),
         [
-            format!("apply {plan} --output json"),
-            format!("report {plan} --html ferry-report.html"),
+            format!("apply {plan} --journal {STAND_IN_DB} --lock-timeout 2m --output json"),
+            format!("report {plan} --journal {STAND_IN_DB} --html ferry-report.html"),
         ]
     );
 
@@ -290,6 +289,12 @@ fn every_ferry_command_of_the_workflow_runs() {
         for a in &argv[1..] {
             if a == "plans/*.yaml" {
                 args.extend(yamls.iter().cloned());
+            } else if a == STAND_IN_DB {
+                // No database here: the rehearsal writes the run's journal
+                // to a file, and the report step reads it (tests/it/pg.rs
+                // runs the same commands against a real PostgreSQL).
+                std::fs::create_dir_all(dir.path().join("plans/.ferry")).unwrap();
+                args.push(format!("plans/.ferry/{stem}.journal"));
             } else {
                 args.push(a.clone());
             }
@@ -297,9 +302,6 @@ fn every_ferry_command_of_the_workflow_runs() {
         if job == "apply" && args[0] == "apply" {
             assert!(!args.iter().any(|a| a.starts_with("--simulate")));
             args.insert(1, "--simulate".into());
-            // The rehearsal writes the run's journal, for the report step.
-            std::fs::create_dir_all(dir.path().join("plans/.ferry")).unwrap();
-            args.extend(["--journal".into(), format!("plans/.ferry/{stem}.journal")]);
         }
         let out = assert_cmd::Command::cargo_bin("ferry")
             .unwrap()

@@ -131,6 +131,7 @@ fn build(sources: &[Src], batch: u32) -> Plan {
             api_requests: 4,
         },
         notify: vec![],
+        journal: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod journal;
 mod kit;
 mod observe;
 mod options;
+mod pg;
 mod plan;
 mod plan_marks;
 mod policy;
