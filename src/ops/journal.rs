@@ -145,8 +145,7 @@ pub fn read_state(w: &Where) -> Result<Option<(RunState, Option<u32>)>, Error> {
             if !p.exists() {
                 return Ok(None);
             }
-            let (st, _torn) =
-                crate::journal::replay(p).map_err(|e| Error::Failed(e.to_string()))?;
+            let (st, _torn) = crate::journal::replay(p)?;
             Ok(Some((
                 st,
                 crate::journal::lock::holder(p).and_then(|h| h.pid),

@@ -337,26 +337,26 @@ impl VerifyReport {
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     let started = Instant::now();
     let loaded = super::apply::load(&opts.plan)?;
-    let path = super::journal::resolve(
-        &opts.plan,
-        opts.journal.as_deref(),
-        super::journal::Kind::Run,
-    )?;
-    if !path.exists() {
+    let w = super::journal::locate(&loaded, opts.journal.as_deref(), super::journal::Kind::Run)?;
+    if let super::journal::Where::File(p) = &w
+        && p.exists()
+    {
+        super::journal::check_belongs(p, &loaded)?;
+    }
+    // A file, or the plan's run in PostgreSQL: read only.
+    let Some((state, _)) = super::journal::read_state(&w)? else {
         return Err(Error::Failed(format!(
             "no journal at {}: nothing of this plan has been transferred yet, so there is nothing \
-             to verify. Run `ferry apply {}` first, or pass --journal PATH",
-            path.display(),
+             to verify. Run `ferry apply {}` first, or pass --journal",
+            w.label().display(),
             opts.plan.display()
         )));
-    }
-    super::journal::check_belongs(&path, &loaded)?;
-    let (state, _) = crate::journal::replay(&path)?;
+    };
     if state.simulate {
         return Err(Error::Usage(format!(
             "the journal {} records a rehearsal (`apply --simulate`): nothing of it is on the real \
              target, whose accounts it would compare. Verify the real run's journal (drop --journal)",
-            path.display()
+            w.label().display()
         )));
     }
     let mut cfg = super::control::target_config(&loaded)?;

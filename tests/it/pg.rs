@@ -801,3 +801,29 @@ fn lock_timeout_waits_for_a_file_journal_too() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     w.assert_strictly_once(&fleet.target_users());
 }
+
+/// `ferry verify` reads the run from the database too, from any folder,
+/// and sends one `accountsummary` per transferred account.
+#[test]
+fn pg_verify_reads_the_run_from_the_database() {
+    let Some(db) = PgDb::fresh("pg_verify") else {
+        return;
+    };
+    let fleet = Fleet::standard(1, 6);
+    let w = World::start(fleet.clone(), fleet.scenario(0.002));
+    plan_in_db(&w, &db.url(), "5s");
+    let a = fresh_folder(&w);
+    let out = apply_in(&w, a.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = w.sim().requests().as_array().unwrap().len();
+    let b = fresh_folder(&w);
+    let plan = w.plan.to_str().unwrap().to_string();
+    let out = ferry_in(&w, b.path(), &["verify", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for u in fleet.target_users() {
+        assert!(stdout.contains(&format!("✓ {u} ")), "{u}: {stdout}");
+    }
+    let after = w.sim().requests().as_array().unwrap().len();
+    assert_eq!(after - before, fleet.target_users().len());
+}
