@@ -205,7 +205,7 @@ pub struct AccountResult {
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
     pub plan: String,
-    /// In plan order.
+    /// Sorted by target username.
     pub accounts: Vec<AccountResult>,
     pub warnings: Vec<String>,
     pub elapsed: Duration,
