@@ -52,6 +52,7 @@ pub mod apply;
 pub mod check;
 pub mod control;
 pub mod error;
+pub mod inventory;
 pub mod journal;
 mod observe;
 pub mod resolve;
