@@ -142,7 +142,7 @@ pub fn inventory(opts: &InventoryOptions) -> Result<InventoryReport, Error> {
     }
     let inventory = Inventory {
         format: FORMAT,
-        taken_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        taken_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         sources,
     };
     let path = opts
