@@ -29,6 +29,9 @@
 //! ## Files ferry reads and writes
 //!
 //! * the plan (`plan`), read only;
+//! * `<plan stem>.inventory.json` next to the plan (`plan::inventory`):
+//!   written atomically by `ferry inventory` (`ops::inventory`), read by
+//!   `plan::load` for its sizes;
 //! * `.ferry/<plan stem>.journal` (`journal`, written by `exec` only), mode 0600;
 //! * `.ferry/<plan stem>.journal.lock` (`journal::lock`), held for a whole `apply`;
 //! * `.ferry/<plan stem>.journal.control` (`exec::control`, written by

@@ -63,6 +63,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
     Check(check::CheckArgs),
+    Inventory(inventory::InventoryArgs),
     Apply(apply::ApplyArgs),
     /// Pause a run: the running apply (if any) stops scheduling and pauses
     /// its sessions on the server; the journal records who asked.
@@ -84,6 +85,7 @@ mod completions;
 mod control;
 pub mod diagnostics;
 mod examples;
+mod inventory;
 mod journal;
 pub mod output;
 mod plan;
@@ -130,6 +132,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Plan(a) => plan::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Check(a) => check::run(a),
+        Command::Inventory(a) => inventory::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Pause(a) => control::run(a, crate::journal::record::ControlAction::Pause),
         Command::Abort(a) => control::run(a, crate::journal::record::ControlAction::Abort),

@@ -31,7 +31,9 @@ ferry plan plans/consolidation.yaml\n  \
 ferry plan plans/consolidation.yaml --format markdown > plan-comment.md\n  \
 ferry plan plans/consolidation.yaml --format dot | dot -Tsvg > plan.svg\n  \
 ferry plan plans/consolidation.yaml --format json | jq '.sessions[].key'\n  \
-ferry plan plans/consolidation.yaml --journal .ferry/consolidation.journal\n\n\
+ferry plan plans/consolidation.yaml --journal .ferry/consolidation.journal\n  \
+ferry plan plans/consolidation.yaml --detail\n\n\
+A plan of more than 200 accounts is summarised per source (accounts, size, sessions) unless --detail.\n\
 With a journal (--journal, or .ferry/<plan stem>.journal if it exists), each step is marked\n\
 done / in progress / pending (JSON: `mark` on each step). An invalid plan prints its problems\n\
 (as `ferry validate`) and exits 2; an unreadable or corrupt journal exits 1. No network is used.")]
@@ -45,6 +47,10 @@ pub struct PlanArgs {
     /// Journal whose progress marks the steps [default: .ferry/<plan stem>.journal, if it exists].
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
+    /// Text: list every session and account even of a plan of more than
+    /// 200 accounts (otherwise summarised per source).
+    #[arg(long)]
+    pub detail: bool,
 }
 
 pub fn run(args: PlanArgs) -> Outcome {
@@ -58,6 +64,7 @@ pub fn run(args: PlanArgs) -> Outcome {
         plan: args.plan,
         format,
         journal: args.journal,
+        detail: args.detail,
     }) {
         Ok(out) => {
             for n in &out.notes {

@@ -386,6 +386,10 @@ pub struct RemoteAnalysis {
     /// `remote.supports_live_transfers` (docs/whm.md §5, §7): the source can
     /// do live transfers (cPanel 11.89+); `None` when the answer lacks it.
     pub supports_live_transfers: Option<bool>,
+    /// `remote.version`: the source's cPanel version, when the answer
+    /// gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A failed WHM call: which function, what went wrong, after how many

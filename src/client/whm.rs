@@ -712,10 +712,16 @@ fn remote_analysis(data: Option<&Value>) -> Result<RemoteAnalysis, ErrorKind> {
         .and_then(|d| d.get("remote"))
         .and_then(|r| r.get("supports_live_transfers"))
         .and_then(as_flag);
+    let version = data
+        .and_then(|d| d.get("remote"))
+        .and_then(|r| r.get("version"))
+        .and_then(as_text)
+        .filter(|v| !v.is_empty());
     Ok(RemoteAnalysis {
         accounts,
         packages,
         supports_live_transfers,
+        version,
     })
 }
 

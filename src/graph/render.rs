@@ -55,7 +55,16 @@ pub struct RenderOptions<'a> {
     pub title: Option<String>,
     /// Progress of each step by id (from the journal), if there is one.
     pub marks: Option<&'a dyn Fn(&StepId) -> StepMark>,
+    /// Text: every session and account even of a large plan (`--detail`);
+    /// without it a plan of more than [`SUMMARY_OVER`] accounts is
+    /// summarised per source.
+    pub detail: bool,
 }
+
+/// Text output of a plan with more accounts than this is one line per
+/// source unless `--detail` is asked (issue 12: 10,000 accounts must stay
+/// readable).
+pub const SUMMARY_OVER: usize = 200;
 
 /// Renders `c` (compiled from `plan`) in `format`.
 pub fn render(c: &CompiledPlan, plan: &Plan, format: Format, opts: &RenderOptions) -> String {
@@ -205,6 +214,10 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     for line in summary_lines(c, plan, &f) {
         let _ = writeln!(o, "{line}");
     }
+    if !opts.detail && f.accounts > SUMMARY_OVER {
+        text_per_source(&mut o, c, plan, opts);
+        return o;
+    }
 
     o.push('\n');
     let _ = writeln!(
@@ -320,6 +333,63 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
          accounts on the target. Step ids are <session>/<step>, e.g. {example}."
     );
     o
+}
+
+/// A large plan's text body: its waves, then one line per source (accounts,
+/// their known size, sessions, and with a journal how many are done).
+fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) {
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "Waves (sources in one wave run side by side; `after` makes a later wave)"
+    );
+    for (w, members) in sources_by_wave(c) {
+        let _ = writeln!(o, "  {}", wave_line(c, plan, w, &members));
+    }
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "Sources (summarised: {} accounts; `ferry plan --detail` lists every session and account)",
+        plan.sources.iter().map(|s| s.accounts.len()).sum::<usize>()
+    );
+    let smarks = opts.marks.map(|m| session_marks(c, m));
+    for sp in &c.sources {
+        let accounts = sp.sessions.iter().flat_map(|&s| &c.sessions[s].accounts);
+        let (mut n, mut known, mut unknown) = (0usize, 0u64, 0usize);
+        for a in accounts {
+            n += 1;
+            match a.size {
+                Some(b) => known += b,
+                None => unknown += 1,
+            }
+        }
+        let size = match (known, unknown) {
+            (_, u) if u == n => "size unknown".to_string(),
+            (b, 0) => human_size(b),
+            (b, u) => format!("{} + {u} of unknown size", human_size(b)),
+        };
+        let done = smarks
+            .as_ref()
+            .map(|m| {
+                let d = sp
+                    .sessions
+                    .iter()
+                    .filter(|&&s| m[s] == StepMark::Done)
+                    .count();
+                format!(" [{d} of {} done]", sp.sessions.len())
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {} — {} (wave {}): {}, {}, {}{done}",
+            sp.name,
+            sp.host,
+            sp.wave,
+            plural(n, "account", "accounts"),
+            size,
+            plural(sp.sessions.len(), "session", "sessions"),
+        );
+    }
 }
 
 /// The opening lines: what moves where, how big, how fast, what on error.

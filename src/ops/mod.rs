@@ -53,6 +53,7 @@ pub mod check;
 pub mod control;
 pub mod copy;
 pub mod error;
+pub mod inventory;
 pub mod journal;
 mod observe;
 pub mod resolve;

@@ -26,6 +26,9 @@ pub struct PlanOptions {
     /// `--journal`: the journal whose progress marks the steps. `None`:
     /// the default journal (`.ferry/<plan stem>.journal`) if it exists.
     pub journal: Option<PathBuf>,
+    /// `--detail`: text output lists every session and account even of a
+    /// large plan (otherwise summarised per source).
+    pub detail: bool,
 }
 
 /// The rendering, plus notes for stderr.
@@ -81,6 +84,7 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
         let ropts = RenderOptions {
             title: Some(opts.plan.display().to_string()),
             marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
+            detail: opts.detail,
         };
         return Ok(PlanOutput {
             text: render::render(&compiled, &loaded.plan, opts.format, &ropts),
@@ -123,6 +127,7 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
     let ropts = RenderOptions {
         title: Some(opts.plan.display().to_string()),
         marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
+        detail: opts.detail,
     };
     Ok(PlanOutput {
         text: render::render(&compiled, &loaded.plan, opts.format, &ropts),

@@ -10,11 +10,13 @@
 //! Public API (the contract other modules rely on):
 //! * [`load`]`(path) -> Result<LoadedPlan, Diagnostics>`
 //! * [`parse()`]`(file_name, text) -> Result<Plan, Diagnostics>`
+//! * [`inventory`]: the sizes `ferry inventory` recorded, applied by `load`
 //! * `LoadedPlan { plan: Plan, path, base_dir, hash }` — `hash` is the hex
 //!   SHA-256 of the file's bytes, recorded in the journal.
 
 pub mod diag;
 pub mod index;
+pub mod inventory;
 pub mod locate;
 pub mod model;
 pub mod parse;
@@ -61,8 +63,19 @@ pub fn identity(name: Option<&str>, path: &Path) -> String {
 }
 
 /// Reads, parses and validates the plan at `path`. Every problem in the
-/// file is returned, each with file:line:column.
+/// file is returned, each with file:line:column. An inventory next to it
+/// (`<stem>.inventory.json`, see [`inventory`]) gives the accounts without
+/// a `size` hint their size; a malformed one is a diagnostic naming it.
 pub fn load(path: &Path) -> Result<LoadedPlan, Diagnostics> {
+    let mut loaded = load_without_inventory(path)?;
+    // Sizes from `ferry inventory`, offline: a `size` hint still wins.
+    inventory::load_into(path, &mut loaded.plan)?;
+    Ok(loaded)
+}
+
+/// [`load`] without the inventory: what `ferry inventory` reads, so that a
+/// damaged inventory can be rewritten.
+pub fn load_without_inventory(path: &Path) -> Result<LoadedPlan, Diagnostics> {
     let shown = path.display().to_string();
     let bytes = read_bounded(path).map_err(|(message, help)| {
         let mut d = Diagnostics::new();

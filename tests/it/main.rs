@@ -11,6 +11,7 @@ mod fixtures;
 mod gitops;
 mod graph;
 mod ground_truth;
+mod inventory;
 mod journal;
 mod kit;
 mod observe;

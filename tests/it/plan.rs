@@ -378,3 +378,49 @@ fn help_texts_show_examples() {
         );
     }
 }
+
+/// A plan of more than 200 accounts prints one line per source (accounts,
+/// size, sessions) unless `--detail`; a smaller one is unchanged.
+#[test]
+fn a_large_plan_is_summarised_per_source_unless_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = crate::kit::world::Fleet::standard(3, 100);
+    std::fs::write(
+        dir.path().join("big.yaml"),
+        fleet.plan_yaml("https://whm.example.net:2087"),
+    )
+    .unwrap();
+    let out = ferry(dir.path())
+        .args(["plan", "big.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Sources (summarised: 300 accounts;"),
+        "{text}"
+    );
+    let total: u64 = fleet.sources[1].accounts.iter().map(|a| a.size).sum();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("old2 — old2.example.com"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("100 accounts")
+            && line.contains(&ferry::graph::render::human_size(total))
+            && line.contains("10 sessions"),
+        "{line}"
+    );
+    assert!(!text.contains("Sessions in order"), "{text}");
+    assert!(text.lines().count() < 40, "{text}");
+
+    let out = ferry(dir.path())
+        .args(["plan", "big.yaml", "--detail"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let detail = String::from_utf8(out.stdout).unwrap();
+    assert!(detail.contains("Sessions in order"), "{detail}");
+    assert!(detail.contains("s2u99"), "{detail}");
+    assert!(detail.lines().count() > 300);
+}

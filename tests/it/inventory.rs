@@ -1,0 +1,189 @@
+//! `ferry inventory` against whm-sim: the file it writes, its determinism,
+//! its use by `ferry plan` (sizes from the sources, hints winning), and a
+//! source that cannot be analysed.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kit::world::{Fleet, World, run_bounded, text};
+
+/// A fleet whose accounts all have different sizes, and the plan written
+/// without any size hint except `hinted`'s (`HINT` bytes).
+fn world(hinted: &str) -> World {
+    let mut fleet = Fleet::standard(2, 6);
+    let mut k = 0u64;
+    for s in &mut fleet.sources {
+        for a in &mut s.accounts {
+            k += 1;
+            a.size = 10_000_000 + k * 1_000_003;
+        }
+    }
+    let w = World::start(fleet.clone(), fleet.scenario(0.001));
+    let yaml: String = fleet
+        .plan_yaml(&w.url)
+        .lines()
+        .map(|l| match l.find(", size: ") {
+            Some(at) if l.contains(&format!("user: {hinted},")) => {
+                format!("{}, size: {HINT}}}\n", &l[..at])
+            }
+            Some(at) => format!("{}}}\n", &l[..at]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert!(yaml.contains(&format!("size: {HINT}")), "{yaml}");
+    std::fs::write(&w.plan, yaml).unwrap();
+    w
+}
+
+const HINT: u64 = 777;
+
+/// What whm-sim reports as `bytesused` for an account of `size` bytes:
+/// whole KiB, rounded up, as cPanel's quota does.
+fn reported(size: u64) -> u64 {
+    size.div_ceil(1024) * 1024
+}
+
+fn inventory(w: &World, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["inventory", "fleet.yaml"];
+    args.extend_from_slice(extra);
+    run_bounded(w.ferry(&args), Duration::from_secs(60))
+}
+
+fn read(w: &World) -> (String, Value) {
+    let t = std::fs::read_to_string(w.dir.path().join("fleet.inventory.json")).unwrap();
+    let v = serde_json::from_str(&t).unwrap();
+    (t, v)
+}
+
+#[test]
+fn writes_what_the_sources_report_the_same_twice() {
+    let w = world("s2u03");
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("fleet.inventory.json"),
+        "{}",
+        text(&out)
+    );
+    let (first, v) = read(&w);
+    assert!(v["taken_at"].is_string(), "{first}");
+    for s in &w.fleet.sources {
+        let src = &v["sources"][&s.name];
+        assert_eq!(src["host"], s.host.as_str(), "{first}");
+        assert!(src["supports_live_transfers"].is_boolean(), "{first}");
+        let accts = src["accounts"].as_array().unwrap();
+        assert_eq!(accts.len(), s.accounts.len(), "{first}");
+        let users: Vec<&str> = accts.iter().map(|a| a["user"].as_str().unwrap()).collect();
+        let mut sorted = users.clone();
+        sorted.sort();
+        assert_eq!(users, sorted, "accounts sorted by user");
+        for a in &s.accounts {
+            let got = accts.iter().find(|x| x["user"] == a.user.as_str()).unwrap();
+            assert_eq!(got["bytes"], reported(a.size), "{}: {got}", a.user);
+            assert_eq!(got["package"], a.package.as_deref().unwrap(), "{got}");
+            assert_eq!(got["owner"], a.owner.as_deref().unwrap_or("root"), "{got}");
+        }
+    }
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (second, _) = read(&w);
+    let strip = |t: &str| {
+        t.lines()
+            .filter(|l| !l.contains("\"taken_at\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&first), strip(&second));
+    assert_eq!(first.lines().count(), second.lines().count());
+}
+
+/// The sizes of `ferry plan --format json`, by source user.
+fn planned_sizes(w: &World) -> std::collections::BTreeMap<String, Value> {
+    let out = run_bounded(
+        w.ferry(&["plan", "fleet.yaml", "--format", "json"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["accounts"].as_array().unwrap().clone())
+        .map(|a| (a["user"].as_str().unwrap().to_string(), a["size"].clone()))
+        .collect()
+}
+
+#[test]
+fn plan_schedules_by_the_inventory_and_hints_win() {
+    let mut w = world("s2u03");
+    let before = planned_sizes(&w);
+    assert_eq!(before["s1u02"], Value::Null, "no hint, no inventory yet");
+    assert_eq!(before["s2u03"], HINT);
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A damaged inventory stops `plan` with exit 2, naming the file …
+    let path = w.dir.path().join("fleet.inventory.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, "{\"format\": 1").unwrap();
+    let out = run_bounded(w.ferry(&["plan", "fleet.yaml"]), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("fleet.inventory.json"),
+        "{}",
+        text(&out)
+    );
+    // … and `ferry inventory` rewrites it.
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let strip = |t: &str| t.lines().filter(|l| !l.contains("taken_at")).count();
+    assert_eq!(
+        strip(&std::fs::read_to_string(&path).unwrap()),
+        strip(&good)
+    );
+    // Offline from here: `plan` must not need the simulator.
+    let sim = w.sim.take().unwrap();
+    w.rt.block_on(sim.shutdown());
+    let after = planned_sizes(&w);
+    for s in &w.fleet.sources {
+        for a in &s.accounts {
+            let want = if a.user == "s2u03" {
+                HINT
+            } else {
+                reported(a.size)
+            };
+            assert_eq!(after[&a.user], want, "{}", a.user);
+        }
+    }
+}
+
+#[test]
+fn a_source_that_cannot_be_analysed_fails_and_keeps_the_old_file() {
+    let w = world("s2u03");
+    let old = "{\"kept\": true}\n";
+    let path = w.dir.path().join("fleet.inventory.json");
+    std::fs::write(&path, old).unwrap();
+    let yaml = std::fs::read_to_string(&w.plan)
+        .unwrap()
+        .replace("host: old2.example.com", "host: gone.example.com");
+    std::fs::write(&w.plan, yaml).unwrap();
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("old2") && msg.contains("gone.example.com"),
+        "{msg}"
+    );
+    assert!(msg.contains("nothing was written"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
+}
+
+#[test]
+fn output_goes_where_asked() {
+    let w = world("s2u03");
+    let out = inventory(&w, &["--output", "elsewhere.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(w.dir.path().join("elsewhere.json").exists());
+    assert!(!w.dir.path().join("fleet.inventory.json").exists());
+}
