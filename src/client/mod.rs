@@ -202,6 +202,21 @@ pub struct CreateSession {
     pub low_priority: bool,
 }
 
+impl CreateSession {
+    /// A session made only to read the source's analysis (`ferry check`,
+    /// `ferry inventory`): never started, so one low-priority worker each.
+    pub fn for_analysis(host: &str, ssh: &SshLogin) -> CreateSession {
+        CreateSession {
+            host: host.to_string(),
+            ssh: ssh.clone(),
+            transfer_threads: 1,
+            restore_threads: 1,
+            compressed: false,
+            low_priority: true,
+        }
+    }
+}
+
 /// Arguments of `remote_basic_credential_check`: can the target log in to
 /// `host` with `ssh`?
 #[derive(Debug, Clone)]

@@ -590,14 +590,7 @@ async fn analysis_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin)
     if ctx.refused() {
         return vec![skipped(CheckKind::Analysis, name.clone(), AUTH_SKIP, order)];
     }
-    let create = CreateSession {
-        host: source.host.clone(),
-        ssh: login.clone(),
-        transfer_threads: 1,
-        restore_threads: 1,
-        compressed: false,
-        low_priority: true,
-    };
+    let create = CreateSession::for_analysis(&source.host, login);
     let create = &create;
     let session = match ctx
         .once(|c| async move { c.create_remote_root_transfer_session(create).await })

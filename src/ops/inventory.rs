@@ -192,14 +192,7 @@ async fn analyse(
     if api.refused().is_some() {
         return Err("not tried: the target refused the API token".into());
     }
-    let create = CreateSession {
-        host: source.host.clone(),
-        ssh: login.clone(),
-        transfer_threads: 1,
-        restore_threads: 1,
-        compressed: false,
-        low_priority: true,
-    };
+    let create = CreateSession::for_analysis(&source.host, login);
     let create = &create;
     let session = api
         .once(|c| async move { c.create_remote_root_transfer_session(create).await })
