@@ -219,14 +219,7 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
         return o;
     }
 
-    o.push('\n');
-    let _ = writeln!(
-        o,
-        "Waves (sources in one wave run side by side; `after` makes a later wave)"
-    );
-    for (w, members) in sources_by_wave(c) {
-        let _ = writeln!(o, "  {}", wave_line(c, plan, w, &members));
-    }
+    waves_text(&mut o, c, plan);
 
     o.push('\n');
     let _ = writeln!(
@@ -335,9 +328,8 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
     o
 }
 
-/// A large plan's text body: its waves, then one line per source (accounts,
-/// their known size, sessions, and with a journal how many are done).
-fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) {
+/// The waves section of the text rendering.
+fn waves_text(o: &mut String, c: &CompiledPlan, plan: &Plan) {
     o.push('\n');
     let _ = writeln!(
         o,
@@ -346,6 +338,12 @@ fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderO
     for (w, members) in sources_by_wave(c) {
         let _ = writeln!(o, "  {}", wave_line(c, plan, w, &members));
     }
+}
+
+/// A large plan's text body: its waves, then one line per source (accounts,
+/// their known size, sessions, and with a journal how many are done).
+fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) {
+    waves_text(o, c, plan);
     o.push('\n');
     let _ = writeln!(
         o,

@@ -603,6 +603,19 @@ impl<T> Retryable<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// Ends the transaction `BEGIN` opened: `COMMIT` after `r` succeeded,
+/// else `ROLLBACK` (best effort: the connection may be the reason) and `r`'s
+/// error.
+async fn end_transaction(c: &Client, r: Result<(), PgError>) -> Result<(), PgError> {
+    match r {
+        Ok(()) => c.batch_execute("COMMIT").await.retryable(),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
 async fn migrate(c: &Client) -> Result<(), PgError> {
     // Serialised under a transaction-level advisory lock: two ferry
     // processes starting on an empty database never both create the
@@ -637,13 +650,7 @@ async fn migrate(c: &Client) -> Result<(), PgError> {
         Ok(())
     }
     .await;
-    match r {
-        Ok(()) => c.batch_execute("COMMIT").await.retryable(),
-        Err(e) => {
-            let _ = c.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    end_transaction(c, r).await
 }
 
 // Inside `retrying`, a `PgError::Unreachable` from `sql` means "try again".
@@ -1112,13 +1119,7 @@ pub fn import(
                     Ok(())
                 }
                 .await;
-                match r {
-                    Ok(()) => c.batch_execute("COMMIT").await.retryable(),
-                    Err(e) => {
-                        let _ = c.batch_execute("ROLLBACK").await;
-                        Err(e)
-                    }
-                }
+                end_transaction(&c, r).await
             }
         })
         .await

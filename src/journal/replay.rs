@@ -652,27 +652,7 @@ impl RunState {
                 }
                 self.mirror_count = self.mirror_count.max(*index);
             }
-            Record::SessionRecovered {
-                session,
-                batch,
-                source,
-                host,
-                id,
-                accounts,
-                packages,
-                replaces,
-                index,
-            } => self.on_recovered(Recovered {
-                key: session,
-                batch,
-                source,
-                host,
-                id,
-                accounts,
-                packages,
-                replaces,
-                index: *index,
-            }),
+            rec @ Record::SessionRecovered { .. } => self.on_recovered(rec),
             Record::TargetSurveyed {
                 present,
                 before_any_session,
@@ -775,13 +755,27 @@ impl RunState {
     /// one (the target's record lists sessions in creation order, and a
     /// journal behind the target knows only older ones) — except those
     /// already transferred.
-    fn on_recovered(&mut self, r: Recovered<'_>) {
-        self.mirror_count = self.mirror_count.max(r.index);
-        match self.index.get(r.key) {
+    fn on_recovered(&mut self, rec: &Record) {
+        let Record::SessionRecovered {
+            session: key,
+            batch,
+            source,
+            host,
+            id,
+            accounts,
+            packages,
+            replaces,
+            index,
+        } = rec
+        else {
+            return;
+        };
+        self.mirror_count = self.mirror_count.max(*index);
+        match self.index.get(key) {
             Some(&i) => {
                 let s = &mut self.sessions[i];
-                s.id = Some(r.id.clone());
-                s.mirrored = Some(r.index);
+                s.id = Some(id.clone());
+                s.mirrored = Some(*index);
                 s.recovered = true;
                 s.enqueue_intent = true;
                 if matches!(s.phase, Phase::Creating | Phase::Created | Phase::Abandoned) {
@@ -789,38 +783,38 @@ impl RunState {
                 }
             }
             None => {
-                self.index.insert(r.key.clone(), self.sessions.len());
+                self.index.insert(key.clone(), self.sessions.len());
                 self.sessions.push(SessionRec {
-                    id: Some(r.id.clone()),
+                    id: Some(id.clone()),
                     phase: Phase::Starting,
                     enqueue_intent: true,
-                    mirrored: Some(r.index),
+                    mirrored: Some(*index),
                     recovered: true,
                     ..SessionRec::planned(
-                        r.key.clone(),
-                        r.batch.clone(),
-                        r.source.clone(),
-                        r.host.clone(),
-                        r.accounts.iter().map(|a| a.account.clone()).collect(),
-                        r.packages.to_vec(),
-                        r.replaces.clone(),
+                        key.clone(),
+                        batch.clone(),
+                        source.clone(),
+                        host.clone(),
+                        accounts.iter().map(|a| a.account.clone()).collect(),
+                        packages.to_vec(),
+                        replaces.clone(),
                     )
                 });
-                if let Some(old) = r.replaces
+                if let Some(old) = replaces
                     && let Some(&j) = self.index.get(old)
                 {
-                    self.sessions[j].replaced_by = Some(r.key.clone());
+                    self.sessions[j].replaced_by = Some(key.clone());
                 }
             }
         }
-        for a in r.accounts {
+        for a in accounts {
             let acc = self
                 .accounts
                 .entry(a.account.clone())
-                .or_insert_with(|| AccountState::new(r.source, &a.user, &a.entry, false));
+                .or_insert_with(|| AccountState::new(source, &a.user, &a.entry, false));
             if acc.progress != Progress::Transferred {
                 acc.progress = Progress::InProgress;
-                acc.session = Some(r.key.clone());
+                acc.session = Some(key.clone());
                 acc.attempts += 1;
             }
         }
@@ -840,19 +834,6 @@ impl RunState {
             }
         }
     }
-}
-
-/// The fields of a `session_recovered` record.
-struct Recovered<'a> {
-    key: &'a String,
-    batch: &'a String,
-    source: &'a String,
-    host: &'a String,
-    id: &'a String,
-    accounts: &'a [super::record::MirroredAccount],
-    packages: &'a [String],
-    replaces: &'a Option<String>,
-    index: u64,
 }
 
 /// What an operator does about an account whose restore was cut while it
