@@ -13,12 +13,15 @@
 //!    that run's records, padded in SQL with the state polls and retries a
 //!    long run piles up, read back the way `apply` and `status` do.
 
+#[path = "common/thousand.rs"]
+mod thousand;
+use thousand::real_run_records;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::events::NullReporter;
 use ferry::journal::pg::{self, Db, Lease, Location};
 use ferry::journal::record::Record;
 use ferry::journal::{Journal, JournalWriter, RunState, SyncMode};
@@ -61,49 +64,6 @@ fn psql(host: &str, db: &str, q: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The records of a real 1,000-account rehearsal, with whether each is an
-/// intent.
-fn real_run_records(dir: &Path) -> Vec<(Record, bool)> {
-    let plan = dir.join("thousand.yaml");
-    let mut y = String::from(
-        "version: 1\ntarget:\n  url: https://whm.example.net:2087\n  token: {env: WHM_TOKEN}\n\
-         defaults:\n  session: {transfer_threads: 3, restore_threads: 3}\nsources:\n",
-    );
-    for s in 0..10 {
-        y += &format!(
-            "  - name: old{s}\n    host: old{s}.example.com\n    ssh: {{password: {{env: P}}}}\n    accounts:\n"
-        );
-        for i in 0..100 {
-            y += &format!("      - u{s}x{i:03}\n");
-        }
-    }
-    y += "policy:\n  poll_interval: 2s\nconcurrency:\n  target_sessions: 6\n  source_sessions: 1\n  batch_size: 25\n";
-    std::fs::write(&plan, y).unwrap();
-    let journal = dir.join("thousand.journal");
-    let status = ferry::ops::apply::apply(ferry::ops::apply::ApplyOptions {
-        plan,
-        simulate: Some(None),
-        journal: Some(journal.clone()),
-        restart: false,
-        adopt: false,
-        request_timeout: None,
-        lock_timeout: None,
-        metrics: Default::default(),
-        reporter: Arc::new(NullReporter),
-    })
-    .unwrap_or_else(|e| panic!("rehearsal failed: {e}"));
-    assert_eq!(status, ferry::ops::ExitStatus::Success);
-    let text = std::fs::read_to_string(&journal).unwrap();
-    text.lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let rec: Record = serde_json::from_value(v["rec"].clone()).unwrap();
-            let intent = rec.is_intent();
-            (rec, intent)
-        })
-        .collect()
 }
 
 fn append_all(journal: &mut Journal, records: &[(Record, bool)]) {

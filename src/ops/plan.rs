@@ -78,19 +78,7 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
                 w.label().display()
             ));
         }
-        let lookup = marks
-            .as_ref()
-            .map(|m| move |id: &StepId| m.get(id).copied().unwrap_or(StepMark::Pending));
-        let ropts = RenderOptions {
-            title: Some(opts.plan.display().to_string()),
-            marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
-            detail: opts.detail,
-        };
-        return Ok(PlanOutput {
-            text: render::render(&compiled, &loaded.plan, opts.format, &ropts),
-            notes,
-            status: ExitStatus::Success,
-        });
+        return Ok(rendered(opts, &loaded, &compiled, marks, notes));
     }
     let journal_path = match &opts.journal {
         Some(p) if p.exists() => Some(p.clone()),
@@ -121,6 +109,18 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
             Some(step_marks(&compiled, &state))
         }
     };
+    Ok(rendered(opts, &loaded, &compiled, marks, notes))
+}
+
+/// The plan rendered in `opts.format`, each step marked from the run's
+/// `marks` if there is one.
+fn rendered(
+    opts: &PlanOptions,
+    loaded: &crate::plan::LoadedPlan,
+    compiled: &CompiledPlan,
+    marks: Option<HashMap<StepId, StepMark>>,
+    notes: Vec<String>,
+) -> PlanOutput {
     let lookup = marks
         .as_ref()
         .map(|m| move |id: &StepId| m.get(id).copied().unwrap_or(StepMark::Pending));
@@ -129,11 +129,11 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanOutput, PlanError> {
         marks: lookup.as_ref().map(|f| f as &dyn Fn(&StepId) -> StepMark),
         detail: opts.detail,
     };
-    Ok(PlanOutput {
-        text: render::render(&compiled, &loaded.plan, opts.format, &ropts),
+    PlanOutput {
+        text: render::render(compiled, &loaded.plan, opts.format, &ropts),
         notes,
         status: ExitStatus::Success,
-    })
+    }
 }
 
 /// What the reader should know about the journal the marks come from.
