@@ -216,177 +216,142 @@ pub struct Defaults {
     pub account: AccountOptions,
 }
 
-/// Options of `create_remote_root_transfer_session`. Unset fields fall back
-/// to `defaults.session`, then to WHM's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionOptions {
-    /// Worker processes copying from the source (WHM clamps to 1..9).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 9))]
-    pub transfer_threads: Option<u8>,
-    /// Worker processes restoring on the target (WHM clamps to 1..9).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 9))]
-    pub restore_threads: Option<u8>,
-    /// Compress the transfer stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compressed: Option<bool>,
-    /// Run the session's processes at low priority.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low_priority: Option<bool>,
+/// Declares an options struct once: every field is optional and left out
+/// of the serialised form when unset; `flags` are WHM's 0/1 switches (the
+/// schema says 0..1, `flags()` lists them by key for the rules and the
+/// request), `values` anything else; `or` fills unset fields from defaults.
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            flags { $( $(#[$flag_meta:meta])* $flag:ident, )* }
+            values { $( $(#[$value_meta:meta])* $value:ident: $ty:ty, )* }
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $(
+                $(#[$flag_meta])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[schemars(range(min = 0, max = 1))]
+                pub $flag: Option<u8>,
+            )*
+            $(
+                $(#[$value_meta])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $value: Option<$ty>,
+            )*
+        }
+
+        impl $name {
+            /// `self` with unset fields taken from `defaults`.
+            pub fn or(&self, defaults: &$name) -> $name {
+                $name {
+                    $( $flag: self.$flag.or(defaults.$flag), )*
+                    $( $value: self.$value.clone().or_else(|| defaults.$value.clone()), )*
+                }
+            }
+
+            /// The 0/1 flags by their WHM key, in declaration order.
+            pub fn flags(&self) -> Vec<(&'static str, Option<u8>)> {
+                vec![$( (stringify!($flag), self.$flag), )*]
+            }
+        }
+    };
 }
 
-impl SessionOptions {
-    /// `self` with unset fields taken from `defaults`.
-    pub fn or(&self, defaults: &SessionOptions) -> SessionOptions {
-        SessionOptions {
-            transfer_threads: self.transfer_threads.or(defaults.transfer_threads),
-            restore_threads: self.restore_threads.or(defaults.restore_threads),
-            compressed: self.compressed.or(defaults.compressed),
-            low_priority: self.low_priority.or(defaults.low_priority),
+options! {
+    /// Options of `create_remote_root_transfer_session`. Unset fields fall back
+    /// to `defaults.session`, then to WHM's defaults.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct SessionOptions {
+        flags {}
+        values {
+            /// Worker processes copying from the source (WHM clamps to 1..9).
+            #[schemars(range(min = 1, max = 9))]
+            transfer_threads: u8,
+            /// Worker processes restoring on the target (WHM clamps to 1..9).
+            #[schemars(range(min = 1, max = 9))]
+            restore_threads: u8,
+            /// Compress the transfer stream.
+            compressed: bool,
+            /// Run the session's processes at low priority.
+            low_priority: bool,
         }
     }
 }
 
-/// Options passed to `enqueue_transfer_item` for an account
-/// (module `AccountRemoteRoot`). Only keys WHM accepts for that module.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AccountOptions {
-    /// 1: give the account a dedicated IP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub ip: Option<u8>,
-    /// The dedicated IP to use (requires `ip: 1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customip: Option<String>,
-    /// Which IP addresses to rewrite in DNS zones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaceip: Option<ReplaceIp>,
-    /// 1: do not copy the home directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skiphomedir: Option<u8>,
-    /// 1: do not copy the account's databases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipacctdb: Option<u8>,
-    /// 1: do not copy bandwidth data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipbwdata: Option<u8>,
-    /// 1: do not restore reseller privileges.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipres: Option<u8>,
-    /// 1: the source uses a shared MySQL server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub shared_mysql_server: Option<u8>,
-    /// 1: overwrite databases owned by the same owner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub overwrite_sameowner_dbs: Option<u8>,
-    /// 1: overwrite database users owned by the same owner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub overwrite_sameowner_dbusers: Option<u8>,
-    /// Where mail is stored: `.local`, `.existing` or a linked node alias.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mail_location: Option<String>,
-    /// 1: do not restore mail (the `Mail` restore module is skipped).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipemail: Option<u8>,
-    /// 1: do not restore subdomains.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipsubdomains: Option<u8>,
-    /// Restore modules to skip entirely, comma-separated names of cPanel's
-    /// restore modules (e.g. `Cron,SSL`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<String>,
-    /// cPanel user-file keys (comma-separated, or `ALL`) kept from the
-    /// existing account on the target; only meaningful with `skipaccount: 1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_local_cpuser_values: Option<String>,
-    /// 1: live transfer — the source keeps serving through a proxy to the
-    /// target and mail is synced until DNS moves (sources on cPanel 11.89+
-    /// that report `supports_live_transfers`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub live_transfer: Option<u8>,
-    /// OVERWRITES DATA: 1 restores into an account that already exists on
-    /// the target instead of creating it. Needs `allow_overwrite: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub skipaccount: Option<u8>,
-    /// OVERWRITES DATA: 1 overrides account creation's conflict checks
-    /// (ferry's sessions are unrestricted, where WHM honours it; refused
-    /// with a `localuser` other than `user`). Needs `allow_overwrite: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub force: Option<u8>,
-    /// OVERWRITES DATA: 1 overwrites any conflicting database on the target.
-    /// Needs `allow_overwrite: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub overwrite_all_dbs: Option<u8>,
-    /// OVERWRITES DATA: 1 overwrites any conflicting database user on the
-    /// target. Needs `allow_overwrite: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub overwrite_all_dbusers: Option<u8>,
-    /// OVERWRITES DATA: 1 makes the home directory copy delete files on the
-    /// target that the source does not have. Needs `allow_overwrite: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1))]
-    pub overwrite_with_delete: Option<u8>,
-    /// true: this plan restores onto data already on the target on purpose
-    /// (the options above marked OVERWRITES DATA). Never sent to WHM; such
-    /// an account found on the target is restored onto, not adopted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_overwrite: Option<bool>,
+options! {
+    /// Options passed to `enqueue_transfer_item` for an account
+    /// (module `AccountRemoteRoot`). Only keys WHM accepts for that module.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct AccountOptions {
+        flags {
+            /// 1: give the account a dedicated IP.
+            ip,
+            /// 1: do not copy the home directory.
+            skiphomedir,
+            /// 1: do not copy the account's databases.
+            skipacctdb,
+            /// 1: do not copy bandwidth data.
+            skipbwdata,
+            /// 1: do not restore reseller privileges.
+            skipres,
+            /// 1: the source uses a shared MySQL server.
+            shared_mysql_server,
+            /// 1: overwrite databases owned by the same owner.
+            overwrite_sameowner_dbs,
+            /// 1: overwrite database users owned by the same owner.
+            overwrite_sameowner_dbusers,
+            /// 1: do not restore mail (the `Mail` restore module is skipped).
+            skipemail,
+            /// 1: do not restore subdomains.
+            skipsubdomains,
+            /// 1: live transfer — the source keeps serving through a proxy to the
+            /// target and mail is synced until DNS moves (sources on cPanel 11.89+
+            /// that report `supports_live_transfers`).
+            live_transfer,
+            /// OVERWRITES DATA: 1 restores into an account that already exists on
+            /// the target instead of creating it. Needs `allow_overwrite: true`.
+            skipaccount,
+            /// OVERWRITES DATA: 1 overrides account creation's conflict checks
+            /// (ferry's sessions are unrestricted, where WHM honours it; refused
+            /// with a `localuser` other than `user`). Needs `allow_overwrite: true`.
+            force,
+            /// OVERWRITES DATA: 1 overwrites any conflicting database on the target.
+            /// Needs `allow_overwrite: true`.
+            overwrite_all_dbs,
+            /// OVERWRITES DATA: 1 overwrites any conflicting database user on the
+            /// target. Needs `allow_overwrite: true`.
+            overwrite_all_dbusers,
+            /// OVERWRITES DATA: 1 makes the home directory copy delete files on the
+            /// target that the source does not have. Needs `allow_overwrite: true`.
+            overwrite_with_delete,
+        }
+        values {
+            /// The dedicated IP to use (requires `ip: 1`).
+            customip: String,
+            /// Which IP addresses to rewrite in DNS zones.
+            replaceip: ReplaceIp,
+            /// Where mail is stored: `.local`, `.existing` or a linked node alias.
+            mail_location: String,
+            /// Restore modules to skip entirely, comma-separated names of cPanel's
+            /// restore modules (e.g. `Cron,SSL`).
+            disabled: String,
+            /// cPanel user-file keys (comma-separated, or `ALL`) kept from the
+            /// existing account on the target; only meaningful with `skipaccount: 1`.
+            keep_local_cpuser_values: String,
+            /// true: this plan restores onto data already on the target on purpose
+            /// (the options above marked OVERWRITES DATA). Never sent to WHM; such
+            /// an account found on the target is restored onto, not adopted.
+            allow_overwrite: bool,
+        }
+    }
 }
 
 impl AccountOptions {
-    /// `self` with unset fields taken from `defaults`.
-    pub fn or(&self, d: &AccountOptions) -> AccountOptions {
-        AccountOptions {
-            ip: self.ip.or(d.ip),
-            customip: self.customip.clone().or_else(|| d.customip.clone()),
-            replaceip: self.replaceip.or(d.replaceip),
-            skiphomedir: self.skiphomedir.or(d.skiphomedir),
-            skipacctdb: self.skipacctdb.or(d.skipacctdb),
-            skipbwdata: self.skipbwdata.or(d.skipbwdata),
-            skipres: self.skipres.or(d.skipres),
-            shared_mysql_server: self.shared_mysql_server.or(d.shared_mysql_server),
-            overwrite_sameowner_dbs: self.overwrite_sameowner_dbs.or(d.overwrite_sameowner_dbs),
-            overwrite_sameowner_dbusers: self
-                .overwrite_sameowner_dbusers
-                .or(d.overwrite_sameowner_dbusers),
-            mail_location: self
-                .mail_location
-                .clone()
-                .or_else(|| d.mail_location.clone()),
-            skipemail: self.skipemail.or(d.skipemail),
-            skipsubdomains: self.skipsubdomains.or(d.skipsubdomains),
-            disabled: self.disabled.clone().or_else(|| d.disabled.clone()),
-            keep_local_cpuser_values: self
-                .keep_local_cpuser_values
-                .clone()
-                .or_else(|| d.keep_local_cpuser_values.clone()),
-            live_transfer: self.live_transfer.or(d.live_transfer),
-            skipaccount: self.skipaccount.or(d.skipaccount),
-            force: self.force.or(d.force),
-            overwrite_all_dbs: self.overwrite_all_dbs.or(d.overwrite_all_dbs),
-            overwrite_all_dbusers: self.overwrite_all_dbusers.or(d.overwrite_all_dbusers),
-            overwrite_with_delete: self.overwrite_with_delete.or(d.overwrite_with_delete),
-            allow_overwrite: self.allow_overwrite.or(d.allow_overwrite),
-        }
-    }
-
     /// The options that overwrite data already on the target, set to 1.
     pub fn overwriting(&self) -> Vec<&'static str> {
         [
@@ -409,31 +374,11 @@ impl AccountOptions {
 
     /// The options as `enqueue_transfer_item` form parameters, sorted by key.
     pub fn to_params(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let mut flag = |k: &'static str, v: Option<u8>| {
-            if let Some(v) = v {
-                out.push((k, v.to_string()));
-            }
-        };
-        flag("ip", self.ip);
-        flag("overwrite_sameowner_dbs", self.overwrite_sameowner_dbs);
-        flag(
-            "overwrite_sameowner_dbusers",
-            self.overwrite_sameowner_dbusers,
-        );
-        flag("shared_mysql_server", self.shared_mysql_server);
-        flag("skipacctdb", self.skipacctdb);
-        flag("skipbwdata", self.skipbwdata);
-        flag("skiphomedir", self.skiphomedir);
-        flag("skipres", self.skipres);
-        flag("skipemail", self.skipemail);
-        flag("skipsubdomains", self.skipsubdomains);
-        flag("live_transfer", self.live_transfer);
-        flag("skipaccount", self.skipaccount);
-        flag("force", self.force);
-        flag("overwrite_all_dbs", self.overwrite_all_dbs);
-        flag("overwrite_all_dbusers", self.overwrite_all_dbusers);
-        flag("overwrite_with_delete", self.overwrite_with_delete);
+        let mut out: Vec<(&'static str, String)> = self
+            .flags()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v.to_string())))
+            .collect();
         if let Some(d) = &self.disabled {
             out.push(("disabled", d.clone()));
         }
@@ -498,35 +443,30 @@ pub struct Source {
 /// SSH login of the target to a source. Exactly one of `password` and
 /// `sshkey_name`; a non-root `user` needs `root_escalation_method`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Ssh {
-    #[serde(default = "default_root")]
     pub user: String,
-    #[serde(default = "default_ssh_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
     /// The SSH user's password, as a secret reference.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "secret_field::optional"
     )]
     pub password: Option<SecretRef>,
     /// The name of an SSH key stored on the target for root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sshkey_name: Option<String>,
     /// The passphrase of an encrypted `sshkey_name`, as a secret reference.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "secret_field::optional"
     )]
     pub sshkey_passphrase: Option<SecretRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub root_escalation_method: Option<Escalation>,
     /// Root's password, with `root_escalation_method: su`.
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "secret_field::optional"
     )]
@@ -536,6 +476,20 @@ pub struct Ssh {
 /// How a non-root SSH user becomes root on the source (defined with the
 /// SSH login it is sent in).
 pub use crate::client::Escalation;
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            user: default_root(),
+            port: default_ssh_port(),
+            password: None,
+            sshkey_name: None,
+            sshkey_passphrase: None,
+            root_escalation_method: None,
+            root_password: None,
+        }
+    }
+}
 
 /// An account entry: `- example` or `- {user: shop, localuser: shop2, …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

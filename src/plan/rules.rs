@@ -415,24 +415,7 @@ fn check_session_options(s: &SessionOptions, p: &DocPath, out: &mut Vec<Problem>
 }
 
 fn check_account_options(o: &AccountOptions, p: &DocPath, out: &mut Vec<Problem>) {
-    for (key, v) in [
-        ("ip", o.ip),
-        ("skiphomedir", o.skiphomedir),
-        ("skipacctdb", o.skipacctdb),
-        ("skipbwdata", o.skipbwdata),
-        ("skipres", o.skipres),
-        ("shared_mysql_server", o.shared_mysql_server),
-        ("overwrite_sameowner_dbs", o.overwrite_sameowner_dbs),
-        ("overwrite_sameowner_dbusers", o.overwrite_sameowner_dbusers),
-        ("skipemail", o.skipemail),
-        ("skipsubdomains", o.skipsubdomains),
-        ("live_transfer", o.live_transfer),
-        ("skipaccount", o.skipaccount),
-        ("force", o.force),
-        ("overwrite_all_dbs", o.overwrite_all_dbs),
-        ("overwrite_all_dbusers", o.overwrite_all_dbusers),
-        ("overwrite_with_delete", o.overwrite_with_delete),
-    ] {
+    for (key, v) in o.flags() {
         if let Some(v) = v
             && v > 1
         {
