@@ -27,6 +27,17 @@ pub fn line(s: &str) -> Cow<'_, str> {
     escape(s, false)
 }
 
+/// The width of a table column of such values as shown (escaped, counted
+/// in characters), at least `min` and at most `max`.
+pub fn column_width<'a>(cells: impl IntoIterator<Item = &'a str>, min: usize, max: usize) -> usize {
+    cells
+        .into_iter()
+        .map(|c| line(c).chars().count())
+        .max()
+        .unwrap_or(min)
+        .clamp(min, max)
+}
+
 /// Text that may legitimately span lines (ferry's own messages with a
 /// server's words inside): like [`line`], but a line feed is kept.
 pub fn text(s: &str) -> Cow<'_, str> {

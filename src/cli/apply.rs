@@ -60,9 +60,8 @@ pub struct ApplyArgs {
     /// running on the target.
     #[arg(long)]
     pub adopt: bool,
-    /// Timeout of one WHM request, e.g. `30s` [default: 60s; 5s with --simulate].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub request_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub whm: super::WhmArgs,
     /// Keep the run's metrics in PATH for node_exporter's textfile
     /// collector (e.g. /var/lib/node_exporter/textfile/ferry.prom),
     /// rewritten atomically at most every 250ms and at exit.
@@ -91,7 +90,7 @@ pub fn run(args: ApplyArgs) -> Outcome {
         journal: args.journal,
         restart: args.restart,
         adopt: args.adopt,
-        request_timeout: args.request_timeout,
+        request_timeout: args.whm.request_timeout,
         lock_timeout: args.lock_timeout,
         metrics: crate::metrics::Export {
             textfile: args.metrics_textfile,

@@ -27,15 +27,13 @@ pub struct CheckArgs {
     /// `text`: a table and a verdict; `json`: one JSON object per finding.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Timeout of one WHM request, e.g. `30s` [default: 60s]. A server that
-    /// trickles its answer is cut off after it (and retried as for apply).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub request_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub whm: super::WhmArgs,
 }
 
 pub fn run(args: CheckArgs) -> Outcome {
     let mut opts = CheckOptions::new(args.plan);
-    opts.request_timeout = args.request_timeout;
+    opts.request_timeout = args.whm.request_timeout;
     let report = match check(&opts) {
         Ok(r) => r,
         Err(CheckError::Plan(diagnostics)) => {

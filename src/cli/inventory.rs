@@ -28,16 +28,15 @@ pub struct InventoryArgs {
     /// Where to write [default: <plan stem>.inventory.json next to the plan].
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Timeout of one WHM request, e.g. `30s` [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub request_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub whm: super::WhmArgs,
 }
 
 pub fn run(args: InventoryArgs) -> Outcome {
     let report = inventory(&InventoryOptions {
         plan: args.plan,
         output: args.output,
-        request_timeout: args.request_timeout,
+        request_timeout: args.whm.request_timeout,
     })?;
     for w in &report.warnings {
         eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));

@@ -154,6 +154,17 @@ pub(crate) fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// How ferry talks to WHM, for every command that does (`apply`, `check`,
+/// `verify`, `inventory`).
+#[derive(Debug, clap::Args)]
+pub struct WhmArgs {
+    /// Timeout of one WHM request, e.g. `30s` [default: 60s; 5s for
+    /// `apply --simulate`]. A server that trickles its answer is cut off
+    /// after it, and the request retried where that is safe.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+}
+
 /// A findings report (`check`, `verify`): its warnings on stderr, then the
 /// table on stdout, or JSON lines on stdout and the verdict on stderr.
 pub(crate) fn print_findings(

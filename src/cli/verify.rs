@@ -30,16 +30,15 @@ pub struct VerifyArgs {
     /// `text`: a line per account and a verdict; `json`: one object per account.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Timeout of one WHM request, e.g. `30s` [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub request_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub whm: super::WhmArgs,
 }
 
 pub fn run(args: VerifyArgs) -> Outcome {
     let report = verify(&VerifyOptions {
         plan: args.plan,
         journal: args.journal,
-        request_timeout: args.request_timeout,
+        request_timeout: args.whm.request_timeout,
     })?;
     super::print_findings(
         args.output,

@@ -16,7 +16,7 @@ use petgraph::Direction;
 use serde::Serialize;
 
 use super::compile::sources_by_wave;
-use super::{CompiledPlan, SessionStep, StepId, StepKind, Why};
+use super::{CompiledPlan, SessionStep, SourcePlan, StepId, StepKind, Why};
 use crate::plan::{Plan, Ssh};
 
 /// Output format of `ferry plan`.
@@ -106,6 +106,23 @@ fn facts(c: &CompiledPlan, plan: &Plan) -> Facts {
         packages: c.sessions.iter().map(|s| s.packages.len()).sum(),
         steps: c.graph.node_count(),
     }
+}
+
+/// `old1 — old1.example.com (wave 2, after old0): 25 accounts`: a source's
+/// heading in the detailed and the summarised text alike.
+fn source_title(sp: &SourcePlan, after: &[String], accounts: usize) -> String {
+    let after = if after.is_empty() {
+        String::new()
+    } else {
+        format!(", after {}", after.join(", "))
+    };
+    format!(
+        "{} — {} (wave {}{after}): {}",
+        sp.name,
+        sp.host,
+        sp.wave,
+        plural(accounts, "account", "accounts")
+    )
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -262,18 +279,10 @@ fn text(c: &CompiledPlan, plan: &Plan, opts: &RenderOptions) -> String {
             .map(|&s| c.sessions[s].accounts.len())
             .sum();
         o.push('\n');
-        let after = if src.after.is_empty() {
-            String::new()
-        } else {
-            format!(", after {}", src.after.join(", "))
-        };
         let _ = writeln!(
             o,
-            "Source {} — {} (wave {}{after}): {} in {}",
-            sp.name,
-            src.host,
-            sp.wave,
-            plural(n, "account", "accounts"),
+            "Source {} in {}",
+            source_title(sp, &src.after, n),
             plural(sp.sessions.len(), "session", "sessions")
         );
         let mark = |id: &StepId| {
@@ -351,7 +360,7 @@ fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderO
         plan.sources.iter().map(|s| s.accounts.len()).sum::<usize>()
     );
     let smarks = opts.marks.map(|m| session_marks(c, m));
-    for sp in &c.sources {
+    for (sp, src) in c.sources.iter().zip(&plan.sources) {
         let accounts = sp.sessions.iter().flat_map(|&s| &c.sessions[s].accounts);
         let (mut n, mut known, mut unknown) = (0usize, 0u64, 0usize);
         for a in accounts {
@@ -379,12 +388,8 @@ fn text_per_source(o: &mut String, c: &CompiledPlan, plan: &Plan, opts: &RenderO
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "  {} — {} (wave {}): {}, {}, {}{done}",
-            sp.name,
-            sp.host,
-            sp.wave,
-            plural(n, "account", "accounts"),
-            size,
+            "  {}, {size}, {}{done}",
+            source_title(sp, &src.after, n),
             plural(sp.sessions.len(), "session", "sessions"),
         );
     }

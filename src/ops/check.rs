@@ -182,20 +182,9 @@ impl CheckReport {
     /// The table of findings (check, subject, verdict, detail — fix), then
     /// the verdict line. Warnings are not included (see `warnings`).
     pub fn render_text(&self) -> String {
-        let w_check = self
-            .findings
-            .iter()
-            .map(|f| f.check.as_str().len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let w_subject = self
-            .findings
-            .iter()
-            .map(|f| f.subject.chars().count())
-            .max()
-            .unwrap_or(7)
-            .clamp(7, 48);
+        use crate::untrusted::column_width;
+        let w_check = column_width(self.findings.iter().map(|f| f.check.as_str()), 5, 48);
+        let w_subject = column_width(self.findings.iter().map(|f| f.subject.as_str()), 7, 48);
         let mut out = format!(
             "{:w_check$}  {:w_subject$}  {}  {}\n",
             "CHECK", "SUBJECT", " ", "DETAIL"

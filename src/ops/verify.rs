@@ -257,13 +257,8 @@ impl VerifyReport {
     /// One line per account (what differs, then `fix:`), then the verdict.
     /// A server's words are escaped.
     pub fn render_text(&self) -> String {
-        let w = self
-            .accounts
-            .iter()
-            .map(|a| a.account.chars().count())
-            .max()
-            .unwrap_or(7)
-            .clamp(7, 32);
+        let w =
+            crate::untrusted::column_width(self.accounts.iter().map(|a| a.account.as_str()), 7, 32);
         let line = crate::untrusted::line;
         let mut out = String::new();
         for a in &self.accounts {

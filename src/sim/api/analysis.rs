@@ -19,29 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::super::engine::{AnalysisSnapshot, Kind, World};
 use super::super::scenario::{DEFAULT_VERSION, RemoteSpec};
+use super::target::SYSTEM_USERS;
 use super::{Answer, Call, lookup};
-
-/// System users and groups every cPanel server has (a part of its passwd).
-const SYSTEM_USERS: &[&str] = &[
-    "root",
-    "bin",
-    "daemon",
-    "adm",
-    "lp",
-    "sync",
-    "shutdown",
-    "halt",
-    "mail",
-    "nobody",
-    "named",
-    "mysql",
-    "dovecot",
-    "dovenull",
-    "mailman",
-    "cpanel",
-    "cpanelphpmyadmin",
-    "cpses",
-];
 
 /// `Whostmgr/Pkgacct/dump_databases_and_users`: `{dbs, users}` × `{MYSQL,
 /// PGSQL}` → name → `{owner}`. Version 1.2 of the script reads the MySQL map

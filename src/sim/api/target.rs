@@ -8,22 +8,9 @@ use super::super::engine::World;
 use super::super::modules::{self, MODULES};
 use super::{Answer, Call, missing, required};
 
-/// Reserved names (a subset of `Cpanel::Validate::Username`'s list).
-const RESERVED: &[&str] = &[
+/// System users and groups every cPanel server has (a part of its passwd).
+pub(super) const SYSTEM_USERS: &[&str] = &[
     "root",
-    "nobody",
-    "cpanel",
-    "cpanelhorde",
-    "cpanelphpmyadmin",
-    "cpanelphppgadmin",
-    "cpanelroundcube",
-    "cpses",
-    "mailman",
-    "mysql",
-    "postgres",
-    "postgresql",
-    "apache",
-    "named",
     "bin",
     "daemon",
     "adm",
@@ -32,10 +19,29 @@ const RESERVED: &[&str] = &[
     "shutdown",
     "halt",
     "mail",
+    "nobody",
+    "named",
+    "mysql",
+    "dovecot",
+    "dovenull",
+    "mailman",
+    "cpanel",
+    "cpanelphpmyadmin",
+    "cpses",
+];
+
+/// Names cPanel reserves besides the system users (a subset of
+/// `Cpanel::Validate::Username`'s list).
+const RESERVED: &[&str] = &[
+    "cpanelhorde",
+    "cpanelphppgadmin",
+    "cpanelroundcube",
+    "postgres",
+    "postgresql",
+    "apache",
     "ftp",
     "virtfs",
     "all",
-    "dovecot",
     "exim",
     "www",
     "system",
@@ -49,7 +55,7 @@ pub(super) fn validate_system_user(w: &mut World, call: &Call<'_>) -> Answer {
         _ => return missing(w, "user", None),
     };
     let exists = w.accounts.get(&user).is_some_and(|a| a.present);
-    let reserved = RESERVED.contains(&user.as_str());
+    let reserved = RESERVED.contains(&user.as_str()) || SYSTEM_USERS.contains(&user.as_str());
     let shape = |max: usize, extra: &[char]| {
         let mut cs = user.chars();
         user.len() <= max
