@@ -827,3 +827,56 @@ fn pg_verify_reads_the_run_from_the_database() {
     let after = w.sim().requests().as_array().unwrap().len();
     assert_eq!(after - before, fleet.target_users().len());
 }
+
+/// Eight ferry processes' first connections to one empty database at the
+/// same instant: the migrations run once (under their advisory lock), every
+/// connection succeeds, and the schema ends at one row per migration. Then
+/// a schema newer than this ferry is refused with the upgrade advice.
+#[test]
+fn pg_concurrent_first_connections_migrate_once() {
+    use ferry::journal::pg::{DEFAULT_LEASE, Db, Location};
+    let Some(db) = PgDb::fresh("pg_concurrent_first_connections_migrate_once") else {
+        return;
+    };
+    let loc = Arc::new(Location::new(&db.url(), None, None, DEFAULT_LEASE).expect("a good URL"));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (loc, start) = (loc.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                Db::connect(&loc).map(|_| ()).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .expect("no panic")
+            .expect("every first connection migrates or waits");
+    }
+    let rows = db.sql("SELECT count(*) || ' ' || max(version) FROM ferry_schema");
+    let mut it = rows.split_whitespace();
+    let (count, max) = (it.next().unwrap(), it.next().unwrap());
+    assert_eq!(count, max, "one row per migration, none twice: {rows}");
+    assert!(max.parse::<u32>().unwrap() >= 1);
+    for table in ["ferry_leases", "ferry_records"] {
+        assert_eq!(
+            db.sql(&format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = '{table}'"
+            ))
+            .trim(),
+            "1",
+            "{table} exists once"
+        );
+    }
+
+    db.sql("INSERT INTO ferry_schema (version) VALUES (9999)");
+    let e = Db::connect(&loc)
+        .map(|_| ())
+        .expect_err("a newer schema is refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("9999") && msg.contains("upgrade ferry"),
+        "the refusal names the version and the fix: {msg}"
+    );
+}
