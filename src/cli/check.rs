@@ -45,12 +45,5 @@ pub fn run(args: CheckArgs) -> Outcome {
         Err(CheckError::Invalid(m)) => return Err(Error::Usage(m)),
         Err(CheckError::Runtime(m)) => return Err(Error::Failed(m)),
     };
-    super::print_findings(
-        args.output,
-        &report.warnings,
-        || report.render_text(),
-        || report.render_json(),
-        &report.verdict_line(),
-    );
-    Ok(report.status())
+    Ok(super::print_findings(args.output, &report))
 }

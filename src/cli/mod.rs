@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::ops::{Error, ExitStatus, Outcome};
+use crate::ops::{Error, ExitStatus, Findings, Outcome};
 
 /// Output style shared by commands that can print JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -167,23 +167,19 @@ pub struct WhmArgs {
 
 /// A findings report (`check`, `verify`): its warnings on stderr, then the
 /// table on stdout, or JSON lines on stdout and the verdict on stderr.
-pub(crate) fn print_findings(
-    output: OutputFormat,
-    warnings: &[String],
-    text: impl FnOnce() -> String,
-    json: impl FnOnce() -> String,
-    verdict: &str,
-) {
-    for w in warnings {
+/// Returns the report's exit status.
+pub(crate) fn print_findings(output: OutputFormat, report: &impl Findings) -> ExitStatus {
+    for w in report.warnings() {
         eprintln!("{}", crate::untrusted::text(&crate::secret::scrub(w)));
     }
     match output {
-        OutputFormat::Text => print_stdout(&text()),
+        OutputFormat::Text => print_stdout(&report.render_text()),
         OutputFormat::Json => {
-            print_stdout(&json());
-            eprintln!("{verdict}");
+            print_stdout(&report.render_json());
+            eprintln!("{}", report.verdict_line());
         }
     }
+    report.status()
 }
 
 /// Renders an error once and maps the outcome to the process exit code

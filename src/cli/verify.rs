@@ -40,12 +40,5 @@ pub fn run(args: VerifyArgs) -> Outcome {
         journal: args.journal,
         request_timeout: args.whm.request_timeout,
     })?;
-    super::print_findings(
-        args.output,
-        &report.warnings,
-        || report.render_text(),
-        || report.render_json(),
-        &report.verdict_line(),
-    );
-    Ok(report.status())
+    Ok(super::print_findings(args.output, &report))
 }

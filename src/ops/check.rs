@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::ExitStatus;
 use super::resolve::{Resolved, resolve};
+use super::{ExitStatus, Findings};
 use crate::client::{
     CreateSession, CredentialCheck, Error as ClientError, ErrorKind, RetryPolicy, SshAuth,
     SshLogin, WhmClient,
@@ -144,29 +144,25 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    pub fn failed(&self) -> usize {
+    /// All green?
+    pub fn ok(&self) -> bool {
+        self.failed() == 0
+    }
+}
+
+impl Findings for CheckReport {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn failed(&self) -> usize {
         self.findings
             .iter()
             .filter(|f| matches!(f.verdict, Verdict::Fail | Verdict::Skipped))
             .count()
     }
 
-    /// All green?
-    pub fn ok(&self) -> bool {
-        self.failed() == 0
-    }
-
-    /// Exit status of design §3: 0 all green, 1 otherwise.
-    pub fn status(&self) -> ExitStatus {
-        if self.ok() {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Failure
-        }
-    }
-
-    /// The one-line verdict.
-    pub fn verdict_line(&self) -> String {
+    fn verdict_line(&self) -> String {
         let n = self.findings.len();
         let secs = self.elapsed.as_secs_f64();
         if self.ok() {
@@ -179,9 +175,8 @@ impl CheckReport {
         }
     }
 
-    /// The table of findings (check, subject, verdict, detail — fix), then
-    /// the verdict line. Warnings are not included (see `warnings`).
-    pub fn render_text(&self) -> String {
+    /// Check, subject, verdict, detail — fix. Warnings are not included.
+    fn table(&self) -> String {
         use crate::untrusted::column_width;
         let w_check = column_width(self.findings.iter().map(|f| f.check.as_str()), 5, 48);
         let w_subject = column_width(self.findings.iter().map(|f| f.subject.as_str()), 7, 48);
@@ -204,15 +199,12 @@ impl CheckReport {
             out.push_str(line.trim_end());
             out.push('\n');
         }
-        out.push('\n');
-        out.push_str(&self.verdict_line());
-        out.push('\n');
         out
     }
 
     /// JSON Lines (design §7): one `check` event per finding, then
     /// `check_finished`.
-    pub fn render_json(&self) -> String {
+    fn render_json(&self) -> String {
         crate::report::json::report_lines(
             "check",
             &self.findings,
@@ -678,69 +670,79 @@ async fn analysis_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin)
         .collect();
     let remote_packages: BTreeSet<&str> = analysis.packages.iter().map(String::as_str).collect();
 
-    let mut missing_pkgs = 0;
-    for (j, p) in source.packages.iter().enumerate() {
-        if !remote_packages.contains(p.as_str()) {
-            missing_pkgs += 1;
+    let packages = source.packages.iter().map(String::as_str);
+    let pkg_fix = |p: &str| {
+        format!(
+            "check the name in sources[{i}] ({name}).packages, or remove it and the accounts' `package: {p}`"
+        )
+    };
+    let at = (si, source.host.as_str(), name.as_str());
+    if !source.packages.is_empty() {
+        presence(
+            &mut out,
+            CheckKind::Package,
+            at,
+            packages,
+            |p| remote_packages.contains(p),
+            pkg_fix,
+        );
+    }
+    let users = source.accounts.iter().map(crate::plan::AccountEntry::user);
+    let user_fix = |_: &str| {
+        format!(
+            "check the user name (the cPanel user on the source, not the domain) in sources[{i}] ({name}).accounts, or remove it"
+        )
+    };
+    presence(
+        &mut out,
+        CheckKind::Account,
+        at,
+        users,
+        |u| remote_accounts.contains_key(u),
+        user_fix,
+    );
+    out
+}
+
+/// A failing finding for each planned name (`what` of `check`) the source
+/// lacks, or one passing finding for them all. `at`: the source's index,
+/// host and name.
+fn presence<'a>(
+    out: &mut Vec<Finding>,
+    check: CheckKind,
+    (si, host, name): (usize, &str, &str),
+    planned: impl ExactSizeIterator<Item = &'a str>,
+    present: impl Fn(&str) -> bool,
+    fix: impl Fn(&str) -> String,
+) {
+    let (what, whose) = match check {
+        CheckKind::Package => ("package", "package(s)"),
+        _ => ("account", "account(s) of the plan"),
+    };
+    let total = planned.len();
+    let before = out.len();
+    for (j, p) in planned.enumerate() {
+        if !present(p) {
             out.push(Finding {
-                check: CheckKind::Package,
+                check,
                 subject: format!("{name}/{p}"),
                 verdict: Verdict::Fail,
-                detail: format!("package `{p}` does not exist on {}", source.host),
-                fix: Some(format!(
-                    "check the name in sources[{i}] ({name}).packages, or remove it and the accounts' `package: {p}`"
-                )),
-                order: (si, CheckKind::Package, j),
+                detail: format!("{what} `{p}` does not exist on {host}"),
+                fix: Some(fix(p)),
+                order: (si, check, j),
             });
         }
     }
-    if !source.packages.is_empty() && missing_pkgs == 0 {
+    if out.len() == before {
         out.push(Finding {
-            check: CheckKind::Package,
-            subject: name.clone(),
+            check,
+            subject: name.to_string(),
             verdict: Verdict::Pass,
-            detail: format!(
-                "all {} package(s) exist on {}",
-                source.packages.len(),
-                source.host
-            ),
+            detail: format!("all {total} {whose} exist on {host}"),
             fix: None,
-            order: (si, CheckKind::Package, 0),
+            order: (si, check, 0),
         });
     }
-
-    let mut missing = 0;
-    for (j, entry) in source.accounts.iter().enumerate() {
-        let a = entry.account();
-        if !remote_accounts.contains_key(a.user.as_str()) {
-            missing += 1;
-            out.push(Finding {
-                check: CheckKind::Account,
-                subject: format!("{name}/{}", a.user),
-                verdict: Verdict::Fail,
-                detail: format!("account `{}` does not exist on {}", a.user, source.host),
-                fix: Some(format!(
-                    "check the user name (the cPanel user on the source, not the domain) in sources[{i}] ({name}).accounts, or remove it"
-                )),
-                order: (si, CheckKind::Account, j),
-            });
-        }
-    }
-    if missing == 0 {
-        out.push(Finding {
-            check: CheckKind::Account,
-            subject: name.clone(),
-            verdict: Verdict::Pass,
-            detail: format!(
-                "all {} account(s) of the plan exist on {}",
-                source.accounts.len(),
-                source.host
-            ),
-            fix: None,
-            order: (si, CheckKind::Account, 0),
-        });
-    }
-    out
 }
 
 /// Is the account's username free and valid on the target?

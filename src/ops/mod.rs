@@ -12,6 +12,35 @@ pub mod report;
 pub mod schema;
 pub mod validate;
 
+/// A report of findings (`ferry check`, `ferry verify`): a table for a
+/// person, JSON lines for a program, one verdict line, and its exit status
+/// (design §3: 0 when nothing failed, 1 otherwise).
+pub trait Findings {
+    /// Printed on stderr before the report (e.g. `tls.insecure`).
+    fn warnings(&self) -> &[String];
+    /// How many findings fail the report.
+    fn failed(&self) -> usize;
+    /// The one-line verdict.
+    fn verdict_line(&self) -> String;
+    /// One line per finding (a server's words escaped), without the verdict.
+    fn table(&self) -> String;
+    /// JSON Lines: one object per finding, then the summary.
+    fn render_json(&self) -> String;
+
+    /// The table, a blank line, then the verdict.
+    fn render_text(&self) -> String {
+        format!("{}\n{}\n", self.table(), self.verdict_line())
+    }
+
+    fn status(&self) -> ExitStatus {
+        if self.failed() == 0 {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        }
+    }
+}
+
 /// Exit codes of design §3. `main` turns these into the process's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {

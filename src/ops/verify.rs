@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Error, ExitStatus};
+use super::{Error, Findings};
 use crate::client::{AccountSummary, ErrorKind, RetryPolicy, WhmClient};
 use crate::exec::Api;
 use crate::graph::SessionAccount;
@@ -215,21 +215,18 @@ impl VerifyReport {
     fn count(&self, f: impl Fn(&Verdict) -> bool) -> usize {
         self.accounts.iter().filter(|a| f(&a.verdict)).count()
     }
+}
 
-    pub fn failed(&self) -> usize {
+impl Findings for VerifyReport {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn failed(&self) -> usize {
         self.count(|v| matches!(v, Verdict::Fail { .. }))
     }
 
-    /// Design §3 for verify: 0 when no transferred account differs, else 1.
-    pub fn status(&self) -> ExitStatus {
-        if self.failed() == 0 {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Failure
-        }
-    }
-
-    pub fn verdict_line(&self) -> String {
+    fn verdict_line(&self) -> String {
         let checked = self.count(|v| matches!(v, Verdict::Pass { .. } | Verdict::Fail { .. }));
         let skipped = self.count(|v| matches!(v, Verdict::Skipped { .. }));
         let unavailable = self.count(|v| matches!(v, Verdict::Unavailable { .. }));
@@ -254,9 +251,8 @@ impl VerifyReport {
         }
     }
 
-    /// One line per account (what differs, then `fix:`), then the verdict.
-    /// A server's words are escaped.
-    pub fn render_text(&self) -> String {
+    /// One line per account (what differs, then `fix:`).
+    fn table(&self) -> String {
         let w =
             crate::untrusted::column_width(self.accounts.iter().map(|a| a.account.as_str()), 7, 32);
         let line = crate::untrusted::line;
@@ -304,14 +300,11 @@ impl VerifyReport {
                 ));
             }
         }
-        out.push('\n');
-        out.push_str(&self.verdict_line());
-        out.push('\n');
         out
     }
 
     /// JSON Lines: one `verify` object per account, then `verify_finished`.
-    pub fn render_json(&self) -> String {
+    fn render_json(&self) -> String {
         crate::report::json::report_lines(
             "verify",
             &self.accounts,
