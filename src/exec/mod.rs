@@ -81,6 +81,7 @@ mod run;
 mod schedule;
 pub mod session;
 mod setup;
+mod stale;
 mod target;
 
 use std::path::PathBuf;
@@ -230,6 +231,14 @@ pub enum ExecError {
         .sources.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
     )]
     LiveTransferUnsupported { sources: Vec<String> },
+    /// The sources no longer hold what the plan was reviewed against (its
+    /// inventory): accounts or packages gone (exit 2); nothing was enqueued.
+    #[error(
+        "the plan is stale: the sources no longer hold what its inventory recorded:\n{}\n\
+         ferry enqueued nothing",
+        .findings.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
+    )]
+    StalePlan { findings: Vec<String> },
     /// The target could not be asked what it already has (exit 1): ferry
     /// does not start sessions it cannot check.
     #[error("{0}")]

@@ -76,7 +76,7 @@ impl Scheduler {
                     })?;
                 }
                 self.survey().await?;
-                self.live_transfer_sources().await?;
+                self.source_checks().await?;
             }
             Mode::Control(req) => {
                 let what = match req.action {
@@ -263,54 +263,89 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Before anything is enqueued: a source asked for live transfer
-    /// (an account still to move with `live_transfer: 1`) must say in its
-    /// analysis that it supports it (docs/whm.md §7). One read-only
-    /// analysis per such source; one that cannot be read is a warning
-    /// (WHM's own enqueue check still applies).
-    async fn live_transfer_sources(&mut self) -> Result<(), ExecError> {
+    /// Before anything is enqueued, one read-only analysis per source that
+    /// needs it: a source asked for live transfer (an account still to move
+    /// with `live_transfer: 1`) must say that it supports it (docs/whm.md
+    /// §7), and with an inventory next to the plan every source with
+    /// accounts still to move is compared with it ([`super::stale`]). An
+    /// analysis that cannot be read is a warning (WHM's own enqueue checks
+    /// still apply).
+    async fn source_checks(&mut self) -> Result<(), ExecError> {
         let ctx = self.ctx.clone();
-        let wanted: BTreeSet<usize> = ctx.with_state(|st| {
-            ctx.plan()
-                .sessions()
-                .iter()
-                .flat_map(|s| s.accounts.iter())
-                .filter(|a| a.options.live_transfer == Some(1))
-                .filter(|a| {
-                    st.accounts.get(&a.target_user).is_some_and(|s| {
+        let inventory = ctx.plan().inventory.clone();
+        // Per source: its accounts still to move (source usernames), the
+        // packages of their sessions, and whether one asks for live transfer.
+        let mut todo: BTreeMap<usize, (Vec<String>, BTreeSet<String>, bool)> = BTreeMap::new();
+        ctx.with_state(|st| {
+            for sp in ctx.plan().sessions() {
+                for a in &sp.accounts {
+                    let pending = st.accounts.get(&a.target_user).is_some_and(|s| {
                         matches!(
                             s.progress,
                             crate::journal::Progress::Pending
                                 | crate::journal::Progress::Failed { retryable: true }
                         )
-                    })
-                })
-                .map(|a| a.source)
-                .collect()
+                    });
+                    if !pending {
+                        continue;
+                    }
+                    let e = todo.entry(a.source).or_default();
+                    e.0.push(a.user.clone());
+                    e.1.extend(sp.packages.iter().cloned());
+                    e.2 |= a.options.live_transfer == Some(1);
+                }
+            }
         });
-        let mut refused = Vec::new();
-        for src in wanted {
+        let (mut unsupported, mut stale) = (Vec::new(), Vec::new());
+        for (src, (users, packages, live)) in todo {
             let source = ctx.plan().source(src).clone();
+            let inv = inventory.as_ref().and_then(|i| i.sources.get(&source.name));
+            if !live && inv.is_none() {
+                continue;
+            }
             match ctx::analysis_of(&ctx, src).await {
-                Ok(a) if a.supports_live_transfers == Some(false) => refused.push(format!(
-                    "{} ({}): its analysis says it does not support live transfers",
-                    source.name, source.host
-                )),
-                Ok(_) => {}
+                Ok(a) => {
+                    if live && a.supports_live_transfers == Some(false) {
+                        unsupported.push(format!(
+                            "{} ({}): its analysis says it does not support live transfers",
+                            source.name, source.host
+                        ));
+                    }
+                    if let Some(inv) = inv {
+                        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+                        let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+                        let found = super::stale::compare(
+                            &source.name,
+                            &ctx.plan().path,
+                            &users,
+                            &packages,
+                            &a,
+                            Some(inv),
+                        );
+                        for message in found.warnings {
+                            ctx.emit(Event::Warning { message });
+                        }
+                        stale.extend(found.refused);
+                    }
+                }
                 Err(e) => ctx.emit(Event::Warning {
                     message: format!(
-                        "could not ask {} whether it supports live transfers ({e}); WHM checks \
-                         it again when each account is enqueued",
+                        "could not read the remote analysis of {} ({e}); WHM checks each \
+                         account again when it is enqueued",
                         source.name
                     ),
                 }),
             }
         }
-        if refused.is_empty() {
-            Ok(())
-        } else {
-            Err(ExecError::LiveTransferUnsupported { sources: refused })
+        if !stale.is_empty() {
+            return Err(ExecError::StalePlan { findings: stale });
         }
+        if !unsupported.is_empty() {
+            return Err(ExecError::LiveTransferUnsupported {
+                sources: unsupported,
+            });
+        }
+        Ok(())
     }
 
     /// `--adopt`: each account found on the target is recorded transferred

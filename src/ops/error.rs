@@ -105,7 +105,8 @@ impl Error {
             Error::Exec(e) => match e {
                 ExecError::PlanChanged { .. }
                 | ExecError::FoundOnTarget { .. }
-                | ExecError::LiveTransferUnsupported { .. } => ExitStatus::Invalid,
+                | ExecError::LiveTransferUnsupported { .. }
+                | ExecError::StalePlan { .. } => ExitStatus::Invalid,
                 ExecError::Aborted { .. } => ExitStatus::Aborted,
                 ExecError::Journal(JournalError::Db { source, .. }) => pg_status(source),
                 ExecError::Target(_) | ExecError::Journal(_) => ExitStatus::Failure,

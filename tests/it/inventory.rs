@@ -187,3 +187,75 @@ fn output_goes_where_asked() {
     assert!(w.dir.path().join("elsewhere.json").exists());
     assert!(!w.dir.path().join("fleet.inventory.json").exists());
 }
+
+/// Items enqueued on the target, over every session whm-sim knows.
+fn enqueued(w: &World) -> usize {
+    w.state()["sessions"]
+        .as_array()
+        .map(|ss| {
+            ss.iter()
+                .map(|s| s["items"].as_array().map_or(0, Vec::len))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The stale-plan guard: the inventory says what the sources held when the
+/// plan was reviewed. A planned account the source no longer has stops
+/// `apply` before anything is enqueued (exit 2, the account and the fix
+/// named); `ferry check` reports it (exit 1). An account grown past 1.5×
+/// its inventoried size is a warning and the run completes.
+#[test]
+fn stale_plan_guard_refuses_a_vanished_account_and_warns_on_growth() {
+    let w = world("s2u03");
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let inv_path = w.dir.path().join("fleet.inventory.json");
+    let pristine = std::fs::read_to_string(&inv_path).unwrap();
+    let mut v: Value = serde_json::from_str(&pristine).unwrap();
+
+    // When the inventory was taken, s1 also held `ghost`, since deleted on
+    // the source; the reviewed plan still moves it.
+    let s1 = &w.fleet.sources[0];
+    let accts = v["sources"][&s1.name]["accounts"].as_array_mut().unwrap();
+    let mut ghost = accts[0].clone();
+    ghost["user"] = "ghost".into();
+    accts.push(ghost);
+    std::fs::write(&inv_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let plan = std::fs::read_to_string(&w.plan).unwrap();
+    let first = &s1.accounts[0].user;
+    let with_ghost = plan.replacen(
+        &format!("- {{user: {first}"),
+        &format!("- {{user: ghost}}\n      - {{user: {first}"),
+        1,
+    );
+    assert_ne!(with_ghost, plan, "the plan lists {first}: {plan}");
+    std::fs::write(&w.plan, &with_ghost).unwrap();
+
+    let out = w.apply(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("the plan is stale"), "{t}");
+    assert!(t.contains("`ghost` is no longer on the source"), "{t}");
+    assert!(t.contains("ferry inventory"), "the fix is named: {t}");
+    assert_eq!(enqueued(&w), 0, "nothing enqueued: {:#}", w.state());
+    let out = run_bounded(w.ferry(&["check", "fleet.yaml"]), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "check: {}", text(&out));
+    assert!(text(&out).contains("ghost"), "{}", text(&out));
+
+    // The plan fixed; meanwhile s2's first account has grown (the
+    // inventory recorded a fifth of its size).
+    std::fs::write(&w.plan, &plan).unwrap();
+    let mut v: Value = serde_json::from_str(&pristine).unwrap();
+    let s2 = &w.fleet.sources[1];
+    let grown = s2.accounts[0].user.clone();
+    let accts = v["sources"][&s2.name]["accounts"].as_array_mut().unwrap();
+    let a = accts.iter_mut().find(|a| a["user"] == grown.as_str()).unwrap();
+    a["bytes"] = (a["bytes"].as_u64().unwrap() / 5).into();
+    std::fs::write(&inv_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let out = w.apply(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains(&format!("`{grown}` has grown from")), "{t}");
+    w.assert_exactly_once(&w.fleet.target_users());
+}
