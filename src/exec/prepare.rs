@@ -321,6 +321,7 @@ impl Scheduler {
                             &packages,
                             &a,
                             Some(inv),
+                            ctx.plan().policy.growth_warning,
                         );
                         for message in found.warnings {
                             ctx.emit(Event::Warning { message });

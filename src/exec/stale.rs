@@ -6,8 +6,8 @@
 //! Owns: the comparison ([`compare`], pure) and its findings: a planned
 //! account the source no longer has, or a package it no longer has, stops
 //! the run before anything is enqueued (exit 2, `ExecError::StalePlan`);
-//! an account grown past [`GROWTH_WARNING`] times its inventoried size is a
-//! warning (the schedule was composed from the old size). Does not own:
+//! an account grown past `policy.growth_warning` (1.5 by default) times its
+//! inventoried size is a warning (the schedule was composed from the old size). Does not own:
 //! reading the analysis (`ctx::analysis_of`, one read-only session per
 //! source, never started), the live-transfer rule (`prepare`, which reads
 //! the same analysis), or a planned username already held on the target
@@ -21,10 +21,6 @@
 
 use crate::client::RemoteAnalysis;
 use crate::plan::inventory::SourceInventory;
-
-/// An account whose size on the source exceeds this many times its size in
-/// the inventory is reported as grown.
-pub const GROWTH_WARNING: f64 = 1.5;
 
 /// What [`compare`] found for one source.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -44,6 +40,7 @@ pub(crate) fn compare(
     packages: &[&str],
     live: &RemoteAnalysis,
     inventory: Option<&SourceInventory>,
+    growth: f64,
 ) -> Stale {
     let mut out = Stale::default();
     for &user in pending {
@@ -57,11 +54,11 @@ pub(crate) fn compare(
         let then = inventory.and_then(|inv| inv.accounts.iter().find(|a| a.user == user));
         if let (Some(before), Some(after)) = (then.and_then(|a| a.bytes), now.bytes)
             && before > 0
-            && after as f64 > before as f64 * GROWTH_WARNING
+            && after as f64 > before as f64 * growth
         {
             out.warnings.push(format!(
                 "{source}: account `{user}` has grown from {before} to {after} bytes since the \
-                 inventory (more than {GROWTH_WARNING}×): the schedule was planned with the old \
+                 inventory (more than {growth}×, `policy.growth_warning`): the schedule was planned with the old \
                  size; run `ferry inventory {plan_path}` and commit it to plan with the new one"
             ));
         }
@@ -130,6 +127,7 @@ mod tests {
             &["gold"],
             &now,
             Some(&inv),
+            1.5,
         );
         assert_eq!(s, Stale::default());
     }
@@ -145,6 +143,7 @@ mod tests {
             &["gold"],
             &now,
             Some(&inv),
+            1.5,
         );
         assert_eq!(s.refused.len(), 2, "{s:?}");
         assert!(s.refused[0].contains("`gone` is no longer on the source"));
@@ -171,6 +170,7 @@ mod tests {
             &[],
             &now,
             Some(&inv),
+            1.5,
         );
         assert!(s.refused.is_empty());
         assert_eq!(s.warnings.len(), 1, "{s:?}");
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn only_pending_accounts_are_compared() {
         let now = live(&[], &[]);
-        let s = compare("old1", "p.yaml", &[], &[], &now, None);
+        let s = compare("old1", "p.yaml", &[], &[], &now, None, 1.5);
         assert_eq!(
             s,
             Stale::default(),

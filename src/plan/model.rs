@@ -646,6 +646,12 @@ pub struct Policy {
     /// and found there (never for one that failed or was not found).
     #[serde(default)]
     pub cleanup: Cleanup,
+    /// With an inventory beside the plan, an account whose size on its
+    /// source exceeds this many times its inventoried size is reported
+    /// before the run (the stale-plan guard; the run goes on).
+    #[serde(default = "default_growth_warning")]
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub growth_warning: f64,
 }
 
 /// `policy.cleanup`.
@@ -677,6 +683,7 @@ impl Default for Policy {
             stall_timeout: default_stall_timeout(),
             orphans: OrphanPolicy::default(),
             cleanup: Cleanup::default(),
+            growth_warning: default_growth_warning(),
         }
     }
 }
@@ -871,6 +878,9 @@ fn default_ssh_port() -> u16 {
 }
 fn default_poll_interval() -> HumanDuration {
     HumanDuration::secs(5)
+}
+fn default_growth_warning() -> f64 {
+    1.5
 }
 fn default_stall_timeout() -> HumanDuration {
     HumanDuration::secs(30 * 60)

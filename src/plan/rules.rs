@@ -1358,6 +1358,15 @@ fn check_policy(p: &Policy, path: &DocPath, out: &mut Vec<Problem>) {
             .help("a session is called stalled after several polls without progress"),
         );
     }
+    if !(1.0..=1000.0).contains(&p.growth_warning) {
+        out.push(
+            Problem::at(
+                path.key("growth_warning"),
+                format!("`growth_warning` is {}, but must be from 1 to 1000", p.growth_warning),
+            )
+            .help("an account grown past this many times its inventoried size is reported, e.g. `growth_warning: 1.5`"),
+        );
+    }
 }
 
 fn duration_in(

@@ -250,7 +250,10 @@ fn stale_plan_guard_refuses_a_vanished_account_and_warns_on_growth() {
     let s2 = &w.fleet.sources[1];
     let grown = s2.accounts[0].user.clone();
     let accts = v["sources"][&s2.name]["accounts"].as_array_mut().unwrap();
-    let a = accts.iter_mut().find(|a| a["user"] == grown.as_str()).unwrap();
+    let a = accts
+        .iter_mut()
+        .find(|a| a["user"] == grown.as_str())
+        .unwrap();
     a["bytes"] = (a["bytes"].as_u64().unwrap() / 5).into();
     std::fs::write(&inv_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let out = w.apply(&[]);
