@@ -31,8 +31,8 @@ pub struct RunPlan {
     /// pause`/`abort` with no apply running).
     pub creates: Vec<Option<CreateSession>>,
     pub policy: Policy,
-    /// The inventory next to the plan, when there is one (`ops` reads it):
-    /// what the stale-plan guard compares the sources with.
+    /// The inventory next to the plan, when there is one (`plan::load`
+    /// read it): what the stale-plan guard compares the sources with.
     pub inventory: Option<std::sync::Arc<crate::plan::inventory::Inventory>>,
     /// Target username → (session index, account index in the session).
     accounts: HashMap<String, (usize, usize)>,
@@ -77,7 +77,7 @@ impl RunPlan {
             compiled,
             creates,
             policy: loaded.plan.policy.clone(),
-            inventory: None,
+            inventory: loaded.inventory.clone(),
             accounts,
         }
     }

@@ -299,7 +299,9 @@ impl Scheduler {
         let (mut unsupported, mut stale) = (Vec::new(), Vec::new());
         for (src, (users, packages, live)) in todo {
             let source = ctx.plan().source(src).clone();
-            let inv = inventory.as_ref().and_then(|i| i.sources.get(&source.name));
+            let inv = inventory
+                .as_deref()
+                .filter(|i| i.sources.contains_key(&source.name));
             if !live && inv.is_none() {
                 continue;
             }
@@ -320,7 +322,7 @@ impl Scheduler {
                             &users,
                             &packages,
                             &a,
-                            Some(inv),
+                            inv,
                             ctx.plan().policy.growth_warning,
                         );
                         for message in found.warnings {

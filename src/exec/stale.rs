@@ -7,8 +7,8 @@
 //! account the source no longer has, or a package it no longer has, stops
 //! the run before anything is enqueued (exit 2, `ExecError::StalePlan`);
 //! an account grown past `policy.growth_warning` (1.5 by default) times its
-//! inventoried size is a warning (the schedule was composed from the old size). Does not own:
-//! reading the analysis (`ctx::analysis_of`, one read-only session per
+//! inventoried size is a warning (the schedule was composed from the old
+//! size). Does not own: reading the analysis (`ctx::analysis_of`, one read-only session per
 //! source, never started), the live-transfer rule (`prepare`, which reads
 //! the same analysis), or a planned username already held on the target
 //! (the survey, `target`: adopted, restored onto with `allow_overwrite`, or
@@ -19,8 +19,10 @@
 //! Accounts already transferred or adopted are never compared (they may be
 //! gone from the source on purpose after their move).
 
+use std::collections::HashMap;
+
 use crate::client::RemoteAnalysis;
-use crate::plan::inventory::SourceInventory;
+use crate::plan::inventory::Inventory;
 
 /// What [`compare`] found for one source.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -31,7 +33,7 @@ pub(crate) struct Stale {
     pub warnings: Vec<String>,
 }
 
-/// Compares one source's live analysis with its inventory, for the
+/// Compares one source's live analysis with the inventory, for the
 /// accounts (source usernames) and packages the plan still has to move.
 pub(crate) fn compare(
     source: &str,
@@ -39,27 +41,29 @@ pub(crate) fn compare(
     pending: &[&str],
     packages: &[&str],
     live: &RemoteAnalysis,
-    inventory: Option<&SourceInventory>,
+    inventory: &Inventory,
     growth: f64,
 ) -> Stale {
     let mut out = Stale::default();
+    let now_by_user: HashMap<&str, _> =
+        live.accounts.iter().map(|a| (a.user.as_str(), a)).collect();
     for &user in pending {
-        let Some(now) = live.accounts.iter().find(|a| a.user == user) else {
+        let Some(now) = now_by_user.get(user) else {
             out.refused.push(format!(
                 "{source}: account `{user}` is no longer on the source — remove it from the plan \
                  (or fix its user name), then run `ferry inventory {plan_path}` and review the diff"
             ));
             continue;
         };
-        let then = inventory.and_then(|inv| inv.accounts.iter().find(|a| a.user == user));
-        if let (Some(before), Some(after)) = (then.and_then(|a| a.bytes), now.bytes)
+        let then = inventory.account(source, user).and_then(|a| a.bytes);
+        if let (Some(before), Some(after)) = (then, now.bytes)
             && before > 0
             && after as f64 > before as f64 * growth
         {
             out.warnings.push(format!(
                 "{source}: account `{user}` has grown from {before} to {after} bytes since the \
-                 inventory (more than {growth}×, `policy.growth_warning`): the schedule was planned with the old \
-                 size; run `ferry inventory {plan_path}` and commit it to plan with the new one"
+                 inventory (more than {growth}×, `policy.growth_warning`): the schedule was \
+                 planned with the old size; run `ferry inventory {plan_path}` and commit it to plan with the new one"
             ));
         }
     }
@@ -78,7 +82,7 @@ pub(crate) fn compare(
 mod tests {
     use super::*;
     use crate::client::AccountInfo;
-    use crate::plan::inventory::AccountInventory;
+    use crate::plan::inventory::{AccountInventory, SourceInventory};
 
     fn live(accounts: &[(&str, Option<u64>)], packages: &[&str]) -> RemoteAnalysis {
         RemoteAnalysis {
@@ -96,7 +100,19 @@ mod tests {
         }
     }
 
-    fn inventory(accounts: &[(&str, Option<u64>)]) -> SourceInventory {
+    /// The inventory of one source, `old1`.
+    fn inventory(accounts: &[(&str, Option<u64>)]) -> Inventory {
+        let mut inv = Inventory {
+            format: crate::plan::inventory::FORMAT,
+            taken_at: "2026-12-01T00:00:00Z".into(),
+            sources: Default::default(),
+        };
+        inv.sources.insert("old1".into(), source(accounts));
+        inv.normalise();
+        inv
+    }
+
+    fn source(accounts: &[(&str, Option<u64>)]) -> SourceInventory {
         SourceInventory {
             host: "old1.example.com".into(),
             version: None,
@@ -126,7 +142,7 @@ mod tests {
             &["shop", "blog"],
             &["gold"],
             &now,
-            Some(&inv),
+            &inv,
             1.5,
         );
         assert_eq!(s, Stale::default());
@@ -142,7 +158,7 @@ mod tests {
             &["shop", "gone"],
             &["gold"],
             &now,
-            Some(&inv),
+            &inv,
             1.5,
         );
         assert_eq!(s.refused.len(), 2, "{s:?}");
@@ -169,7 +185,7 @@ mod tests {
             &["big", "ok", "unknown"],
             &[],
             &now,
-            Some(&inv),
+            &inv,
             1.5,
         );
         assert!(s.refused.is_empty());
@@ -180,7 +196,8 @@ mod tests {
     #[test]
     fn only_pending_accounts_are_compared() {
         let now = live(&[], &[]);
-        let s = compare("old1", "p.yaml", &[], &[], &now, None, 1.5);
+        let inv = inventory(&[("moved", Some(100))]);
+        let s = compare("old1", "p.yaml", &[], &[], &now, &inv, 1.5);
         assert_eq!(
             s,
             Stale::default(),

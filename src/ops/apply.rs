@@ -395,14 +395,8 @@ async fn run_locked(
         initial: policy.retries.initial_backoff.0.mul_f64(scale),
         max: policy.retries.max_backoff.0.mul_f64(scale),
     };
-    let mut plan = RunPlan::new(loaded, compiled, Some(&logins));
-    // Read (and checked) by `plan::load` already; kept for the stale-plan guard.
-    plan.inventory = crate::plan::inventory::read(&crate::plan::inventory::path_for(&loaded.path))
-        .ok()
-        .flatten()
-        .map(Arc::new);
     let input = RunInput {
-        plan,
+        plan: RunPlan::new(loaded, compiled, Some(&logins)),
         journal,
         journal_path: held.label(),
         controls: held.controls(),

@@ -172,13 +172,16 @@ pub fn apply_sizes(plan: &mut Plan, inv: &Inventory) -> usize {
 }
 
 /// Loads the inventory next to `plan_path` (if any) into `plan`.
-pub(crate) fn load_into(plan_path: &Path, plan: &mut Plan) -> Result<(), Diagnostics> {
+pub(crate) fn load_into(
+    plan_path: &Path,
+    plan: &mut Plan,
+) -> Result<Option<Inventory>, Diagnostics> {
     match read(&path_for(plan_path)) {
         Ok(Some(inv)) => {
             apply_sizes(plan, &inv);
-            Ok(())
+            Ok(Some(inv))
         }
-        Ok(None) => Ok(()),
+        Ok(None) => Ok(None),
         Err(d) => {
             let mut ds = Diagnostics::new();
             ds.push(d);

@@ -40,6 +40,10 @@ pub struct LoadedPlan {
     pub base_dir: PathBuf,
     /// Hex SHA-256 of the file's bytes.
     pub hash: String,
+    /// The inventory beside the plan, when [`load`] found one (its sizes
+    /// are already applied to `plan`); what the stale-plan guard compares
+    /// the sources with.
+    pub inventory: Option<std::sync::Arc<inventory::Inventory>>,
 }
 
 impl LoadedPlan {
@@ -69,7 +73,7 @@ pub fn identity(name: Option<&str>, path: &Path) -> String {
 pub fn load(path: &Path) -> Result<LoadedPlan, Diagnostics> {
     let mut loaded = load_without_inventory(path)?;
     // Sizes from `ferry inventory`, offline: a `size` hint still wins.
-    inventory::load_into(path, &mut loaded.plan)?;
+    loaded.inventory = inventory::load_into(path, &mut loaded.plan)?.map(std::sync::Arc::new);
     Ok(loaded)
 }
 
@@ -92,6 +96,7 @@ pub fn load_without_inventory(path: &Path) -> Result<LoadedPlan, Diagnostics> {
         path: path.to_path_buf(),
         base_dir,
         hash: sha256_hex(&bytes),
+        inventory: None,
     })
 }
 
