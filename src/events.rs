@@ -20,6 +20,15 @@ pub struct AccountCounts {
     pub pending: usize,
 }
 
+/// The bytes of a run's accounts, when the plan knows every account's size
+/// (a hint or the inventory): what a bar weighted by size needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ByteCounts {
+    pub total: u64,
+    /// Of accounts already transferred.
+    pub done: u64,
+}
+
 /// How a run ended (design §7 `run_finished.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +51,9 @@ pub enum Event {
         resumed: bool,
         accounts: AccountCounts,
         sessions_planned: usize,
+        /// Sizes, when every planned account's is known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bytes: Option<ByteCounts>,
     },
     /// A step of the graph begins (`old1/s2/create`, …).
     StepStarted {
@@ -82,6 +94,21 @@ pub enum Event {
         /// and altered items), in the server's words.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         notes: Vec<Note>,
+        /// Its size, where the plan knows it (a hint or the inventory).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
+    /// An account's items moved on (`exec::progress`: half for its
+    /// TRANSFER, half for its RESTORE, from their item logs), with its size
+    /// where known (the plan's hint or inventory, else what `master.log`
+    /// says), so a bar can weigh it.
+    ItemProgress {
+        account: String,
+        source: String,
+        session: String,
+        percent: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
     },
     /// An account failed, with the server's message.
     ItemFailed {
@@ -90,6 +117,9 @@ pub enum Event {
         session: String,
         message: String,
         will_retry: bool,
+        /// Its size, where the plan knows it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
     },
     /// A session made no progress for the stall timeout.
     SessionStalled {

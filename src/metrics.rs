@@ -161,6 +161,9 @@ enum Done {
 struct Account {
     size: u64,
     done: Done,
+    /// The bytes counted for it while in progress (`item_progress`: size ×
+    /// percent), in `bytes_done` until it ends.
+    partial: u64,
     /// Found on the target rather than seen transferred (`adopted`).
     adopted: bool,
 }
@@ -282,6 +285,7 @@ impl Metrics {
                     Account {
                         size,
                         done: Done::No,
+                        partial: 0,
                         adopted: false,
                     },
                 );
@@ -433,6 +437,23 @@ impl Model {
         }
     }
 
+    /// An account in progress at `percent`: its share of its size counts
+    /// in `ferry_bytes_done` until it ends.
+    fn progress(&mut self, user: &str, percent: u8) {
+        let Some(a) = self.accounts.get_mut(user) else {
+            return;
+        };
+        if a.done != Done::No {
+            return;
+        }
+        let partial = a.size / 100 * u64::from(percent.min(99));
+        self.bytes_done = self
+            .bytes_done
+            .saturating_sub(a.partial)
+            .saturating_add(partial);
+        a.partial = partial;
+    }
+
     fn set(&mut self, user: &str, done: Done) {
         let Some(a) = self.accounts.get_mut(user) else {
             return; // not an account of this plan
@@ -441,6 +462,9 @@ impl Model {
         if before == done {
             return;
         }
+        self.bytes_done = self
+            .bytes_done
+            .saturating_sub(std::mem::take(&mut a.partial));
         match before {
             Done::Transferred => {
                 self.transferred -= 1;
@@ -499,6 +523,9 @@ impl Reporter for Metrics {
                     model.adopt(account);
                 }
             }
+            Event::ItemProgress {
+                account, percent, ..
+            } => model.progress(account, *percent),
             Event::ItemFailed {
                 account,
                 will_retry,
@@ -1008,6 +1035,7 @@ mod tests {
         assert_eq!(accounts(&t, "pending"), 0.0);
         assert_eq!(labelled(&t, "ferry_sessions", "state", "RUNNING"), 1.0);
         m.event(&Event::ItemSucceeded {
+            size: None,
             account: "b2".into(),
             source: "old1".into(),
             session: "old1/s1".into(),
@@ -1017,6 +1045,7 @@ mod tests {
         });
         m.event(&session("old1/s1", "RUNNING", 3, 1));
         m.event(&Event::ItemFailed {
+            size: None,
             account: "a".into(),
             source: "old1".into(),
             session: "old1/s1".into(),
@@ -1073,6 +1102,7 @@ mod tests {
     fn a_retried_item_is_pending_again_and_counted() {
         let m = Metrics::new("p", &plan());
         m.event(&Event::ItemFailed {
+            size: None,
             account: "c".into(),
             source: "old1".into(),
             session: "old1/s1".into(),
@@ -1194,6 +1224,7 @@ mod tests {
     fn adopted_accounts_are_counted_once() {
         let m = Metrics::new("p", &plan());
         let adopted = |account: &str| Event::ItemSucceeded {
+            size: None,
             account: account.into(),
             source: "old1".into(),
             session: "old1/s1".into(),

@@ -76,6 +76,7 @@ pub fn kind(e: &Event) -> NotifyEvent {
         Event::StepFailed { .. } => NotifyEvent::StepFailed,
         Event::SessionState { .. } => NotifyEvent::SessionState,
         Event::ItemSucceeded { .. } => NotifyEvent::ItemSucceeded,
+        Event::ItemProgress { .. } => NotifyEvent::ItemProgress,
         Event::ItemFailed { .. } => NotifyEvent::ItemFailed,
         Event::SessionStalled { .. } => NotifyEvent::SessionStalled,
         Event::Warning { .. } => NotifyEvent::Warning,

@@ -230,6 +230,29 @@ pub fn master_finished(lines: &[LogLine]) -> Option<&'static str> {
     state
 }
 
+/// The latest `percentage` an item log reports (`{"type":"control",
+/// "contents":{"action":"percentage","percentage":N}}`, docs/whm.md §3.4),
+/// clamped to 0..=100. Each value appears at most once and they rise, but
+/// a log read while written may end in a torn line: the highest value
+/// among the whole lines is the answer. `None` when the log has none.
+pub fn item_percentage(text: &str) -> Option<u8> {
+    text.lines()
+        .filter_map(|line| {
+            let v: Value = serde_json::from_str(line.trim()).ok()?;
+            let c = v.get("contents")?;
+            if c.get("action")?.as_str()? != "percentage" {
+                return None;
+            }
+            let n = match c.get("percentage")? {
+                Value::Number(n) => n.as_f64()?,
+                Value::String(s) => s.trim().parse().ok()?,
+                _ => return None,
+            };
+            Some(n.clamp(0.0, 100.0) as u8)
+        })
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +354,28 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(master_finished(&lines), None);
+    }
+
+    #[test]
+    fn item_percentage_is_the_highest_whole_line() {
+        let log = concat!(
+            r#"{"type":"control","contents":{"action":"percentage","percentage":0}}"#,
+            "\n",
+            r#"{"type":"control","contents":{"action":"start","msg":"x"}}"#,
+            "\n",
+            r#"{"type":"control","contents":{"action":"percentage","percentage":"42"}}"#,
+            "\n",
+            r#"{"type":"out","contents":{"msg":["percentage 99"]}}"#,
+            "\n",
+            r#"{"type":"control","contents":{"action":"percentage","percentage":130}}"#,
+            "\n",
+            r#"{"type":"control","contents":{"action":"percentage","perc"#,
+        );
+        assert_eq!(item_percentage(log), Some(100));
+        let first_four = log.lines().take(4).collect::<Vec<_>>().join("\n");
+        assert_eq!(item_percentage(&first_four), Some(42));
+        assert_eq!(item_percentage("garbage\n{}"), None);
+        assert_eq!(item_percentage(""), None);
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl Driver {
                         .ctx
                         .with_state(|st| st.accounts.get(&target).and_then(|a| a.adopted.clone()));
                     self.ctx.emit(Event::ItemSucceeded {
+                        size: super::ctx::size_of(self.ctx.plan(), &target),
                         account: target,
                         source: self.source.clone(),
                         session: self.key.clone(),

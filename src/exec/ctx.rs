@@ -24,7 +24,7 @@ use super::mirror::Mirror;
 use super::plan::RunPlan;
 use super::{Msg, Timing};
 use crate::client::{AccountInfo, RemoteAnalysis};
-use crate::events::{AccountCounts, Event, FailedAccount, Reporter};
+use crate::events::{AccountCounts, ByteCounts, Event, FailedAccount, Reporter};
 use crate::graph::{RunStep, StepId};
 use crate::journal::record::{ControlAction, Record};
 use crate::journal::{Journal, JournalError, Progress, RunState, SessionRec};
@@ -282,6 +282,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
         });
         match progress {
             Progress::Transferred if unfinished => ctx.emit(Event::ItemSucceeded {
+                size: size_of(ctx.plan(), &account),
                 account,
                 source,
                 session: sess,
@@ -395,6 +396,25 @@ pub(crate) fn counts(st: &RunState) -> AccountCounts {
         failed: f,
         pending: p,
     }
+}
+
+/// The plan's account sizes (hints, inventory), when it knows every one;
+/// `done` counts the transferred ones.
+pub(crate) fn bytes(plan: &RunPlan, st: &RunState) -> Option<ByteCounts> {
+    let mut b = ByteCounts::default();
+    for (name, a) in st.planned() {
+        let size = size_of(plan, name)?;
+        b.total = b.total.saturating_add(size);
+        if a.progress == Progress::Transferred {
+            b.done = b.done.saturating_add(size);
+        }
+    }
+    Some(b)
+}
+
+/// An account's size as the plan knows it (a hint or the inventory).
+pub(crate) fn size_of(plan: &RunPlan, account: &str) -> Option<u64> {
+    plan.account(account).and_then(|(_, a)| a.size)
 }
 
 /// `pause` / `abort` as a journal request record.

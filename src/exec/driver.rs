@@ -100,6 +100,8 @@ pub(crate) struct Driver {
     pub(super) restoring: Option<bool>,
     /// When the running session's log is next worth reading.
     pub(super) pace: super::pace::LogPace,
+    /// Which running items' logs to read for their percentages.
+    pub(super) items: super::progress::ItemWatch,
 }
 
 impl Driver {
@@ -138,6 +140,7 @@ impl Driver {
             moved: false,
             restoring: None,
             pace,
+            items: super::progress::ItemWatch::default(),
         }
     }
 

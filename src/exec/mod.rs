@@ -25,6 +25,7 @@
 //! | `driver` | one task per session instance; its phases `setup`, `monitor`, `conclude` |
 //! | [`outcome`] | `master.log` → per-account conclusions |
 //! | `pace` | when a running session's `master.log` is worth reading |
+//! | `progress` | which running items' logs to read, and an account's percent from them |
 //! | `reconcile` | resume: plan compare, recovered sessions, open sessions |
 //! | [`mirror`] | the target's record of the plan's sessions (`nvset`/`nvget`) |
 //! | `target` | the survey and adoption rules |
@@ -76,6 +77,7 @@ mod pace;
 pub mod plan;
 mod policy;
 mod prepare;
+mod progress;
 mod reconcile;
 mod run;
 mod schedule;

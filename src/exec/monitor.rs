@@ -28,7 +28,7 @@ use super::ctx::Halt;
 use super::driver::{Driver, TaskEnd, transient};
 use super::outcome::LogView;
 use super::session::{Input, Remedy, Stall, Step, Want};
-use crate::client::{SessionId, SessionState};
+use crate::client::{ErrorKind, SessionId, SessionState, masterlog};
 use crate::events::Event;
 use crate::graph::SessionStep;
 use crate::journal::record::{ControlAction, Record};
@@ -212,12 +212,71 @@ impl Driver {
                     self.current = view.current.clone();
                     self.emit_state();
                 }
-                self.record_outcomes(&view)
+                self.record_outcomes(&view)?;
+                self.read_item_logs(id, &view).await
             }
             Err(CallError::Stopped { message, .. }) => Err(Halt::Auth(message).into()),
             // No news; the next poll asks again.
             Err(CallError::Failed(_)) => Ok(()),
         }
+    }
+
+    /// The percentages of the large items in flight (`super::progress`
+    /// chooses them), each log read once, on the slow lane, with the log
+    /// timeout; a timeout ends such reads for this task, any other failure
+    /// is no news.
+    async fn read_item_logs(&mut self, id: &SessionId, view: &LogView) -> Result<(), TaskEnd> {
+        let timeout = self.ctx.timing.log_timeout;
+        for due in self.items.due(view, self.users.len()) {
+            let Some(account) = self.users.get(&due.user).cloned() else {
+                continue;
+            };
+            let r = self
+                .ctx
+                .api
+                .once_slow(|c| {
+                    let id = id.clone();
+                    let log = due.logfile.clone();
+                    async move { c.fetch_transfer_session_log(&id, &log, timeout).await }
+                })
+                .await;
+            let text = match r {
+                Ok(text) => text,
+                Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message).into()),
+                Err(CallError::Failed(e)) => {
+                    if e.kind == ErrorKind::Timeout {
+                        self.items.on_timeout();
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let Some(item_percent) = masterlog::item_percentage(&text) else {
+                continue;
+            };
+            let Some(percent) = self.items.on_read(&due, item_percent) else {
+                continue;
+            };
+            self.ctx.record(Record::ItemProgress {
+                session: self.key.clone(),
+                account: account.clone(),
+                percent,
+            })?;
+            let size = self
+                .ctx
+                .plan()
+                .account(&account)
+                .and_then(|(_, a)| a.size)
+                .or(due.size);
+            self.ctx.emit(Event::ItemProgress {
+                account,
+                source: self.source.clone(),
+                session: self.key.clone(),
+                percent,
+                size,
+            });
+        }
+        Ok(())
     }
 
     /// `pause_transfer_session` / `abort_transfer_session`. A refusal is

@@ -53,6 +53,23 @@ pub struct LogView {
     /// at most [`MAX_ITEM_LINES`], the last ones kept): journaled with the
     /// failure so the report can show them without the server.
     pub failed_lines: BTreeMap<String, Vec<String>>,
+    /// Account items a worker holds now (picked after the master's latest
+    /// `start` or `resume`, no final line in that queue yet), keyed by the
+    /// remote user: whose item log has a percentage worth reading.
+    pub in_flight: BTreeMap<String, InFlight>,
+    /// The session's total size (`queue_size`), when the log gives it.
+    pub session_size: Option<u64>,
+}
+
+/// An account item being worked on (docs/whm.md §3.3, §3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// `RESTORE` (or else `TRANSFER`): the step it is in.
+    pub restoring: bool,
+    /// Its item log: `process-item`'s `msg`, else cPanel's naming rule.
+    pub logfile: String,
+    /// `start-item`'s `size`, when given.
+    pub size: Option<u64>,
 }
 
 /// How many `master.log` lines of a failed account are kept.
@@ -88,10 +105,15 @@ impl LogView {
                 && matches!(l.action.as_str(), "start" | "resume")
             {
                 view.restoring_now.clear();
+                view.in_flight.clear();
+            }
+            if l.child_number == 0 && l.action == "queue_size" {
+                view.session_size = l.msg.as_u64().or(view.session_size);
             }
             if l.item_type.as_deref() != Some(ACCOUNT_MODULE) {
                 continue;
             }
+            in_flight(&mut view.in_flight, l);
             if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
                 match l.action.as_str() {
                     "start" | "start-item" | "process-item" => {
@@ -119,6 +141,47 @@ impl LogView {
             }
         }
         view
+    }
+}
+
+/// Follows one account line into the items in flight.
+fn in_flight(map: &mut BTreeMap<String, InFlight>, l: &LogLine) {
+    let (Some(item), Some(queue)) = (&l.item, l.queue.as_deref()) else {
+        return;
+    };
+    let restoring = queue == "RESTORE";
+    match l.action.as_str() {
+        "start" | "process-item" | "start-item" => {
+            let e = map.entry(item.clone()).or_insert_with(|| InFlight {
+                restoring,
+                logfile: String::new(),
+                size: None,
+            });
+            if e.restoring != restoring {
+                *e = InFlight {
+                    restoring,
+                    logfile: String::new(),
+                    size: e.size,
+                };
+            }
+            if l.action == "process-item"
+                && let Some(name) = l.msg.as_str()
+            {
+                e.logfile = name.to_string();
+            }
+            if let Some(size) = l.msg.get("size").and_then(serde_json::Value::as_u64) {
+                e.size = Some(size);
+            }
+            if e.logfile.is_empty() {
+                e.logfile = format!("item-{queue}_{ACCOUNT_MODULE}_{item}");
+            }
+        }
+        "success-item" | "warning-item" | "failed-item"
+            if map.get(item).is_some_and(|e| e.restoring == restoring) =>
+        {
+            map.remove(item);
+        }
+        _ => {}
     }
 }
 
@@ -218,6 +281,38 @@ mod tests {
         let view = LogView::read(&log);
         assert_eq!(view.restoring_now, BTreeSet::from(["live".to_string()]));
         assert!(view.restore_begun.contains("orphan"));
+    }
+
+    /// Items in flight: picked and not ended in their queue, under the
+    /// latest master; a TRANSFER that ended waits (not in flight) until its
+    /// RESTORE is picked, which names its own log.
+    #[test]
+    fn items_in_flight_follow_the_latest_master() {
+        let sized = |action: &str, q: &str, item: &str, size: u64| {
+            line(action, 1, Some(q), Some(item), "").replace(
+                "\"time\":1",
+                &format!("\"time\":1,\"msg\":{{\"size\":{size}}}"),
+            )
+        };
+        let log = [
+            line("start", 0, None, None, ""),
+            line("start-item", 1, Some("TRANSFER"), Some("gone"), ""),
+            line("start", 0, None, None, ""),
+            r#"{"type":"control","contents":{"action":"queue_size","child_number":0,"queue":"TRANSFER","msg":900}}"#.to_string(),
+            sized("start-item", "TRANSFER", "big", 800),
+            sized("start-item", "TRANSFER", "small", 100),
+            line("success-item", 1, Some("TRANSFER"), Some("small"), ""),
+            line("success-item", 1, Some("TRANSFER"), Some("big"), ""),
+            sized("start-item", "RESTORE", "big", 800),
+        ]
+        .join("\n");
+        let view = LogView::read(&log);
+        assert_eq!(view.session_size, Some(900));
+        assert_eq!(view.in_flight.keys().collect::<Vec<_>>(), ["big"]);
+        let big = &view.in_flight["big"];
+        assert!(big.restoring);
+        assert_eq!(big.size, Some(800));
+        assert_eq!(big.logfile, "item-RESTORE_AccountRemoteRoot_big");
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Scheduler {
             )
         });
         self.ctx.emit(Event::ItemFailed {
+            size: super::ctx::size_of(self.ctx.plan(), account),
             account: account.to_string(),
             source,
             session: session.to_string(),

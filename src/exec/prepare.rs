@@ -91,7 +91,9 @@ impl Scheduler {
             }
         }
         let counts = self.ctx.with_state(ctx::counts);
+        let bytes = self.ctx.with_state(|st| ctx::bytes(self.ctx.plan(), st));
         self.ctx.emit(Event::RunStarted {
+            bytes,
             plan: self.ctx.plan().path.clone(),
             journal: self.journal_path.display().to_string(),
             resumed,
@@ -416,6 +418,7 @@ impl Scheduler {
                         owner: info.owner.clone(),
                     })?;
                     ctx.emit(Event::ItemSucceeded {
+                        size: ctx::size_of(ctx.plan(), &name),
                         adopted: ctx.with_state(|st| st.accounts[&name].adopted.clone()),
                         notes: Vec::new(),
                         account: name,

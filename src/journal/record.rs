@@ -285,6 +285,15 @@ pub enum Record {
         account: String,
         notes: Vec<Note>,
     },
+    /// How far the account's items are (`exec::progress`): half for its
+    /// TRANSFER, half for its RESTORE, from their item logs' `percentage`
+    /// lines. Recorded as it rises, for the bar and `ferry status`; an
+    /// outcome supersedes it.
+    ItemProgress {
+        session: String,
+        account: String,
+        percent: u8,
+    },
     /// `policy.cleanup.archives: delete`: the account's transfer archives
     /// were removed from the target (after it was found there).
     ArchivesDeleted { account: String },
@@ -395,6 +404,7 @@ impl Record {
             Record::SessionState { .. } => "session_state",
             Record::ItemOutcome { .. } => "item_outcome",
             Record::ItemNotes { .. } => "item_notes",
+            Record::ItemProgress { .. } => "item_progress",
             Record::ArchivesDeleted { .. } => "archives_deleted",
             Record::RestoreUnfinished { .. } => "restore_unfinished",
             Record::AccountVerified { .. } => "account_verified",

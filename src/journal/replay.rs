@@ -88,6 +88,9 @@ pub struct AccountState {
     /// Its transfer archives were removed from the target
     /// (`policy.cleanup`).
     pub archives_deleted: bool,
+    /// How far its items are in the session holding it (`item_progress`),
+    /// while it is in progress there.
+    pub percent: Option<u8>,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
     /// Transferred without this journal seeing its restore end: how it was
@@ -120,6 +123,7 @@ impl AccountState {
             warnings: false,
             notes: Vec::new(),
             archives_deleted: false,
+            percent: None,
             verified: None,
             adopted: None,
             unfinished: Unfinished::NoLog,
@@ -472,6 +476,7 @@ impl RunState {
                     {
                         acc.progress = Progress::Queued;
                         acc.session = Some(session.clone());
+                        acc.percent = None;
                     }
                 }
             }
@@ -581,6 +586,18 @@ impl RunState {
                             acc.message = message.clone();
                         }
                     }
+                }
+            }
+            Record::ItemProgress {
+                session,
+                account,
+                percent,
+            } => {
+                if let Some(acc) = self.accounts.get_mut(account)
+                    && acc.session.as_deref() == Some(session.as_str())
+                    && acc.progress == Progress::InProgress
+                {
+                    acc.percent = Some((*percent).min(99));
                 }
             }
             Record::ArchivesDeleted { account } => {
@@ -815,6 +832,7 @@ impl RunState {
             if acc.progress != Progress::Transferred {
                 acc.progress = Progress::InProgress;
                 acc.session = Some(key.clone());
+                acc.percent = None;
                 acc.attempts += 1;
             }
         }

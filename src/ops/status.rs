@@ -84,6 +84,11 @@ pub struct AccountStatus {
     pub session_key: Option<String>,
     /// Sessions started with it.
     pub attempts: u32,
+    /// While in progress: how far its items are, from their item logs'
+    /// percentages (half TRANSFER, half RESTORE; large accounts only, see
+    /// `exec::progress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -173,6 +178,7 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
                         .and_then(|k| ids.get(k).copied().flatten().cloned()),
                     session_key: key,
                     attempts: a.attempts,
+                    percent: a.percent.filter(|_| a.progress == Progress::InProgress),
                     message: match a.progress {
                         Progress::Failed { .. } => a.message.clone(),
                         _ => None,
@@ -314,6 +320,9 @@ impl Status {
                 }
                 if a.attempts > 1 {
                     let _ = write!(line, "  attempts {}", a.attempts);
+                }
+                if let Some(p) = a.percent {
+                    let _ = write!(line, "  {p}%");
                 }
                 if let Some(m) = &a.message {
                     let _ = write!(line, "  {}", crate::untrusted::line(m));

@@ -166,6 +166,7 @@ pub enum NotifyEvent {
     StepFailed,
     SessionState,
     ItemSucceeded,
+    ItemProgress,
     ItemFailed,
     SessionStalled,
     Warning,

@@ -69,6 +69,7 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
             resumed,
             accounts,
             sessions_planned,
+            ..
         } => {
             let verb = if *resumed {
                 "run resumed"
@@ -130,6 +131,7 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
             warnings,
             adopted,
             notes,
+            ..
         } => {
             let w = if *warnings { " with warnings" } else { "" };
             let mut line = match adopted {
@@ -147,6 +149,7 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
             session,
             message,
             will_retry,
+            ..
         } => {
             let then = if *will_retry {
                 "; will retry in a new session"
@@ -157,6 +160,24 @@ pub(crate) fn describe(event: &Event, sessions: &mut HashMap<String, String>) ->
                 "FAILED {account} ({source}, session {session}): {}{then}",
                 message.trim()
             )
+        }
+        Event::ItemProgress {
+            account,
+            source,
+            percent,
+            size,
+            ..
+        } => {
+            let of = size
+                .map(|b| {
+                    format!(
+                        " ({} of {})",
+                        crate::report::html::human_bytes(b / 100 * u64::from(*percent)),
+                        crate::report::html::human_bytes(b)
+                    )
+                })
+                .unwrap_or_default();
+            format!("{account} ({source}): {percent}%{of}")
         }
         Event::SessionStalled {
             session,

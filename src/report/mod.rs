@@ -168,6 +168,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
         };
     vec![
         Event::RunStarted {
+            bytes: None,
             plan: "plans/two.yaml".into(),
             journal: ".ferry/two.journal".into(),
             resumed: false,
@@ -192,6 +193,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
         session("old2/s1", "old2", "RUNNING", Some("gamma"), 0),
         session("old1/s1", "old1", "RUNNING", Some("beta"), 1),
         Event::ItemSucceeded {
+            size: None,
             account: "alpha".into(),
             source: "old1".into(),
             session: "old1/s1".into(),
@@ -203,6 +205,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             message: "TLS verification is disabled for target (insecure: true)".into(),
         },
         Event::ItemFailed {
+            size: None,
             account: "gamma".into(),
             source: "old2".into(),
             session: "old2/s1".into(),
@@ -214,6 +217,7 @@ pub(crate) fn scripted_run() -> Vec<Event> {
             resume: "fix the cause, then run `ferry apply plans/two.yaml` to resume".into(),
         },
         Event::ItemSucceeded {
+            size: None,
             account: "beta".into(),
             source: "old1".into(),
             session: "old1/s1".into(),

@@ -1,6 +1,14 @@
 //! Progress bars on a terminal (indicatif `MultiProgress`): one overall
 //! accounts bar (transferred, failed, total, elapsed, ETA) and one line per
-//! running session with its state and current account. Notable events
+//! running session with its state, current account and the percentages of
+//! its large accounts (`item_progress`).
+//!
+//! The overall bar is weighted by size when the plan knows every account's
+//! (`run_started.bytes`: hints or the inventory): its position is the bytes
+//! of the accounts settled plus each in-flight account's size × percent,
+//! so one 20 GB account at 40 % moves it as far as 8 GB of small ones, and
+//! the ETA follows bytes. Without sizes every account weighs the same, and
+//! an in-flight one counts its percent of one account. Notable events
 //! (failures, warnings, a pause, a session ending) are printed above the
 //! bars with the same words as the plain line reporter; the summary follows
 //! the bars at the end.
@@ -69,6 +77,42 @@ struct State {
     transferred: u64,
     /// Accounts failed for good in this process (a later success removes one).
     failed: HashSet<String>,
+    /// `run_started.bytes`: the bar counts bytes.
+    bytes: Option<crate::events::ByteCounts>,
+    /// Bytes of the accounts settled in this process (transferred, or
+    /// failed for good: neither moves again in this run).
+    settled_bytes: u64,
+    /// In-flight accounts' latest `item_progress`: session, size, percent.
+    in_flight: BTreeMap<String, (String, Option<u64>, u8)>,
+}
+
+/// Units of the bar for one account without sizes (its percent).
+const PER_ACCOUNT: u64 = 100;
+
+impl State {
+    /// The bar's (position, length).
+    fn position(&self) -> (u64, u64) {
+        let settled = self.transferred + self.failed.len() as u64;
+        match self.bytes {
+            Some(b) => {
+                let partial: u64 = self
+                    .in_flight
+                    .values()
+                    .map(|(_, size, pct)| size.unwrap_or(0) / 100 * u64::from(*pct))
+                    .sum();
+                let pos = b
+                    .done
+                    .saturating_add(self.settled_bytes)
+                    .saturating_add(partial);
+                (pos.min(b.total), b.total)
+            }
+            None => {
+                let partial: u64 = self.in_flight.values().map(|(.., p)| u64::from(*p)).sum();
+                let len = self.total * PER_ACCOUNT;
+                ((settled * PER_ACCOUNT + partial).min(len), len)
+            }
+        }
+    }
 }
 
 impl ProgressReporter {
@@ -148,15 +192,32 @@ impl ProgressReporter {
     fn refresh_overall(&self, st: &mut State) {
         let failed = st.failed.len() as u64;
         let (transferred, total) = (st.transferred, st.total);
+        let (pos, len) = st.position();
+        let bytes = st.bytes;
         let bar = self.overall(st);
-        bar.set_length(total);
-        bar.set_position((transferred + failed).min(total));
+        bar.set_length(len);
+        bar.set_position(pos);
         let mut msg = format!("{transferred} transferred");
         if failed > 0 {
             msg.push_str(&format!(", {failed} failed"));
         }
         msg.push_str(&format!(" of {total}"));
+        if let Some(b) = bytes {
+            msg.push_str(&format!(
+                " · {} of {}",
+                crate::report::html::human_bytes(pos),
+                crate::report::html::human_bytes(b.total)
+            ));
+        }
         bar.set_message(msg);
+    }
+
+    /// An account left flight: settled (`Some(size)`), or back to wait.
+    fn landed(st: &mut State, account: &str, settled: Option<Option<u64>>) {
+        st.in_flight.remove(account);
+        if let Some(size) = settled {
+            st.settled_bytes = st.settled_bytes.saturating_add(size.unwrap_or(0));
+        }
     }
 
     fn on_session(&self, st: &mut State, event: &Event) {
@@ -195,6 +256,11 @@ impl ProgressReporter {
         if let Some(c) = current {
             msg.push_str(&format!("  now: {c}"));
         }
+        for (account, (s, _, pct)) in &st.in_flight {
+            if s == session {
+                msg.push_str(&format!("  {account} {pct}%"));
+            }
+        }
         bar.set_message(msg);
     }
 
@@ -231,25 +297,42 @@ impl Reporter for ProgressReporter {
             self.print(&l);
         }
         match event {
-            Event::RunStarted { accounts, .. } => {
+            Event::RunStarted {
+                accounts, bytes, ..
+            } => {
                 st.total = accounts.total as u64;
                 st.transferred = accounts.transferred as u64;
+                st.bytes = *bytes;
                 self.refresh_overall(&mut st);
                 self.overall(&mut st).reset_eta();
             }
-            Event::ItemSucceeded { account, .. } => {
-                st.failed.remove(account);
+            Event::ItemProgress {
+                account,
+                session,
+                percent,
+                size,
+                ..
+            } => {
+                st.in_flight
+                    .insert(account.clone(), (session.clone(), *size, *percent));
+                self.refresh_overall(&mut st);
+            }
+            Event::ItemSucceeded { account, size, .. } => {
+                if st.failed.remove(account) {
+                    st.settled_bytes = st.settled_bytes.saturating_sub(size.unwrap_or(0));
+                }
                 st.transferred += 1;
+                Self::landed(&mut st, account, Some(*size));
                 self.refresh_overall(&mut st);
             }
             Event::ItemFailed {
                 account,
                 will_retry,
+                size,
                 ..
             } => {
-                if !will_retry {
-                    st.failed.insert(account.clone());
-                }
+                let settled = (!will_retry && st.failed.insert(account.clone())).then_some(*size);
+                Self::landed(&mut st, account, settled);
                 self.refresh_overall(&mut st);
             }
             Event::SessionState { .. } => self.on_session(&mut st, event),
@@ -262,6 +345,7 @@ impl Reporter for ProgressReporter {
                 }
                 st.total = counts.total as u64;
                 st.transferred = counts.transferred as u64;
+                st.in_flight.clear();
                 self.refresh_overall(&mut st);
                 if let Some(o) = &st.overall {
                     o.disable_steady_tick();
@@ -322,7 +406,7 @@ mod tests {
             r.event(e);
         }
         let (pos, len, msg, sessions) = r.snapshot();
-        assert_eq!((pos, len), (0, 4));
+        assert_eq!((pos, len), (0, 400), "a hundred units per account");
         assert_eq!(msg, "0 transferred of 4");
         assert_eq!(
             sessions,
@@ -343,7 +427,7 @@ mod tests {
             r.event(e);
         }
         let (pos, _, msg, sessions) = r.snapshot();
-        assert_eq!(pos, 3);
+        assert_eq!(pos, 300);
         assert_eq!(msg, "2 transferred, 1 failed of 4");
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].0, "old2/s1");
@@ -466,9 +550,85 @@ mod tests {
                 pending: 2,
             },
             sessions_planned: 1,
+            bytes: None,
         });
         let (pos, len, msg, _) = r.snapshot();
-        assert_eq!((pos, len), (7, 10));
+        assert_eq!((pos, len), (700, 1000));
         assert_eq!(msg, "7 transferred of 10");
+    }
+
+    /// With every size known the bar counts bytes: one giant at 40 % moves
+    /// it further than a small account transferred, and its session line
+    /// shows the percent until the giant lands.
+    #[test]
+    fn the_bar_is_weighted_by_bytes_and_percentages() {
+        let (r, _) = reporter(false);
+        let gb = 1_000_000_000;
+        r.event(&Event::RunStarted {
+            plan: "p.yaml".into(),
+            journal: "j".into(),
+            resumed: false,
+            accounts: crate::events::AccountCounts {
+                total: 2,
+                transferred: 0,
+                failed: 0,
+                pending: 2,
+            },
+            sessions_planned: 2,
+            bytes: Some(crate::events::ByteCounts {
+                total: 21 * gb,
+                done: 0,
+            }),
+        });
+        r.event(&Event::SessionState {
+            session: "old1/s1".into(),
+            id: None,
+            source: "old1".into(),
+            state: "RUNNING".into(),
+            current: Some("giant".into()),
+            accounts: 1,
+            done: 0,
+        });
+        r.event(&Event::ItemProgress {
+            account: "giant".into(),
+            source: "old1".into(),
+            session: "old1/s1".into(),
+            percent: 40,
+            size: Some(20 * gb),
+        });
+        r.event(&Event::ItemSucceeded {
+            account: "small".into(),
+            source: "old1".into(),
+            session: "old1/s2".into(),
+            warnings: false,
+            adopted: None,
+            notes: Vec::new(),
+            size: Some(gb),
+        });
+        let (pos, len, msg, _) = r.snapshot();
+        assert_eq!((pos, len), (9 * gb, 21 * gb));
+        assert_eq!(msg, "1 transferred of 2 · 9.00 GB of 21.0 GB");
+        r.event(&Event::SessionState {
+            session: "old1/s1".into(),
+            id: None,
+            source: "old1".into(),
+            state: "RUNNING".into(),
+            current: Some("giant".into()),
+            accounts: 1,
+            done: 0,
+        });
+        let (.., sessions) = r.snapshot();
+        assert_eq!(sessions[0].1, "RUNNING   0/1  old1  now: giant  giant 40%");
+        r.event(&Event::ItemSucceeded {
+            account: "giant".into(),
+            source: "old1".into(),
+            session: "old1/s1".into(),
+            warnings: false,
+            adopted: None,
+            notes: Vec::new(),
+            size: Some(20 * gb),
+        });
+        let (pos, len, ..) = r.snapshot();
+        assert_eq!(pos, len);
     }
 }

@@ -20,6 +20,7 @@ mod pg;
 mod plan;
 mod plan_marks;
 mod policy;
+mod progress;
 mod report;
 mod resume;
 mod schedule;
