@@ -164,6 +164,7 @@ fn write_big_journal(path: &Path, n: u64) {
                 &mut w,
                 &mut written,
                 Record::ItemOutcome {
+                    restore: None,
                     session: key.clone(),
                     account: Some(a.clone()),
                     package: None,

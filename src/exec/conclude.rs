@@ -27,7 +27,7 @@ use crate::client::ItemOutcome;
 use crate::events::Event;
 use crate::graph::SessionStep;
 use crate::journal::Progress;
-use crate::journal::record::{ItemResult, Record, Unfinished};
+use crate::journal::record::{ItemResult, Record, RestoreSpan, Unfinished};
 
 impl Driver {
     /// Records the final RESTORE lines not yet recorded for this session. A
@@ -46,11 +46,16 @@ impl Driver {
                     && matches!(acc.progress, Progress::InProgress | Progress::Unfinished)
                 {
                     let log = view.failed_lines.get(user).cloned().unwrap_or_default();
-                    new.push((target.clone(), outcome.clone(), log));
+                    let restore = view.restores.get(user).map(|s| RestoreSpan {
+                        started: s.started,
+                        ended: s.ended,
+                        bytes: s.size,
+                    });
+                    new.push((target.clone(), outcome.clone(), log, restore));
                 }
             }
         });
-        for (target, outcome, log) in new {
+        for (target, outcome, log, restore) in new {
             let (result, message) = item_result(&outcome);
             self.ctx.record(Record::ItemOutcome {
                 session: self.key.clone(),
@@ -59,6 +64,7 @@ impl Driver {
                 result,
                 message,
                 log,
+                restore,
             })?;
             match outcome {
                 ItemOutcome::Succeeded { warnings, notes } => {
@@ -103,6 +109,7 @@ impl Driver {
             if rec.packages.contains(pkg) && !rec.package_results.contains_key(pkg) {
                 let (result, message) = item_result(outcome);
                 self.ctx.record(Record::ItemOutcome {
+                    restore: None,
                     session: self.key.clone(),
                     account: None,
                     package: Some(pkg.clone()),
@@ -202,6 +209,7 @@ impl Driver {
                     result: ItemResult::Failed,
                     message: Some("the session completed without a result for this account".into()),
                     log: Vec::new(),
+                    restore: None,
                 },
                 // NotBegun in a FAILED/ABORTED session: freed by
                 // `session_finished` below (the ended session will never run

@@ -59,6 +59,19 @@ pub struct LogView {
     pub in_flight: BTreeMap<String, InFlight>,
     /// The session's total size (`queue_size`), when the log gives it.
     pub session_size: Option<u64>,
+    /// Each account item's RESTORE as the server's lines date it, and its
+    /// size as the server counts it: for the report's restore-slot view.
+    pub restores: BTreeMap<String, RestoreSpan>,
+}
+
+/// An account's RESTORE by the server's clock (`contents.time`, epoch
+/// seconds): from its `start-item` to its final line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RestoreSpan {
+    pub started: Option<f64>,
+    pub ended: Option<f64>,
+    /// `size` of its lines (bytes; WHM's from the source's analysis).
+    pub size: Option<u64>,
 }
 
 /// An account item being worked on (docs/whm.md §3.3, §3.4).
@@ -114,6 +127,22 @@ impl LogView {
                 continue;
             }
             in_flight(&mut view.in_flight, l);
+            if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
+                let span = view.restores.entry(item.clone()).or_default();
+                if let Some(size) = l.msg.get("size").and_then(serde_json::Value::as_u64) {
+                    span.size = Some(size);
+                }
+                match l.action.as_str() {
+                    "start-item" if l.time > 0.0 => {
+                        span.started = Some(l.time);
+                        span.ended = None;
+                    }
+                    "success-item" | "warning-item" | "failed-item" if l.time > 0.0 => {
+                        span.ended = Some(l.time);
+                    }
+                    _ => {}
+                }
+            }
             if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
                 match l.action.as_str() {
                     "start" | "start-item" | "process-item" => {
@@ -313,6 +342,11 @@ mod tests {
         assert!(big.restoring);
         assert_eq!(big.size, Some(800));
         assert_eq!(big.logfile, "item-RESTORE_AccountRemoteRoot_big");
+        let span = view.restores["big"];
+        assert_eq!(
+            (span.started, span.ended, span.size),
+            (Some(1.0), None, Some(800))
+        );
     }
 
     #[test]

@@ -329,6 +329,7 @@ mod tests {
             session: "old1/s1".into(),
         });
         st.apply(&Record::ItemOutcome {
+            restore: None,
             session: "old1/s1".into(),
             account: Some("a".into()),
             package: None,

@@ -282,6 +282,7 @@ impl Driver {
                     // The session was never started, so abandoning it is
                     // safe; the other accounts go to a new instance.
                     self.ctx.record(Record::ItemOutcome {
+                        restore: None,
                         session: self.key.clone(),
                         account: Some(a.clone()),
                         package: None,

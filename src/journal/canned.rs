@@ -150,6 +150,7 @@ impl Canned {
     /// An account's final RESTORE line (`Failed` with a quota message).
     pub fn outcome(self, key: &str, account: &str, result: ItemResult) -> Canned {
         self.then(Record::ItemOutcome {
+            restore: None,
             session: key.into(),
             account: Some(account.into()),
             package: None,

@@ -30,6 +30,18 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::client::masterlog::{Note, NoteKind};
 
+/// An account's RESTORE as `master.log` dates it (epoch seconds of the
+/// server's clock: `start-item` to the final line) and its size there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreSpan {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
 /// Who asked for a pause or an abort: `user@host pid N`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
@@ -230,6 +242,11 @@ pub enum Record {
         /// report. Scrubbed like every free text.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log: Vec<String>,
+        /// The account's RESTORE by the server's clock, and its size as the
+        /// server counts it, from `master.log` (the report's restore-slot
+        /// view and data moved). Absent in journals before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restore: Option<RestoreSpan>,
     },
     /// The session ended but the account's RESTORE may have begun without a
     /// final line: only the target can tell (`account_verified` follows).

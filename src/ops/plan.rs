@@ -384,6 +384,7 @@ sources:
 
     fn item(session: &str, account: &str, result: ItemResult) -> Record {
         Record::ItemOutcome {
+            restore: None,
             session: session.into(),
             account: Some(account.into()),
             package: None,
@@ -447,6 +448,7 @@ sources:
             pid: 7,
         });
         st.apply(&Record::ItemOutcome {
+            restore: None,
             session: "old1/s1".into(),
             account: None,
             package: Some("basic".into()),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::journal::file::{Entry, Reader};
-use crate::journal::record::{ControlAction, FinishStatus, ItemResult, Record};
+use crate::journal::record::{ControlAction, FinishStatus, ItemResult, Record, RestoreSpan};
 use crate::journal::{Progress, RunPhase, RunState as Replayed};
 use crate::ops::Error;
 use crate::report::html::{
@@ -113,6 +113,9 @@ fn write_report(
 pub struct PlanHints {
     pub target: Option<String>,
     pub sizes: HashMap<String, u64>,
+    /// The most restores the plan lets run at once on the target:
+    /// `target_sessions` × the largest `restore_threads` of its sources.
+    pub restore_slots: Option<u32>,
 }
 
 impl PlanHints {
@@ -123,6 +126,19 @@ impl PlanHints {
             return PlanHints::default();
         };
         let target = host_of(&plan.target.url);
+        let compiled = crate::graph::compile(&plan);
+        let threads = compiled
+            .sources
+            .iter()
+            .map(|s| s.options.restore_threads.unwrap_or(1))
+            .max()
+            .unwrap_or(1);
+        let restore_slots = Some(
+            compiled
+                .limits
+                .target_sessions
+                .saturating_mul(u32::from(threads)),
+        );
         let mut sizes = HashMap::new();
         for s in &plan.sources {
             for a in s.accounts.iter().map(|a| a.account()) {
@@ -131,7 +147,11 @@ impl PlanHints {
                 }
             }
         }
-        PlanHints { target, sizes }
+        PlanHints {
+            target,
+            sizes,
+            restore_slots,
+        }
     }
 }
 
@@ -237,6 +257,8 @@ fn fold_view(
     let mut last_stop: Option<SystemTime> = None;
     // Each failed account's master.log lines, from its latest failure.
     let mut logs: HashMap<String, Vec<String>> = HashMap::new();
+    // Each account's latest RESTORE by the server's clock, and its size.
+    let mut restores: HashMap<String, RestoreSpan> = HashMap::new();
     let torn = feed(&mut |e: &Entry| {
         if let Some(at) = parse_ts(&e.ts) {
             fold_times(&e.rec, at, &mut times, &mut run_pauses, &mut last_stop);
@@ -249,6 +271,14 @@ fn fold_view(
         } = &e.rec
         {
             logs.insert(a.clone(), log.clone());
+        }
+        if let Record::ItemOutcome {
+            account: Some(a),
+            restore: Some(r),
+            ..
+        } = &e.rec
+        {
+            restores.insert(a.clone(), *r);
         }
         state.apply_entry(e);
     })?;
@@ -287,6 +317,7 @@ fn fold_view(
             }
         })
         .collect();
+    let mut hinted = false;
     let accounts = state
         .planned()
         .map(|(name, a)| AccountView {
@@ -306,7 +337,15 @@ fn fold_view(
             notes: a.notes.clone(),
             archives_deleted: a.archives_deleted,
             adopted: a.adopted.clone(),
-            size: hints.sizes.get(name).copied(),
+            size: {
+                let hint = hints.sizes.get(name).copied();
+                hinted |= hint.is_some();
+                hint.or_else(|| restores.get(name.as_str()).and_then(|r| r.bytes))
+            },
+            restore: restores
+                .get(name.as_str())
+                .and_then(|r| Some((r.started?, r.ended?)))
+                .filter(|(s, e)| e >= s),
             attempts: a.attempts,
             message: a.message.clone(),
             log: logs.remove(name.as_str()).unwrap_or_default(),
@@ -347,7 +386,8 @@ fn fold_view(
         accounts,
         next,
         rehearsal: state.simulate,
-        sizes_are_hints: true,
+        sizes_are_hints: hinted,
+        restore_slots: hints.restore_slots,
     };
     Ok((view, torn))
 }
@@ -392,6 +432,7 @@ fn fold_times(
             .or_default()
             .open_pause(at, "paused by ferry"),
         Record::ItemOutcome {
+            restore: None,
             session,
             account: Some(_),
             result: ItemResult::Failed,

@@ -51,6 +51,7 @@ fn started(plan: &str) -> Record {
 fn write_journal(path: &Path, plan: &str) {
     let s = || "old1/s1".to_string();
     let outcome = |a: &str, result, message: Option<&str>| Record::ItemOutcome {
+        restore: None,
         session: s(),
         account: Some(a.into()),
         package: None,
@@ -321,6 +322,29 @@ fn report_of_a_real_run_paused_resumed_with_a_failed_account() {
         "the failed-item line is missing"
     );
     assert!(page.contains("Disk quota exceeded: &lt;b&gt;s2u03&lt;/b&gt; needs 3 GB"));
+    // The fleet view dates every restore that ended, by the server's clock
+    // (from master.log, through the journal), and has a row per source.
+    let outcomes = w
+        .records("item_outcome")
+        .iter()
+        .filter(|r| r["rec"]["restore"]["ended"].is_number())
+        .count();
+    assert!(
+        outcomes >= fleet.target_users().len(),
+        "{outcomes} dated outcomes"
+    );
+    assert!(
+        page.contains("class=\"slots-used\""),
+        "no restore-slot chart"
+    );
+    assert!(page.contains("restores over "), "no restore-slot summary");
+    for s in &fleet.sources {
+        assert!(
+            page.contains(&format!("<a href=\"#src-{}\">", s.name)),
+            "{}",
+            s.name
+        );
+    }
     // One lane per session the journal knows.
     let sessions: std::collections::BTreeSet<String> = w
         .records("session_create_intent")

@@ -771,6 +771,7 @@ fn journal_lines_never_hold_a_registered_secret() {
     use ferry::journal::record::{ItemResult, Record};
     let secret = ferry::secret::Secret::new("JOURNAL-SECRET-5d4c3b");
     let rec = Record::ItemOutcome {
+        restore: None,
         session: "old1/s1".into(),
         account: Some("shop2".into()),
         package: None,

@@ -130,6 +130,7 @@ fn outcome(
     (
         t,
         Record::ItemOutcome {
+            restore: None,
             session: session.into(),
             account: Some(account.into()),
             package: None,
@@ -289,6 +290,7 @@ fn hints() -> PlanHints {
         .into_iter()
         .map(|(a, s)| (a.to_string(), s))
         .collect(),
+        restore_slots: Some(4),
     }
 }
 

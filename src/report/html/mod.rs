@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use super::summary::human_duration;
 
+mod fleet;
 mod timeline;
 
 /// A run, as the report shows it.
@@ -49,8 +50,12 @@ pub struct RunView {
     pub next: Option<String>,
     /// A rehearsal (`apply --simulate`): no real server was touched.
     pub rehearsal: bool,
-    /// Sizes are the plan's size hints, not bytes reported by the server.
+    /// Some sizes are the plan's (hints or the inventory), not bytes
+    /// reported by the server.
     pub sizes_are_hints: bool,
+    /// The most restores the plan lets run at once (the band of the
+    /// restore-slot view), when the plan could be read.
+    pub restore_slots: Option<u32>,
 }
 
 /// How the run stands (design §7 run status).
@@ -122,8 +127,12 @@ pub struct AccountView {
     /// Transferred without the journal seeing its restore end: how it was
     /// found on the target.
     pub adopted: Option<String>,
-    /// Bytes: what was moved when known, else the plan's size hint.
+    /// Bytes: the plan's size (hint or inventory), else the size the
+    /// server's `master.log` gave.
     pub size: Option<u64>,
+    /// Its last RESTORE, from start to end, in the server's clock (epoch
+    /// seconds), when the journal has it.
+    pub restore: Option<(f64, f64)>,
     /// Transfer attempts (sessions it was enqueued in).
     pub attempts: u32,
     /// The server's message (failure reason or warning).
@@ -307,6 +316,7 @@ pub fn render(view: &RunView) -> String {
     );
     header(&mut h, view);
     summary(&mut h, view, &totals);
+    fleet::section(&mut h, view);
     timeline::section(&mut h, view);
     failures(&mut h, view);
     accounts_table(&mut h, view);
@@ -318,9 +328,9 @@ pub fn render(view: &RunView) -> String {
         env!("CARGO_PKG_VERSION"),
         esc(&utc(view.generated_at)),
         if view.sizes_are_hints {
-            "the plan's size hints, in "
+            "the plan's (size hints or the inventory) where it gives them, else the server's, in "
         } else {
-            ""
+            "the server's, in "
         },
     );
     h

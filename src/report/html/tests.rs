@@ -23,6 +23,7 @@ fn account(name: &str, source: &str, session: &str, state: AccountState, size: u
         archives_deleted: false,
         adopted: None,
         size: Some(size),
+        restore: None,
         attempts: 1,
         message: None,
         log: vec![],
@@ -124,6 +125,7 @@ pub(crate) fn sample_view() -> RunView {
         ),
         rehearsal: false,
         sizes_are_hints: true,
+        restore_slots: Some(4),
     }
 }
 
@@ -260,7 +262,7 @@ fn summary_counts_duration_and_bytes() {
     assert!(html.contains("Finished with failures — 1 of 6 accounts could not be moved"));
     assert!(html.contains("Next step: fix the cause"));
     assert!(!html.contains("id=\"rehearsal\""));
-    assert!(html.contains("Sizes are the plan's size hints"));
+    assert!(html.contains("Sizes are the plan's (size hints or the inventory)"));
 }
 
 /// Every `src`/`href` attribute and every `url(` must point inside the
@@ -343,6 +345,7 @@ fn an_empty_run_renders_without_a_timeline() {
         next: None,
         rehearsal: true,
         sizes_are_hints: false,
+        restore_slots: None,
     };
     let html = render(&v);
     assert!(html.contains("No transfer session has been created yet."));
@@ -428,4 +431,76 @@ fn the_axis_has_a_few_readable_ticks_at_any_scale() {
             "{span_ms} ms: {ticks:?}"
         );
     }
+}
+
+/// The fleet view: restore slots in use against the plan's band, with the
+/// utilisation it implies, and one row per source.
+#[test]
+fn the_fleet_view_shows_restore_slots_and_a_row_per_source() {
+    let mut v = sample_view();
+    // Server clock: alpha 0–100 s, bravo 0–50, charlie 50–100, delta
+    // 100–200; so two at once, then one: 300 s of restores in 200 s.
+    let t = 1_796_003_100.0;
+    for (name, span) in [
+        ("alpha", (0.0, 100.0)),
+        ("bravo", (0.0, 50.0)),
+        ("charlie2", (50.0, 100.0)),
+        ("delta", (100.0, 200.0)),
+    ] {
+        let a = v.accounts.iter_mut().find(|a| a.account == name).unwrap();
+        a.restore = Some((t + span.0, t + span.1));
+    }
+    v.restore_slots = Some(2);
+    let html = render(&v);
+    let fleet = &html[html.find("<section id=\"fleet\">").unwrap()
+        ..html.find("<section id=\"timeline\">").unwrap()];
+    assert!(fleet.contains("class=\"slots-used\""), "{fleet}");
+    assert!(fleet.contains("class=\"slots-band\""), "{fleet}");
+    assert!(fleet.contains("2 slots"), "{fleet}");
+    // 300 s busy ÷ (2 slots × 200 s) = 75 %.
+    assert!(
+        fleet.contains("4 restores over 3m 20s by the target&#39;s clock; at most 2 at once; the plan&#39;s 2 restore slots were busy 75% of that window"),
+        "{fleet}"
+    );
+    // One row per source, linking to its lanes; data moved per source.
+    assert_eq!(
+        fleet
+            .matches("<tr><td class=\"mono\"><a href=\"#src-old1\">")
+            .count(),
+        1,
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("<tr class=\"has-failed\"><td class=\"mono\"><a href=\"#src-old2\">"),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("1.65 GB"),
+        "old1 moved alpha+bravo+charlie: {fleet}"
+    );
+    // Few sources: the lanes stay in one timeline, not folded.
+    assert!(!html.contains("<details class=\"source-lanes\""));
+    assert_self_contained(&html);
+}
+
+/// More sources than the fold limit: one folded timeline per source,
+/// named by the anchor the fleet table links to.
+#[test]
+fn at_fleet_scale_each_sources_lanes_are_folded() {
+    let mut v = sample_view();
+    let base = v.sessions[0].clone();
+    v.sessions = (0..25)
+        .map(|i| SessionView {
+            name: format!("src{i:02}/s1"),
+            source: format!("src{i:02}"),
+            ..base.clone()
+        })
+        .collect();
+    let html = render(&v);
+    assert_eq!(html.matches("<details class=\"source-lanes\"").count(), 25);
+    assert!(html.contains("id=\"src-src07\""));
+    assert!(html.contains("<a href=\"#src-src07\">src07</a>"));
+    assert!(html.contains("<details class=\"all-sessions\">"));
+    assert!(html.contains("No restore has been dated yet"));
+    assert_self_contained(&html);
 }

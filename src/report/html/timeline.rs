@@ -3,6 +3,11 @@
 //! hatched with a pause mark and a resume mark, and the run's own pauses as
 //! dashed lines across every lane. Styled by the page's CSS (classes only),
 //! so print CSS applies too.
+//!
+//! At fleet scale (more than [`FOLD_AT`] sources) each source's lanes are
+//! folded under a summary line of their own (`<details>`), on the same time
+//! axis, and the sessions table is folded too: 400 nearly empty lanes say
+//! less than the fleet view above them (`fleet`).
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +21,8 @@ const AXIS: f64 = 34.0;
 const GROUP_HEAD: f64 = 24.0;
 const LANE: f64 = 26.0;
 const BAR: f64 = 12.0;
+/// More sources than this: one folded timeline per source.
+pub(super) const FOLD_AT: usize = 10;
 
 /// How a session ended, for its colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +140,40 @@ pub(super) fn section(h: &mut String, view: &RunView) {
         h.push_str("<p class=\"hint\">No transfer session has been created yet.</p>\n</section>\n");
         return;
     }
-    svg(h, view);
-    legend(h);
-    sessions_table(h, view);
+    let mut sources: Vec<&str> = view.sessions.iter().map(|s| s.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() <= FOLD_AT {
+        svg(h, view, None);
+        legend(h);
+        sessions_table(h, view);
+    } else {
+        legend(h);
+        for src in sources {
+            let of: Vec<&SessionView> = view.sessions.iter().filter(|s| s.source == src).collect();
+            let failed: usize = of.iter().map(|s| s.failed).sum();
+            let accounts: usize = of.iter().map(|s| s.accounts).sum();
+            let _ = writeln!(
+                h,
+                "<details class=\"source-lanes\" id=\"src-{}\"><summary><span class=\"mono\">{}</span> — {} session{}, {accounts} account{} enqueued{}</summary>",
+                super::anchor(src),
+                esc(src),
+                of.len(),
+                if of.len() == 1 { "" } else { "s" },
+                if accounts == 1 { "" } else { "s" },
+                if failed > 0 {
+                    format!(", <span class=\"lane-failed\">{failed} failed</span>")
+                } else {
+                    String::new()
+                }
+            );
+            svg(h, view, Some(src));
+            h.push_str("</details>\n");
+        }
+        h.push_str("<details class=\"all-sessions\"><summary>Every session, with its WHM id and times</summary>\n");
+        sessions_table(h, view);
+        h.push_str("</details>\n");
+    }
     h.push_str("</section>\n");
 }
 
@@ -189,14 +227,20 @@ fn sessions_table(h: &mut String, view: &RunView) {
     h.push_str("</tbody></table>\n");
 }
 
-fn svg(h: &mut String, view: &RunView) {
+/// The lanes of every session, or of one source's (`only`), on the run's
+/// time axis.
+fn svg(h: &mut String, view: &RunView, only: Option<&str>) {
     let (start, end) = view.span();
     let span = secs_between(start, end).max(0.05);
     let sc = Scale { t0: start, span };
 
     // Sources in order of their first session; sessions in creation order.
     let mut sources: Vec<&str> = Vec::new();
-    let mut ordered: Vec<&SessionView> = view.sessions.iter().collect();
+    let mut ordered: Vec<&SessionView> = view
+        .sessions
+        .iter()
+        .filter(|s| only.is_none_or(|o| s.source == o))
+        .collect();
     ordered.sort_by_key(|s| s.created_at);
     for s in &ordered {
         if !sources.contains(&s.source.as_str()) {
