@@ -199,6 +199,17 @@ impl Ctx {
         *self.target_view.lock().expect("target view") = Some(listed);
     }
 
+    /// What a listing of `asked` found: each of them is on the target as
+    /// listed, or not at all; the others stay as last seen.
+    pub fn merge_target_view(&self, asked: &[String], listed: Vec<AccountInfo>) {
+        let mut view = self.target_view.lock().expect("target view");
+        let view = view.get_or_insert_with(BTreeMap::new);
+        for a in asked {
+            view.remove(a);
+        }
+        view.extend(listed.into_iter().map(|a| (a.user.clone(), a)));
+    }
+
     /// The account as the target had it when it was last listed.
     pub fn on_target(&self, account: &str) -> Option<AccountInfo> {
         self.target_view
@@ -213,6 +224,10 @@ impl Ctx {
 /// transferred but not yet verified, or unfinished (a restore with no final
 /// line). `session`: only that session's accounts. A failure to list is a
 /// warning: the next `apply` verifies them.
+/// Up to this many accounts are verified by name (`listaccts_of`); more,
+/// by one whole `listaccts`.
+const LIST_BY_NAME: usize = 200;
+
 pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt> {
     let todo: Vec<(String, String, bool)> = ctx.with_state(|st| {
         st.accounts
@@ -241,16 +256,30 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
     ctx.emit(Event::StepStarted {
         step: step.to_string(),
     });
+    // A session's accounts are listed by name; the run's end lists all.
+    let asked: Option<Vec<String>> =
+        (todo.len() <= LIST_BY_NAME).then(|| todo.iter().map(|(n, ..)| n.clone()).collect());
     let r = ctx
         .api
-        .repeatable(ctx.retry_note(step.clone()), |c| async move {
-            c.listaccts().await
+        .repeatable(ctx.retry_note(step.clone()), |c| {
+            let asked = asked.clone();
+            async move {
+                match asked {
+                    Some(users) => c.listaccts_of(&users).await,
+                    None => c.listaccts().await,
+                }
+            }
         })
         .await;
     let present: BTreeSet<String> = match r {
         Ok(list) => {
             let names = list.iter().map(|a| a.user.clone()).collect();
-            ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect());
+            match &asked {
+                Some(users) => ctx.merge_target_view(users, list),
+                None => {
+                    ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect())
+                }
+            }
             names
         }
         Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
