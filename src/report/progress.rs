@@ -84,6 +84,9 @@ struct State {
     settled_bytes: u64,
     /// In-flight accounts' latest `item_progress`: session, size, percent.
     in_flight: BTreeMap<String, (String, Option<u64>, u8)>,
+    /// Each live session's latest `session_state`, to redraw its line
+    /// when one of its accounts' percent moves.
+    last_state: HashMap<String, Event>,
 }
 
 /// Units of the bar for one account without sizes (its percent).
@@ -235,6 +238,11 @@ impl ProgressReporter {
         };
         let terminal = TERMINAL.contains(&state.as_str());
         if terminal {
+            st.last_state.remove(session);
+        } else {
+            st.last_state.insert(session.clone(), event.clone());
+        }
+        if terminal {
             if let Some(bar) = st.sessions.remove(session) {
                 bar.finish_and_clear();
                 self.mp.remove(&bar);
@@ -284,7 +292,10 @@ impl Reporter for ProgressReporter {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Lines above the bars use the plain reporter's words.
         let line = match event {
-            Event::ItemSucceeded { .. } | Event::RunFinished { .. } => None,
+            // Percentages move the bars; they are not worth a line here.
+            Event::ItemSucceeded { .. }
+            | Event::ItemProgress { .. }
+            | Event::RunFinished { .. } => None,
             // Only sessions appearing or ending get a line; the bar shows the rest.
             Event::SessionState { session, state, .. } => {
                 let first = !st.seen.contains_key(session);
@@ -316,6 +327,9 @@ impl Reporter for ProgressReporter {
                 st.in_flight
                     .insert(account.clone(), (session.clone(), *size, *percent));
                 self.refresh_overall(&mut st);
+                if let Some(last) = st.last_state.get(session).cloned() {
+                    self.on_session(&mut st, &last);
+                }
             }
             Event::ItemSucceeded { account, size, .. } => {
                 if st.failed.remove(account) {
@@ -608,15 +622,7 @@ mod tests {
         let (pos, len, msg, _) = r.snapshot();
         assert_eq!((pos, len), (9 * gb, 21 * gb));
         assert_eq!(msg, "1 transferred of 2 · 9.00 GB of 21.0 GB");
-        r.event(&Event::SessionState {
-            session: "old1/s1".into(),
-            id: None,
-            source: "old1".into(),
-            state: "RUNNING".into(),
-            current: Some("giant".into()),
-            accounts: 1,
-            done: 0,
-        });
+        // The session line follows the percent, with no new state event.
         let (.., sessions) = r.snapshot();
         assert_eq!(sessions[0].1, "RUNNING   0/1  old1  now: giant  giant 40%");
         r.event(&Event::ItemSucceeded {

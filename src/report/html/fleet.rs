@@ -6,14 +6,19 @@
 //! come from (`ops::report` reads them from the journal's `item_outcome`
 //! records, which took them from `master.log`).
 //!
-//! The chart counts, at each instant, the accounts whose RESTORE had begun
-//! and not ended, by the target's own clock (`master.log`'s `time`; on a
-//! rehearsal, the simulator's, so simulated hours show as hours). Its band
-//! is the most restores the plan lets run at once (`target_sessions` × the
-//! largest `restore_threads`): every gap below it is a slot left idle, the
-//! time the scheduler exists to win back. The utilisation printed under it
-//! is the restore time summed over the accounts ÷ (slots × the window from
-//! the first restore's start to the last one's end).
+//! The chart counts the accounts whose RESTORE had begun and not ended, by
+//! the target's own clock (`master.log`'s `time`; on a rehearsal, the
+//! simulator's, so simulated hours show as hours), averaged over each of
+//! [`COLUMNS`] slices of the window (so a 10,000-account run stays a small
+//! SVG, and a slice shows how full it was on average). Its band is the
+//! most restores the run saw at once: WHM's API does not say how many
+//! restores a target takes, and the peak is the best evidence of it (the
+//! plan's own ceiling, `target_sessions` × the largest `restore_threads`,
+//! is named beside it). Every gap below the band is a slot left idle, the
+//! time the scheduler exists to win back; the utilisation printed under it
+//! is the restore time summed over the accounts ÷ (peak × the window from
+//! the first restore's start to the last one's end). A run that never
+//! filled the target's slots has a low peak, and so overstates it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -34,6 +39,9 @@ pub(super) fn section(h: &mut String, view: &RunView) {
     h.push_str("</section>\n");
 }
 
+/// Columns of the chart: the occupancy is averaged over each.
+const COLUMNS: usize = 450;
+
 /// The restore-slot chart and its utilisation line.
 fn slots(h: &mut String, view: &RunView) {
     let spans: Vec<(f64, f64)> = view.accounts.iter().filter_map(|a| a.restore).collect();
@@ -44,67 +52,45 @@ fn slots(h: &mut String, view: &RunView) {
         );
         return;
     }
-    let t0 = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
-    let t1 = spans.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
-    let window = (t1 - t0).max(1.0);
-    // +1 at each start, −1 at each end; an end sorts before a start at the
-    // same instant (a slot handed on is not two restores at once).
-    let mut steps: Vec<(f64, i32)> = spans.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
-    steps.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut level = 0i32;
-    let mut peak = 0i32;
-    let mut points: Vec<(f64, i32)> = vec![(t0, 0)];
-    for (t, d) in steps {
-        level += d;
-        peak = peak.max(level);
-        points.push((t, level));
-    }
-    let slots = view.restore_slots.map(|s| s as i32);
-    let top = peak.max(slots.unwrap_or(0)).max(1) as f64;
-    let x = |t: f64| LEFT + (t - t0) / window * (WIDTH - LEFT - RIGHT);
+    let o = Occupancy::of(&spans);
+    let x = |f: f64| LEFT + f * (WIDTH - LEFT - RIGHT);
+    let top = f64::from(o.peak.max(1));
     let y = |n: f64| TOP + PLOT - n / top * PLOT;
     let height = TOP + PLOT + AXIS;
     let _ = writeln!(
         h,
         "<figure class=\"slots\"><svg viewBox=\"0 0 {WIDTH} {height}\" width=\"100%\" role=\"img\" \
-         aria-label=\"Restores running on the target over {} (peak {peak})\" preserveAspectRatio=\"xMinYMin meet\">",
-        esc(&human_duration(window))
+         aria-label=\"Restores running on the target over {} (peak {})\" preserveAspectRatio=\"xMinYMin meet\">",
+        esc(&human_duration(o.window)),
+        o.peak
     );
-    // The band: the plan's ceiling.
-    if let Some(s) = slots {
-        let _ = writeln!(
-            h,
-            "<rect class=\"slots-band\" x=\"{LEFT}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"/>\
-             <line class=\"slots-line\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\
-             <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{s} slot{}</text>",
-            y(f64::from(s)),
-            WIDTH - LEFT - RIGHT,
-            y(0.0) - y(f64::from(s)),
-            y(f64::from(s)),
-            WIDTH - RIGHT,
-            y(f64::from(s)),
-            WIDTH - RIGHT - 4.0,
-            y(f64::from(s)) - 4.0,
-            if s == 1 { "" } else { "s" }
-        );
-    }
-    // The occupancy as a step area.
-    let mut d = format!("M{:.1} {:.1}", x(t0), y(0.0));
-    let mut last = 0;
-    for &(t, n) in &points {
+    // The band: the slots the target showed it has (the run's peak).
+    let _ = writeln!(
+        h,
+        "<rect class=\"slots-band\" x=\"{LEFT}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{PLOT:.1}\"/>\
+         <line class=\"slots-line\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+        y(top),
+        WIDTH - LEFT - RIGHT,
+        y(top),
+        WIDTH - RIGHT,
+        y(top),
+    );
+    // The mean occupancy of each column, as an area.
+    let n = o.columns.len() as f64;
+    let mut d = format!("M{:.1} {:.1}", x(0.0), y(0.0));
+    for (i, v) in o.columns.iter().enumerate() {
         let _ = write!(
             d,
-            " L{:.1} {:.1} L{:.1} {:.1}",
-            x(t),
-            y(f64::from(last)),
-            x(t),
-            y(f64::from(n))
+            " L{:.1} {:.2} L{:.1} {:.2}",
+            x(i as f64 / n),
+            y(*v),
+            x((i + 1) as f64 / n),
+            y(*v)
         );
-        last = n;
     }
-    let _ = write!(d, " L{:.1} {:.1} Z", x(t1), y(0.0));
+    let _ = write!(d, " L{:.1} {:.1} Z", x(1.0), y(0.0));
     let _ = writeln!(h, "<path class=\"slots-used\" d=\"{d}\"/>");
-    // Axes: counts on the left, elapsed time below.
+    // Axes: counts on the left, elapsed time (server clock) below.
     let _ = writeln!(
         h,
         "<line class=\"axis-line\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\
@@ -117,14 +103,14 @@ fn slots(h: &mut String, view: &RunView) {
         y(0.0) + 4.0,
         LEFT - 6.0,
         y(top) + 8.0,
-        top as i32
+        o.peak
     );
     for i in 0..=4 {
         let f = f64::from(i) / 4.0;
         let _ = writeln!(
             h,
             "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{}</text>",
-            x(t0 + f * window),
+            x(f),
             y(0.0) + 18.0,
             match i {
                 0 => "start",
@@ -134,25 +120,105 @@ fn slots(h: &mut String, view: &RunView) {
             if i == 0 {
                 "0".to_string()
             } else {
-                esc(&human_duration(f * window))
+                esc(&human_duration(f * o.window))
             }
         );
     }
     h.push_str("</svg></figure>\n");
-    let busy: f64 = spans.iter().map(|(s, e)| e - s).sum();
     let mut line = format!(
-        "{} restores over {} by the target's clock; at most {peak} at once",
+        "{} restores over {} by the target's clock; at most {} at once",
         spans.len(),
-        human_duration(window)
+        human_duration(o.window),
+        o.peak
     );
-    if let Some(s) = slots.filter(|s| *s > 0) {
-        let _ = write!(
-            line,
-            "; the plan's {s} restore slots were busy {:.0}% of that window",
-            100.0 * busy / (f64::from(s) * window)
-        );
+    if let Some(s) = view.restore_slots {
+        let _ = write!(line, " (the plan allows {s})");
     }
+    let _ = write!(
+        line,
+        "; those {} slots were busy {:.0}% of the window",
+        o.peak,
+        100.0 * o.utilisation()
+    );
     let _ = writeln!(h, "<p class=\"hint\">{}.</p>", esc(&line));
+}
+
+/// Restores at once over a window, from their spans.
+#[derive(Debug)]
+pub(super) struct Occupancy {
+    /// From the first start to the last end, seconds (at least 1).
+    pub window: f64,
+    /// The most restores at once.
+    pub peak: u32,
+    /// The mean number running in each of [`COLUMNS`] equal slices.
+    pub columns: Vec<f64>,
+    /// Restore time summed over the spans, seconds.
+    pub busy: f64,
+}
+
+impl Occupancy {
+    pub(super) fn of(spans: &[(f64, f64)]) -> Occupancy {
+        let t0 = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+        let t1 = spans.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+        let window = (t1 - t0).max(1.0);
+        // +1 at each start, −1 at each end; an end sorts before a start at
+        // the same instant (a slot handed on is not two restores at once).
+        let mut steps: Vec<(f64, i32)> =
+            spans.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut level, mut peak) = (0i32, 0i32);
+        for (_, d) in &steps {
+            level += d;
+            peak = peak.max(level);
+        }
+        let width = window / COLUMNS as f64;
+        let mut columns = vec![0.0; COLUMNS];
+        let mut busy = 0.0;
+        for &(s, e) in spans {
+            busy += e - s;
+            let (a, b) = ((s - t0) / width, (e - t0) / width);
+            let first = (a.floor() as usize).min(COLUMNS - 1);
+            let last = (b.ceil() as usize).clamp(first + 1, COLUMNS);
+            for (c, v) in columns.iter_mut().enumerate().take(last).skip(first) {
+                let overlap = (b.min(c as f64 + 1.0) - a.max(c as f64)).max(0.0);
+                *v += overlap;
+            }
+        }
+        Occupancy {
+            window,
+            peak: peak.max(0) as u32,
+            columns,
+            busy,
+        }
+    }
+
+    /// Restore time ÷ (peak × window).
+    pub(super) fn utilisation(&self) -> f64 {
+        if self.peak == 0 {
+            return 0.0;
+        }
+        self.busy / (f64::from(self.peak) * self.window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn occupancy_counts_restores_at_once_and_their_mean_per_column() {
+        // Two at once for the first half, one for the second; an end and a
+        // start at the same instant are not two at once.
+        let o = Occupancy::of(&[(0.0, 50.0), (0.0, 100.0), (50.0, 100.0), (100.0, 200.0)]);
+        assert_eq!(o.peak, 2);
+        assert_eq!(o.window, 200.0);
+        assert_eq!(o.busy, 300.0);
+        assert!((o.utilisation() - 0.75).abs() < 1e-9);
+        assert!((o.columns[0] - 2.0).abs() < 1e-9, "{:?}", &o.columns[..3]);
+        assert!((o.columns[COLUMNS - 1] - 1.0).abs() < 1e-9);
+        let mean: f64 = o.columns.iter().sum::<f64>() / COLUMNS as f64;
+        assert!((mean - 1.5).abs() < 1e-9, "{mean}");
+    }
 }
 
 /// What one source's row adds up.
