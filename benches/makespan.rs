@@ -186,9 +186,11 @@ fn bench(f: &Fleet) {
         );
         let top: Vec<String> = r.top.iter().map(|(f, n)| format!("{f} {n}")).collect();
         println!(
-            "makespan [{}]: {name}: most calls: {}",
+            "makespan [{}]: {name}: most calls: {}; item-log reads {} ({:.2} per account)",
             f.name,
-            top.join(", ")
+            top.join(", "),
+            r.item_logs,
+            r.item_logs as f64 / accounts as f64
         );
     }
     println!(
@@ -265,6 +267,9 @@ struct Result {
     calls: u64,
     /// The most frequent calls, most first.
     top: Vec<(String, u64)>,
+    /// `fetch_transfer_session_log` calls for an item log (not
+    /// `master.log`): the percentages of progress by bytes.
+    item_logs: usize,
     peak_kib: i64,
     wall: f64,
 }
@@ -287,6 +292,16 @@ fn run(f: &Fleet, concurrency: &str, chained: bool) -> Result {
     let wall = t.elapsed().as_secs_f64();
     assert_eq!(code, 0, "ferry apply failed");
     let st: Value = sim.state();
+    let item_logs = sim.requests().as_array().map_or(0, |rs| {
+        rs.iter()
+            .filter(|r| r["function"] == "fetch_transfer_session_log")
+            .filter(|r| {
+                r["params"]["logfile"]
+                    .as_str()
+                    .is_some_and(|l| l != "master.log")
+            })
+            .count()
+    });
     rt.block_on(sim.shutdown());
     let sessions = st["sessions"].as_array().unwrap();
     let first = sessions
@@ -314,6 +329,7 @@ fn run(f: &Fleet, concurrency: &str, chained: bool) -> Result {
         sessions: sessions.len(),
         calls,
         top,
+        item_logs,
         peak_kib,
         wall,
     }

@@ -357,12 +357,21 @@ impl WhmClient {
     /// with `users`, not with the server: after each of 400 sessions on a
     /// target filling up to 10,000 accounts, the whole list is what made a
     /// fleet's sessions wait.
-    pub async fn listaccts_of(&self, users: &[String]) -> Result<Vec<TargetAccount>, Error> {
+    /// Each entry is read both ways: what the survey keeps, and the
+    /// summary `ferry verify` compares (`listaccts` has every field of
+    /// `accountsummary`, §8.2).
+    pub async fn listaccts_of(
+        &self,
+        users: &[String],
+    ) -> Result<Vec<(TargetAccount, AccountSummary)>, Error> {
         let mut p = Params::new();
         p.add("searchtype", "user");
         let names: Vec<String> = users.iter().map(|u| regex::escape(u)).collect();
         p.add("search", format!("^(?:{})$", names.join("|")));
-        p.add("want", "user,domain,owner,plan,has_dedicated_ip");
+        p.add(
+            "want",
+            "user,domain,owner,plan,has_dedicated_ip,suspended,suspendreason,diskused",
+        );
         let wanted: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
         self.call("listaccts", p, None, |data| {
             let list = match data.and_then(|d| d.get("acct")) {
@@ -372,10 +381,10 @@ impl WhmClient {
             };
             // The search is a case-insensitive regex on WHM: keep exact names.
             list.iter()
-                .map(account_info)
+                .map(|v| Ok((account_info(v)?, account_summary(v)?)))
                 .filter(|a| {
                     a.as_ref()
-                        .map_or(true, |a| wanted.contains(a.user.as_str()))
+                        .map_or(true, |(a, _)| wanted.contains(a.user.as_str()))
                 })
                 .collect()
         })

@@ -231,7 +231,7 @@ impl Driver {
         })?;
         self.feed(Input::Concluded);
         self.emit_state();
-        verify(&self.ctx, Some(&self.key)).await?;
+        verify(&self.ctx, Some(&self.key), false).await?;
         Ok(())
     }
 }

@@ -23,12 +23,14 @@ use super::api::{self, Api, CallError};
 use super::mirror::Mirror;
 use super::plan::RunPlan;
 use super::{Msg, Timing};
+use crate::client::AccountSummary;
 use crate::client::{AccountInfo, RemoteAnalysis};
 use crate::events::{AccountCounts, ByteCounts, Event, FailedAccount, Reporter};
 use crate::graph::{RunStep, StepId};
+use crate::journal::record::Difference;
 use crate::journal::record::{ControlAction, Record};
 use crate::journal::{Journal, JournalError, Progress, RunState, SessionRec};
-use crate::plan::ArchiveCleanup;
+use crate::plan::{ArchiveCleanup, VerifyPolicy};
 
 /// Why a session task or a run-wide read could not go on.
 #[derive(Debug)]
@@ -220,21 +222,80 @@ impl Ctx {
     }
 }
 
-/// `listaccts` on the target for the accounts whose outcome it decides:
-/// transferred but not yet verified, or unfinished (a restore with no final
-/// line). `session`: only that session's accounts. A failure to list is a
-/// warning: the next `apply` verifies them.
-/// Up to this many accounts are verified by name (`listaccts_of`); more,
-/// by one whole `listaccts`.
+/// `policy.verify: basic` for one transferred account on the target:
+/// compared with the plan, recorded, each difference a warning; a first
+/// difference joins `new` (the run stops scheduling once for those).
+fn check(
+    ctx: &Ctx,
+    account: &str,
+    session: &str,
+    got: &AccountSummary,
+    new: &mut Vec<String>,
+) -> Result<(), Halt> {
+    let Some((_, planned)) = ctx.plan().account(account) else {
+        return Ok(()); // no longer in the plan: nothing to compare with
+    };
+    let findings = super::verdict::compare(&super::verdict::Wanted::of(planned), Some(got));
+    let differences: Vec<Difference> = findings
+        .iter()
+        .map(|f| Difference {
+            what: f.detail(),
+            fix: f.fix(account),
+        })
+        .collect();
+    let before = ctx.with_state(|st| {
+        st.accounts
+            .get(account)
+            .and_then(|a| a.differences.clone())
+            .unwrap_or_default()
+    });
+    ctx.record(Record::AccountChecked {
+        account: account.to_string(),
+        session: session.to_string(),
+        differences: differences.clone(),
+    })?;
+    for d in &differences {
+        ctx.emit(Event::Warning {
+            message: format!(
+                "{account} is on the target but not as planned: {}; to fix: {}",
+                d.what, d.fix
+            ),
+        });
+    }
+    if before.is_empty() && !differences.is_empty() {
+        let what: Vec<&str> = differences.iter().map(|d| d.what.as_str()).collect();
+        new.push(format!("{account} ({})", what.join(", ")));
+    }
+    Ok(())
+}
+
+/// Accounts listed by name per `listaccts` call.
 const LIST_BY_NAME: usize = 200;
 
-pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt> {
+/// `listaccts` on the target for the accounts whose outcome it decides:
+/// transferred but not yet verified, or unfinished (a restore with no final
+/// line), by name, [`LIST_BY_NAME`] at a time. `session`: only that
+/// session's accounts. A failure to list is a warning: the next `apply`
+/// verifies them.
+///
+/// With `policy.verify: basic` each transferred account found there is
+/// also compared with the plan from the same answer (`verdict::compare`;
+/// no extra request): `account_checked` records the differences, each is a
+/// warning, and differences an account did not have before stop the run's
+/// scheduling once (`Msg::Differences`, the policy's table). An account
+/// with differences is listed again by the next `apply` (`recheck`: the
+/// verification at its start), which goes on without stopping and ends
+/// with exit 4 while they remain. Never a new transfer.
+pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>, recheck: bool) -> Result<(), Halt> {
+    let checking = ctx.plan().policy.verify == VerifyPolicy::Basic;
     let todo: Vec<(String, String, bool)> = ctx.with_state(|st| {
         st.accounts
             .iter()
             .filter(|(_, a)| session.is_none() || a.session.as_deref() == session)
             .filter(|(_, a)| {
-                (a.progress == Progress::Transferred && a.verified.is_none())
+                let differs = a.differences.as_ref().is_some_and(|d| !d.is_empty());
+                (a.progress == Progress::Transferred
+                    && (a.verified.is_none() || (recheck && checking && differs)))
                     || a.progress == Progress::Unfinished
             })
             .map(|(n, a)| {
@@ -256,42 +317,34 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
     ctx.emit(Event::StepStarted {
         step: step.to_string(),
     });
-    // A session's accounts are listed by name; the run's end lists all.
-    let asked: Option<Vec<String>> =
-        (todo.len() <= LIST_BY_NAME).then(|| todo.iter().map(|(n, ..)| n.clone()).collect());
-    let r = ctx
-        .api
-        .repeatable(ctx.retry_note(step.clone()), |c| {
-            let asked = asked.clone();
-            async move {
-                match asked {
-                    Some(users) => c.listaccts_of(&users).await,
-                    None => c.listaccts().await,
-                }
+    let names: Vec<String> = todo.iter().map(|(n, ..)| n.clone()).collect();
+    let mut found: BTreeMap<String, AccountSummary> = BTreeMap::new();
+    for asked in names.chunks(LIST_BY_NAME) {
+        let r = ctx
+            .api
+            .repeatable(ctx.retry_note(step.clone()), |c| async move {
+                c.listaccts_of(asked).await
+            })
+            .await;
+        match r {
+            Ok(list) => {
+                let (infos, summaries): (Vec<_>, Vec<_>) = list.into_iter().unzip();
+                ctx.merge_target_view(asked, infos);
+                found.extend(summaries.into_iter().map(|s| (s.user.clone(), s)));
             }
-        })
-        .await;
-    let present: BTreeSet<String> = match r {
-        Ok(list) => {
-            let names = list.iter().map(|a| a.user.clone()).collect();
-            match &asked {
-                Some(users) => ctx.merge_target_view(users, list),
-                None => {
-                    ctx.set_target_view(list.into_iter().map(|a| (a.user.clone(), a)).collect())
-                }
+            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
+            Err(CallError::Failed(e)) => {
+                ctx.emit(Event::Warning {
+                    message: format!(
+                        "could not verify accounts on the target ({e}); the next `ferry apply` verifies them"
+                    ),
+                });
+                return Ok(());
             }
-            names
         }
-        Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
-        Err(CallError::Failed(e)) => {
-            ctx.emit(Event::Warning {
-                message: format!(
-                    "could not verify accounts on the target ({e}); the next `ferry apply` verifies them"
-                ),
-            });
-            return Ok(());
-        }
-    };
+    }
+    let present: BTreeSet<String> = found.keys().cloned().collect();
+    let mut new_differences: Vec<String> = Vec::new();
     let cleanup = ctx.plan().policy.cleanup.archives == ArchiveCleanup::Delete;
     for (account, sess, unfinished) in todo {
         let here = present.contains(&account);
@@ -302,6 +355,12 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
         })?;
         let transferred =
             ctx.with_state(|st| st.accounts[&account].progress == Progress::Transferred);
+        if checking
+            && transferred
+            && let Some(summary) = found.get(&account)
+        {
+            check(ctx, &account, &sess, summary, &mut new_differences)?;
+        }
         if cleanup && here && transferred {
             delete_archives(ctx, &account).await?;
         }
@@ -325,6 +384,20 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>) -> Result<(), Halt>
             }),
             _ => {}
         }
+    }
+    if !new_differences.is_empty() {
+        ctx.send(Msg::Differences {
+            reason: format!(
+                "{} transferred account{} not as planned on the target: {}",
+                new_differences.len(),
+                if new_differences.len() == 1 {
+                    " is"
+                } else {
+                    "s are"
+                },
+                new_differences.join("; ")
+            ),
+        });
     }
     ctx.emit(Event::StepSucceeded {
         step: step.to_string(),
@@ -412,6 +485,31 @@ pub(crate) fn failed_accounts(st: &RunState) -> Vec<FailedAccount> {
             source: a.source.clone(),
             message: a.message.clone().unwrap_or_default(),
             retried: matches!(a.progress, Progress::Failed { retryable: true }),
+        })
+        .collect()
+}
+
+/// Transferred accounts that differ from the plan on the target
+/// (`policy.verify`), each with what differs, as the end of a run lists
+/// them beside the failed ones (`retried: false`: a person decides).
+pub(crate) fn differing_accounts(st: &RunState) -> Vec<FailedAccount> {
+    st.planned()
+        .filter(|(_, a)| a.progress == Progress::Transferred)
+        .filter_map(|(n, a)| {
+            let d = a.differences.as_ref().filter(|d| !d.is_empty())?;
+            let what: Vec<String> = d
+                .iter()
+                .map(|d| format!("{} ({})", d.what, d.fix))
+                .collect();
+            Some(FailedAccount {
+                account: n.clone(),
+                source: a.source.clone(),
+                message: format!(
+                    "transferred, but not as planned on the target: {}",
+                    what.join("; ")
+                ),
+                retried: false,
+            })
         })
         .collect()
 }

@@ -31,6 +31,7 @@
 //! | `target` | the survey and adoption rules |
 //! | [`api`] | the gate every WHM call passes |
 //! | [`control`] | `ferry pause`/`abort` requests to a running apply |
+//! | [`verdict`] | what a transferred account must look like on the target, and how it differs |
 //!
 //! ## Exactly once, in one place
 //!
@@ -85,6 +86,7 @@ pub mod session;
 mod setup;
 mod stale;
 mod target;
+pub mod verdict;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -265,4 +267,7 @@ pub(crate) enum Msg {
     ItemFailed { session: String, account: String },
     /// The session stays stuck after the remedy.
     Stuck { session: String, reason: String },
+    /// Transferred accounts differ from the plan on the target, for the
+    /// first time (`policy.verify`).
+    Differences { reason: String },
 }

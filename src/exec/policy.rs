@@ -6,6 +6,15 @@
 //! | `abort`            | abort every live session; exit 5  | the same           | the same                     |
 //! | `continue`         | record it and go on; exit 4 at the end | abort that session: its unrestored accounts go to a replacement | go on; its accounts stay pending |
 //!
+//! and a fourth trouble, a transferred account that differs from the plan
+//! on the target (`policy.verify`, found after its session ended): under
+//! `pause` and `abort` the run stops scheduling new sessions (the live ones
+//! end as they are: a difference never interrupts a transfer) and exits 3;
+//! under `continue` it goes on. Either way a run that ends with differences
+//! left exits 4, and the account is never transferred again for it. The
+//! run stops once per account: the next `apply` checks it again and, still
+//! different, goes on.
+//!
 //! Under `continue`, accounts owned by a held reseller wait
 //! (`orphans: wait`) or move anyway (`orphans: transfer`): see
 //! [`super::schedule::standing`]. Every reaction that pauses or aborts is
@@ -31,12 +40,19 @@ pub(super) enum Trouble<'a> {
     Stuck { session: &'a str },
     /// A batch cannot get a session.
     Blocked,
+    /// Transferred accounts differ from the plan on the target.
+    Differences,
 }
 
 impl Scheduler {
     /// The table of the module doc.
     pub(super) fn react(&mut self, trouble: Trouble<'_>, reason: String) -> Result<(), ExecError> {
         match (self.ctx.plan().policy.on_error, trouble) {
+            (OnError::Pause | OnError::Abort, Trouble::Differences) => {
+                self.policy_request(ControlAction::Pause, &reason)?;
+                self.set_stop(Stop::Pause(reason));
+            }
+            (OnError::Continue, Trouble::Differences) => {}
             (OnError::Pause, _) => {
                 self.policy_request(ControlAction::Pause, &reason)?;
                 self.set_stop(Stop::Pause(reason));
@@ -44,7 +60,7 @@ impl Scheduler {
                     Trouble::ItemFailed { session } | Trouble::Stuck { session } => {
                         self.tell(session, Want::Pause)
                     }
-                    Trouble::Blocked => {}
+                    Trouble::Blocked | Trouble::Differences => {}
                 }
             }
             (OnError::Abort, _) => {

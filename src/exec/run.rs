@@ -184,7 +184,7 @@ impl Scheduler {
 
     async fn drive(&mut self, cancel: &CancellationToken) -> Result<(), ExecError> {
         // Accounts left unverified (or unfinished) by an earlier process.
-        if let Err(halt) = ctx::verify(&self.ctx, None).await {
+        if let Err(halt) = ctx::verify(&self.ctx, None, true).await {
             self.on_task_end(String::new(), TaskEnd::Halted(halt))?;
         }
         let mut control_tick = tokio::time::interval(self.ctx.timing.control_poll);
@@ -279,6 +279,7 @@ impl Scheduler {
             Msg::Stuck { session, reason } => {
                 self.react(Trouble::Stuck { session: &session }, reason)
             }
+            Msg::Differences { reason } => self.react(Trouble::Differences, reason),
         }
     }
 
@@ -350,7 +351,7 @@ impl Scheduler {
     /// Records how the run ended and builds the report.
     async fn finish(mut self) -> Result<RunReport, ExecError> {
         if self.stop.is_none() || matches!(self.stop, Some(Stop::Pause(_) | Stop::Abort(_))) {
-            if let Err(halt) = ctx::verify(&self.ctx, None).await
+            if let Err(halt) = ctx::verify(&self.ctx, None, false).await
                 && let Err(e) = self.on_task_end(String::new(), TaskEnd::Halted(halt))
             {
                 self.unrecorded(e);
@@ -361,7 +362,7 @@ impl Scheduler {
                 }
             }
         }
-        let (counts, failed, mut pending) = self.ctx.with_state(|st| {
+        let (counts, mut failed, mut pending, differing) = self.ctx.with_state(|st| {
             let pending: Vec<(String, String)> = st
                 .planned()
                 .filter(|(_, a)| {
@@ -369,8 +370,15 @@ impl Scheduler {
                 })
                 .map(|(n, a)| (n.clone(), self.pending_reason(st, n, a)))
                 .collect();
-            (ctx::counts(st), ctx::failed_accounts(st), pending)
+            (
+                ctx::counts(st),
+                ctx::failed_accounts(st),
+                pending,
+                ctx::differing_accounts(st),
+            )
         });
+        let clean = differing.is_empty();
+        failed.extend(differing);
         pending.sort();
         let (status, reason) = match self.stop.clone() {
             Some(Stop::Pause(reason)) => {
@@ -406,7 +414,7 @@ impl Scheduler {
                 self.finished_record(FinishStatus::Interrupted, &counts);
                 (RunStatus::Failed, Some("interrupted".to_string()))
             }
-            None if counts.failed == 0 && counts.pending == 0 => {
+            None if counts.failed == 0 && counts.pending == 0 && clean => {
                 self.finished_record(FinishStatus::Succeeded, &counts);
                 (RunStatus::Succeeded, None)
             }

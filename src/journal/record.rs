@@ -42,6 +42,15 @@ pub struct RestoreSpan {
     pub bytes: Option<u64>,
 }
 
+/// One way a transferred account differs from the plan on the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// What differs, in words (`its owner on the target is root, …`).
+    pub what: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
 /// Who asked for a pause or an abort: `user@host pid N`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
@@ -269,6 +278,15 @@ pub enum Record {
         session: String,
         present: bool,
     },
+    /// `policy.verify: basic`: a transferred account, present on the
+    /// target, compared with the plan (`exec::verdict`): each difference
+    /// with its fix; none means it passed. Never a reason to move it again.
+    AccountChecked {
+        account: String,
+        session: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        differences: Vec<Difference>,
+    },
     /// The session made no progress for `policy.stall_timeout`.
     SessionStalled {
         session: String,
@@ -425,6 +443,7 @@ impl Record {
             Record::ArchivesDeleted { .. } => "archives_deleted",
             Record::RestoreUnfinished { .. } => "restore_unfinished",
             Record::AccountVerified { .. } => "account_verified",
+            Record::AccountChecked { .. } => "account_checked",
             Record::SessionStalled { .. } => "session_stalled",
             Record::SessionControl { .. } => "session_control",
             Record::SessionFinished { .. } => "session_finished",
@@ -460,6 +479,10 @@ impl Record {
                 message.iter_mut().chain(log.iter_mut()).collect()
             }
             Record::ItemNotes { notes, .. } => notes.iter_mut().map(|n| &mut n.text).collect(),
+            Record::AccountChecked { differences, .. } => differences
+                .iter_mut()
+                .flat_map(|d| [&mut d.what, &mut d.fix])
+                .collect(),
             Record::SessionControl { result, .. } => vec![result],
             Record::AccountAdopted { how, .. } => vec![how],
             Record::AccountConflict { reason, .. } | Record::AccountReleased { reason, .. } => {

@@ -93,6 +93,9 @@ pub struct AccountState {
     pub percent: Option<u8>,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
+    /// `account_checked`: how it differs from the plan on the target
+    /// (empty: as planned), once checked.
+    pub differences: Option<Vec<crate::journal::record::Difference>>,
     /// Transferred without this journal seeing its restore end: how it was
     /// found (`account_adopted`, or an outcome from a session recovered
     /// from the target's record).
@@ -125,6 +128,7 @@ impl AccountState {
             archives_deleted: false,
             percent: None,
             verified: None,
+            differences: None,
             adopted: None,
             unfinished: Unfinished::NoLog,
             seen_absent: false,
@@ -635,6 +639,15 @@ impl RunState {
                 if let Some(acc) = self.accounts.get_mut(account) {
                     acc.verified = Some(*present);
                     acc.verify_outcome(*present);
+                }
+            }
+            Record::AccountChecked {
+                account,
+                differences,
+                ..
+            } => {
+                if let Some(acc) = self.accounts.get_mut(account) {
+                    acc.differences = Some(differences.clone());
                 }
             }
             Record::SessionStalled { session, .. } => {

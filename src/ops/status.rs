@@ -100,7 +100,13 @@ pub struct AccountStatus {
     /// Its transfer archives were removed from the target (`policy.cleanup`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub archives_deleted: bool,
+    /// Checked on the target: present (and, with `policy.verify: basic`,
+    /// as planned). `null` until checked.
     pub verified: Option<bool>,
+    /// How it differs from the plan on the target (`policy.verify`), each
+    /// with its fix; its state stays `transferred`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<crate::journal::record::Difference>,
     /// Transferred without this journal seeing its restore end: how it was
     /// found on the target (its state stays `transferred`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,7 +192,10 @@ pub fn build(st: &RunState, journal: &Path, apply_pid: Option<u32>) -> Status {
                     warnings: a.warnings,
                     notes: a.notes.clone(),
                     archives_deleted: a.archives_deleted,
-                    verified: a.verified,
+                    verified: a.verified.map(|present| {
+                        present && a.differences.as_ref().is_none_or(|d| d.is_empty())
+                    }),
+                    differences: a.differences.clone().unwrap_or_default(),
                     adopted: a.adopted.clone(),
                 },
             )
@@ -336,7 +345,18 @@ impl Status {
                 if a.archives_deleted {
                     line.push_str("  (archives removed)");
                 }
+                if !a.differences.is_empty() {
+                    line.push_str("  NOT AS PLANNED");
+                }
                 let _ = writeln!(out, "{line}");
+                for d in &a.differences {
+                    let _ = writeln!(
+                        out,
+                        "      differs: {} (fix: {})",
+                        crate::untrusted::line(&d.what),
+                        crate::untrusted::line(&d.fix)
+                    );
+                }
                 for n in &a.notes {
                     let _ = writeln!(
                         out,

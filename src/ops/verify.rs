@@ -26,7 +26,6 @@ use serde::Serialize;
 use super::{Error, Findings};
 use crate::client::{AccountSummary, ErrorKind, RetryPolicy, WhmClient};
 use crate::exec::Api;
-use crate::graph::SessionAccount;
 use crate::journal::Progress;
 
 /// What `ferry verify` was asked to do.
@@ -37,137 +36,7 @@ pub struct VerifyOptions {
     pub request_timeout: Option<Duration>,
 }
 
-/// What the plan wants of an account on the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
-    pub account: String,
-    pub owner: String,
-    pub package: Option<String>,
-    pub domain: Option<String>,
-}
-
-impl Wanted {
-    pub fn of(a: &SessionAccount) -> Wanted {
-        Wanted {
-            account: a.target_user.clone(),
-            owner: a.owner_on_target().to_string(),
-            package: a.package.clone(),
-            domain: a.domain.clone(),
-        }
-    }
-}
-
-/// One way an account differs from the plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Finding {
-    /// The journal says transferred; the target has no such account.
-    Missing,
-    Suspended {
-        reason: Option<String>,
-    },
-    Owner {
-        planned: String,
-        on_target: String,
-    },
-    Package {
-        planned: String,
-        on_target: Option<String>,
-    },
-    Domain {
-        planned: String,
-        on_target: Option<String>,
-    },
-}
-
-impl Finding {
-    /// What differs, in words.
-    pub fn detail(&self) -> String {
-        match self {
-            Finding::Missing => "not on the target, though the journal saw it transferred".into(),
-            Finding::Suspended { reason } => match reason {
-                Some(r) => format!("suspended on the target ({r})"),
-                None => "suspended on the target".into(),
-            },
-            Finding::Owner { planned, on_target } => {
-                format!("its owner on the target is {on_target}, the plan's is {planned}")
-            }
-            Finding::Package { planned, on_target } => format!(
-                "its package on the target is {}, the plan's is {planned}",
-                on_target.as_deref().unwrap_or("(none)")
-            ),
-            Finding::Domain { planned, on_target } => format!(
-                "its main domain on the target is {}, the plan's is {planned}",
-                on_target.as_deref().unwrap_or("(none)")
-            ),
-        }
-    }
-
-    /// What to do about it on `account` (ferry never moves it again by
-    /// itself).
-    pub fn fix(&self, account: &str) -> String {
-        match self {
-            Finding::Missing => format!(
-                "see its restore in `ferry report`; if it was removed from the target on purpose, \
-                 remove `{account}` from the plan"
-            ),
-            Finding::Suspended { .. } => format!(
-                "if it should serve, unsuspend it: whmapi1 unsuspendacct user={account} (an account \
-                 suspended on its source is restored suspended)"
-            ),
-            Finding::Owner { planned, .. } => format!(
-                "WHM restores an account under root when its reseller is not on the target yet; \
-                 give it to {planned}: whmapi1 modifyacct user={account} owner={planned}"
-            ),
-            Finding::Package { planned, .. } => {
-                format!("whmapi1 changepackage user={account} pkg={planned}")
-            }
-            Finding::Domain { .. } => {
-                "check which is right; if the target's, correct the account's `domain` in the plan"
-                    .into()
-            }
-        }
-    }
-}
-
-/// The differences between what the plan wants and the target's account.
-pub fn compare(want: &Wanted, got: Option<&AccountSummary>) -> Vec<Finding> {
-    let Some(got) = got else {
-        return vec![Finding::Missing];
-    };
-    let mut out = Vec::new();
-    if got.suspended {
-        out.push(Finding::Suspended {
-            reason: got.suspend_reason.clone(),
-        });
-    }
-    if got.owner != want.owner {
-        out.push(Finding::Owner {
-            planned: want.owner.clone(),
-            on_target: got.owner.clone(),
-        });
-    }
-    if let Some(p) = &want.package
-        && got.package.as_deref() != Some(p.as_str())
-    {
-        out.push(Finding::Package {
-            planned: p.clone(),
-            on_target: got.package.clone(),
-        });
-    }
-    if let Some(d) = &want.domain
-        && !got
-            .domain
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(d))
-    {
-        out.push(Finding::Domain {
-            planned: d.clone(),
-            on_target: got.domain.clone(),
-        });
-    }
-    out
-}
+pub use crate::exec::verdict::{Finding, Wanted, compare};
 
 /// How one account came out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

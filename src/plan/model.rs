@@ -653,6 +653,24 @@ pub struct Policy {
     #[serde(default = "default_growth_warning")]
     #[schemars(range(min = 1.0, max = 1000.0))]
     pub growth_warning: f64,
+    /// After each session, each account it transferred is checked on the
+    /// target (`basic`, the default: present, not suspended, the planned
+    /// owner, package and main domain — what `ferry verify` checks, read
+    /// from the `listaccts` ferry makes anyway), or not (`off`). A finding
+    /// never moves an account again: it is recorded and reported, the run
+    /// stops scheduling once under `on_error: pause` or `abort`, and a run
+    /// that ends with findings left exits 4.
+    #[serde(default)]
+    pub verify: VerifyPolicy,
+}
+
+/// `policy.verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyPolicy {
+    #[default]
+    Basic,
+    Off,
 }
 
 /// `policy.cleanup`.
@@ -685,6 +703,7 @@ impl Default for Policy {
             orphans: OrphanPolicy::default(),
             cleanup: Cleanup::default(),
             growth_warning: default_growth_warning(),
+            verify: VerifyPolicy::default(),
         }
     }
 }

@@ -78,8 +78,10 @@ fn a_clean_run_verifies_with_one_request_per_account() {
 }
 
 /// An account restored suspended (it was suspended on its source) is a
-/// finding with its fix, exit 1; the others still pass, and a restore that
-/// warned (a database it could not bring over) says so.
+/// finding with its fix: `apply` (`policy.verify: basic`) stops once (exit
+/// 3) naming it, the next `apply` checks it again and ends with exit 4, it
+/// is never transferred again; `ferry verify` exits 1; the others pass, and
+/// a restore that warned (a database it could not bring over) says so.
 #[test]
 fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     let fleet = Fleet::standard(1, 6);
@@ -99,10 +101,71 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             domains: vec![],
         },
     );
+    let users = fleet.target_users();
     let w = World::start(fleet, sc);
     let out = w.apply(&["--output", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // apply's own check found it: the run stopped scheduling once.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("s1u05 is on the target but not as planned: suspended on the target"),
+        "{said}"
+    );
+    assert!(said.contains("unsuspendacct user=s1u05"), "{said}");
+    // Checked after its session; the run then started no new session.
+    let checked = w.records("account_checked");
+    assert!(
+        checked.iter().any(|r| r["rec"]["account"] == "s1u05"),
+        "{checked:?}"
+    );
+    let st = w.status();
+    let s1u05 = &st["accounts"]["s1u05"];
+    assert_eq!(s1u05["state"], "transferred", "{s1u05}");
+    assert_eq!(s1u05["verified"], false, "{s1u05}");
+    assert!(
+        s1u05["differences"][0]["what"]
+            .as_str()
+            .is_some_and(|t| t.contains("suspended")),
+        "{s1u05}"
+    );
+    let clean: Vec<&Value> = st["accounts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(u, a)| *u != "s1u05" && a["state"] == "transferred")
+        .map(|(_, a)| a)
+        .collect();
+    assert!(!clean.is_empty());
+    for a in clean {
+        assert_eq!(a["verified"], true, "{a}");
+        assert!(a.get("differences").is_none(), "{a}");
+    }
+    // The check read the listaccts apply makes anyway: one per session.
+    assert_eq!(calls(&w, "accountsummary"), 0);
+    // The next apply checks it again, goes on, and ends with exit 4 naming
+    // it; nothing is transferred again.
+    let again = w.apply(&["--output", "json"]);
+    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
+    let fin = events(&again).pop().unwrap();
+    assert_eq!(fin["event"], "run_finished");
+    assert_eq!(fin["status"], "partial", "{fin}");
+    assert!(
+        fin["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["account"] == "s1u05"
+                && f["message"].as_str().unwrap().contains("not as planned")),
+        "{fin}"
+    );
+    w.assert_exactly_once(&users);
     assert_eq!(w.state()["accounts"]["s1u05"]["suspended"], true);
+    // Every account checked; s1u05 twice (once per apply), the others once.
+    let checked = w.records("account_checked");
+    let of = |u: &str| checked.iter().filter(|r| r["rec"]["account"] == u).count();
+    for u in &users {
+        assert_eq!(of(u), if u == "s1u05" { 2 } else { 1 }, "{u}");
+    }
     // What the restore said reaches the events and the status, once each.
     let said = |notes: &Value| {
         notes.as_array().is_some_and(|n| {
@@ -111,7 +174,7 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             })
         })
     };
-    let ev = events(&out);
+    let ev = [events(&out), events(&again)].concat();
     let ok = ev
         .iter()
         .find(|e| e["event"] == "item_succeeded" && e["account"] == "s1u02")
@@ -235,4 +298,29 @@ fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
         5,
         "one per cleaned account"
     );
+}
+
+/// `policy.verify: off`: apply checks nothing beyond presence, so the same
+/// suspended account ends a clean run (exit 0) and no `account_checked` is
+/// written; `ferry verify` still finds it.
+#[test]
+fn verify_off_leaves_the_check_to_ferry_verify() {
+    let mut fleet = Fleet::standard(1, 6);
+    fleet.policy.push_str("\n  verify: off");
+    let mut sc = fleet.scenario(0.002);
+    sc.remotes[0]
+        .accounts
+        .iter_mut()
+        .find(|a| a.user == "s1u05")
+        .unwrap()
+        .suspended = true;
+    let users = fleet.target_users();
+    let w = World::start(fleet, sc);
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(w.records("account_checked").is_empty());
+    assert_eq!(w.status()["accounts"]["s1u05"]["verified"], true, "present");
+    let out = verify(&w, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    w.assert_exactly_once(&users);
 }
