@@ -31,6 +31,7 @@
 //! or formats (Debug, Display, tracing) contains a secret or a response
 //! body.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -405,6 +406,10 @@ pub struct RemoteAnalysis {
     /// gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// `remote.dbs.dbs.MYSQL`: the source's MySQL databases by the
+    /// account owning them (docs/whm.md §5), for verification.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<String, Vec<String>>,
 }
 
 /// A failed WHM call: which function, what went wrong, after how many

@@ -758,11 +758,21 @@ fn remote_analysis(data: Option<&Value>) -> Result<RemoteAnalysis, ErrorKind> {
         .and_then(|r| r.get("version"))
         .and_then(as_text)
         .filter(|v| !v.is_empty());
+    // `{dbs: {MYSQL: {name: {owner}}, PGSQL: …}, users: …}`
+    let mut databases: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Some(Value::Object(m)) = data.and_then(|d| d.pointer("/remote/dbs/dbs/MYSQL")) {
+        for (name, v) in m {
+            if let Some(owner) = v.get("owner").and_then(as_text).filter(|o| !o.is_empty()) {
+                databases.entry(owner).or_default().push(name.clone());
+            }
+        }
+    }
     Ok(RemoteAnalysis {
         accounts,
         packages,
         supports_live_transfers,
         version,
+        databases,
     })
 }
 
@@ -882,9 +892,17 @@ pub(crate) mod tests {
                  "bytesused": 0, "filesused": 0, "has_dedicated_ip": 0},
             ],
             "packages": [{"name": "gold", "featurelist": "default"}],
-        }});
+        },
+        "remote": {"dbs": {
+            "dbs": {"MYSQL": {"shop_wp": {"owner": "shop"}, "shop_logs": {"owner": "shop"},
+                              "orphan": {}}, "PGSQL": {"shop_pg": {"owner": "shop"}}},
+            "users": {"MYSQL": {"shop_u": {"owner": "shop"}}},
+        }}});
         let a = remote_analysis(Some(&data)).unwrap();
         assert_eq!(a.packages, ["gold"]);
+        // MySQL databases by owner (sorted by name), nothing else
+        assert_eq!(a.databases.len(), 1);
+        assert_eq!(a.databases["shop"], ["shop_logs", "shop_wp"]);
         assert_eq!(a.accounts[0].bytes, Some(4_883_456));
         assert_eq!(a.accounts[0].files, Some(120));
         assert_eq!(a.accounts[0].dedicated_ip, Some(true));

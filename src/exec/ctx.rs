@@ -225,17 +225,62 @@ impl Ctx {
 /// `policy.verify: basic` for one transferred account on the target:
 /// compared with the plan, recorded, each difference a warning; a first
 /// difference joins `new` (the run stops scheduling once for those).
-fn check(
+///
+/// Against what the source reported (`session_analysed`): the main domain
+/// where the plan names none, disk use, and — one
+/// `list_mysql_databases_and_users` for an account the source listed
+/// databases for — its databases. A target without that function (`Unknown
+/// app`) or a failed read leaves the databases unchecked, with a warning.
+async fn check(
     ctx: &Ctx,
     account: &str,
     session: &str,
     got: &AccountSummary,
     new: &mut Vec<String>,
 ) -> Result<(), Halt> {
+    use super::verdict::{Reported, Wanted, compare, compare_databases, compare_disk};
     let Some((_, planned)) = ctx.plan().account(account) else {
         return Ok(()); // no longer in the plan: nothing to compare with
     };
-    let findings = super::verdict::compare(&super::verdict::Wanted::of(planned), Some(got));
+    let (reported, notes) = ctx.with_state(|st| {
+        st.accounts
+            .get(account)
+            .map(|a| (a.reported.clone(), a.notes.clone()))
+            .unwrap_or_default()
+    });
+    let r = reported
+        .as_ref()
+        .map_or_else(Reported::default, |r| Reported {
+            bytes: r.bytes,
+            domain: r.domain.as_deref(),
+            databases: &r.databases,
+        });
+    let mut findings = compare(&Wanted::of(planned).with_reported(&r), Some(got));
+    findings.extend(compare_disk(r.bytes, got.disk_used_mib));
+    if !r.databases.is_empty() {
+        let user = account.to_string();
+        let listed = ctx
+            .api
+            .repeatable(
+                ctx.retry_note(StepId::session(session, crate::graph::SessionStep::Verify)),
+                |c| {
+                    let user = user.clone();
+                    async move { c.list_mysql_databases(&user).await }
+                },
+            )
+            .await;
+        match listed {
+            Ok(Some(dbs)) => findings.extend(compare_databases(r.databases, &dbs, &notes)),
+            Ok(None) => {}
+            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
+            Err(CallError::Failed(e)) => ctx.emit(Event::Warning {
+                message: format!(
+                    "could not list {account}'s databases on the target ({e}): they are not \
+                     compared with the source's (`ferry verify` can, later)"
+                ),
+            }),
+        }
+    }
     let differences: Vec<Difference> = findings
         .iter()
         .map(|f| Difference {
@@ -359,7 +404,7 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>, recheck: bool) -> R
             && transferred
             && let Some(summary) = found.get(&account)
         {
-            check(ctx, &account, &sess, summary, &mut new_differences)?;
+            check(ctx, &account, &sess, summary, &mut new_differences).await?;
         }
         if cleanup && here && transferred {
             delete_archives(ctx, &account).await?;

@@ -232,6 +232,9 @@ impl Driver {
             self.create().await?;
         }
         self.mirror().await?;
+        if self.m.state() == SState::Enqueuing && self.current_want() == Want::Run {
+            self.analyse().await?;
+        }
         if self.m.state() == SState::Enqueuing {
             match self.current_want() {
                 Want::Pause => return Ok(TaskEnd::Paused),

@@ -36,7 +36,10 @@ use crate::client;
 use crate::events::Event;
 use crate::graph::SessionStep;
 use crate::journal::Phase;
-use crate::journal::record::{EnqueueOutcome, ItemResult, MirroredAccount, Record};
+use crate::journal::record::{
+    EnqueueOutcome, ItemResult, MirroredAccount, Record, ReportedAccount,
+};
+use crate::plan::VerifyPolicy;
 
 impl Driver {
     /// `create_remote_root_transfer_session` (see the module's crash
@@ -177,6 +180,67 @@ impl Driver {
             }
             mirror::Written::Off { first: false } => {}
         }
+        Ok(())
+    }
+
+    /// `policy.verify: basic`: the session's own remote analysis, once,
+    /// before anything is enqueued — what the source reports of its
+    /// accounts (size, main domain, MySQL databases), journaled as
+    /// `session_analysed` for the checks after the restore. Read-only, so
+    /// repeatable after any failure or kill; a failure is a warning, never
+    /// fatal (those checks then say nothing for these accounts).
+    pub(super) async fn analyse(&mut self) -> Result<(), TaskEnd> {
+        if self.ctx.plan().policy.verify != VerifyPolicy::Basic {
+            return Ok(());
+        }
+        let Some(id) = self.id.clone() else {
+            return Ok(());
+        };
+        let Some(rec) = self.ctx.session(&self.key) else {
+            return Ok(());
+        };
+        if rec.analysed || rec.enqueue_intent || rec.phase != Phase::Created {
+            return Ok(());
+        }
+        let r = self
+            .ctx
+            .api
+            .repeatable(self.on_retry(SessionStep::Analyse), |c| {
+                let id = id.clone();
+                async move { c.analyze_remote(&id).await }
+            })
+            .await;
+        let analysis = match r {
+            Ok(a) => a,
+            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message).into()),
+            Err(CallError::Failed(e)) => {
+                self.ctx.emit(Event::Warning {
+                    message: format!(
+                        "could not read the remote analysis of session {} ({e}): its accounts' \
+                         disk use and databases will not be compared with the source's",
+                        self.key
+                    ),
+                });
+                return Ok(());
+            }
+        };
+        let accounts = analysis
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                let account = self.users.get(&a.user)?;
+                Some(ReportedAccount {
+                    account: account.clone(),
+                    bytes: a.bytes,
+                    domain: a.domain.clone(),
+                    databases: analysis.databases.get(&a.user).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        self.ctx.record(Record::SessionAnalysed {
+            session: self.key.clone(),
+            accounts,
+        })?;
         Ok(())
     }
 

@@ -97,6 +97,7 @@ mod tests {
             packages: packages.iter().map(|p| p.to_string()).collect(),
             supports_live_transfers: None,
             version: None,
+            databases: Default::default(),
         }
     }
 

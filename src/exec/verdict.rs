@@ -12,8 +12,12 @@
 //! What is compared (docs/whm.md §8.1–8.2): the account exists, is not
 //! suspended, has the planned owner (a reseller that was not on the target
 //! when the account was restored makes WHM restore it under `root`, which
-//! shows here), the planned package, and the plan's main domain where the
-//! plan gives one.
+//! shows here), the planned package, and the main domain — the plan's, or
+//! else the one the source reported. Against what the source reported
+//! (its session's remote analysis, in the journal, [`Reported`]): disk use
+//! ([`compare_disk`]: less than half of the source's, above 100 MiB) and
+//! its MySQL databases ([`compare_databases`]: each on the target, unless
+//! the restore's notes say it was renamed).
 
 use serde::Serialize;
 
@@ -40,6 +44,67 @@ impl Wanted {
     }
 }
 
+/// What the source reported of an account when its session was made
+/// (`session_analysed` in the journal).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reported<'a> {
+    pub bytes: Option<u64>,
+    pub domain: Option<&'a str>,
+    pub databases: &'a [String],
+}
+
+impl Wanted {
+    /// The source's main domain where the plan names none.
+    pub fn with_reported(mut self, r: &Reported<'_>) -> Wanted {
+        if self.domain.is_none() {
+            self.domain = r.domain.map(str::to_string);
+        }
+        self
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Disk use on the target against the source's: a finding when the target
+/// holds less than half of what the source reported and the source's is
+/// over 100 MiB (small accounts vary by more than their size with logs and
+/// caches; more on the target is never a loss).
+pub fn compare_disk(source_bytes: Option<u64>, target_mib: Option<u64>) -> Option<Finding> {
+    let (source, target) = (source_bytes?, target_mib?);
+    (source > 100 * MIB && target.saturating_mul(MIB) < source / 2).then_some(Finding::Disk {
+        source_bytes: source,
+        target_mib: target,
+    })
+}
+
+/// The source's MySQL databases against the target's: each must be there,
+/// unless the restore's notes name it as altered (a database renamed on
+/// restore, "to what" in the note's words). A note that names a missing one
+/// goes with the finding.
+pub fn compare_databases(
+    source: &[String],
+    target: &[String],
+    notes: &[crate::client::masterlog::Note],
+) -> Vec<Finding> {
+    use crate::client::masterlog::NoteKind;
+    source
+        .iter()
+        .filter(|db| !target.contains(db))
+        .filter(|db| {
+            !notes
+                .iter()
+                .any(|n| n.kind == NoteKind::Altered && n.text.contains(db.as_str()))
+        })
+        .map(|db| Finding::Database {
+            name: db.clone(),
+            said: notes
+                .iter()
+                .find(|n| n.text.contains(db.as_str()))
+                .map(|n| n.text.clone()),
+        })
+        .collect()
+}
+
 /// One way an account differs from the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -60,6 +125,17 @@ pub enum Finding {
     Domain {
         planned: String,
         on_target: Option<String>,
+    },
+    /// Less than half the disk the source reported.
+    Disk {
+        source_bytes: u64,
+        target_mib: u64,
+    },
+    /// A database the source listed is not on the target.
+    Database {
+        name: String,
+        /// The restore's note about it, if one names it.
+        said: Option<String>,
     },
 }
 
@@ -83,6 +159,19 @@ impl Finding {
                 "its main domain on the target is {}, the plan's is {planned}",
                 on_target.as_deref().unwrap_or("(none)")
             ),
+            Finding::Disk {
+                source_bytes,
+                target_mib,
+            } => format!(
+                "it uses {target_mib} MiB on the target, less than half of the {} MiB the source reported",
+                source_bytes / MIB
+            ),
+            Finding::Database { name, said } => match said {
+                Some(s) => {
+                    format!("its database {name} is not on the target (the restore said: {s})")
+                }
+                None => format!("its database {name}, listed on the source, is not on the target"),
+            },
         }
     }
 
@@ -109,6 +198,14 @@ impl Finding {
                 "check which is right; if the target's, correct the account's `domain` in the plan"
                     .into()
             }
+            Finding::Disk { .. } => format!(
+                "compare the home directory and mail on both servers (du -sh ~{account}); a restore \
+                 module that failed or was skipped is named in the restore's notes (`ferry status`)"
+            ),
+            Finding::Database { name, .. } => format!(
+                "copy it from the source (mysqldump {name} there, import it here for {account}), \
+                 or move the account again on purpose (overwrite_all_dbs with allow_overwrite)"
+            ),
         }
     }
 }
@@ -150,4 +247,88 @@ pub fn compare(want: &Wanted, got: Option<&AccountSummary>) -> Vec<Finding> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::masterlog::{Note, NoteKind};
+
+    #[test]
+    fn disk_is_a_finding_only_below_half_of_a_sizeable_source() {
+        let gib = 1024 * MIB;
+        assert_eq!(
+            compare_disk(Some(gib), Some(400)),
+            Some(Finding::Disk {
+                source_bytes: gib,
+                target_mib: 400
+            })
+        );
+        assert_eq!(compare_disk(Some(gib), Some(600)), None, "over half");
+        assert_eq!(compare_disk(Some(gib), Some(5000)), None, "more is no loss");
+        assert_eq!(
+            compare_disk(Some(90 * MIB), Some(0)),
+            None,
+            "small accounts vary"
+        );
+        assert_eq!(
+            compare_disk(None, Some(0)),
+            None,
+            "quotas off on the source"
+        );
+        assert_eq!(compare_disk(Some(gib), None), None, "`none` on the target");
+    }
+
+    #[test]
+    fn a_missing_database_is_a_finding_unless_the_restore_renamed_it() {
+        let source = vec!["shop_wp".to_string(), "shop_logs".into(), "shop_old".into()];
+        let target = vec!["shop_wp".to_string(), "shop_new".into()];
+        let notes = vec![
+            Note {
+                kind: NoteKind::Altered,
+                text: "The database shop_old was renamed to shop_new.".into(),
+            },
+            Note {
+                kind: NoteKind::Warning,
+                text: "The database shop_logs could not be restored.".into(),
+            },
+        ];
+        let f = compare_databases(&source, &target, &notes);
+        assert_eq!(
+            f,
+            vec![Finding::Database {
+                name: "shop_logs".into(),
+                said: Some("The database shop_logs could not be restored.".into()),
+            }]
+        );
+        assert!(f[0].detail().contains("the restore said"));
+        assert!(f[0].fix("shop").contains("mysqldump shop_logs"));
+        assert!(compare_databases(&source, &source, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_sources_domain_stands_in_where_the_plan_names_none() {
+        let want = Wanted {
+            account: "shop".into(),
+            owner: "root".into(),
+            package: None,
+            domain: None,
+        };
+        let r = Reported {
+            domain: Some("shop.example"),
+            ..Reported::default()
+        };
+        assert_eq!(
+            want.clone().with_reported(&r).domain.as_deref(),
+            Some("shop.example")
+        );
+        let planned = Wanted {
+            domain: Some("planned.example".into()),
+            ..want
+        };
+        assert_eq!(
+            planned.with_reported(&r).domain.as_deref(),
+            Some("planned.example")
+        );
+    }
 }

@@ -23,6 +23,9 @@ pub enum SessionStep {
     Create,
     /// Writing the session to the target's record (part of creating it).
     Mirror,
+    /// The session's remote analysis, for verification (part of creating
+    /// it, `policy.verify: basic`).
+    Analyse,
     /// `enqueue_transfer_item` of a package (a graph step).
     Package(String),
     /// The enqueue phase as a whole (events).
@@ -52,6 +55,7 @@ impl SessionStep {
         match self {
             SessionStep::Create => Borrowed("create"),
             SessionStep::Mirror => Borrowed("mirror"),
+            SessionStep::Analyse => Borrowed("analyse"),
             SessionStep::Package(p) => Owned(format!("package/{p}")),
             SessionStep::EnqueueAll => Borrowed("enqueue"),
             SessionStep::Enqueue(u) => Owned(format!("enqueue/{u}")),

@@ -42,6 +42,21 @@ pub struct RestoreSpan {
     pub bytes: Option<u64>,
 }
 
+/// One account as its source's analysis reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedAccount {
+    /// The account's target username (the plan's key).
+    pub account: String,
+    /// `bytesused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Its MySQL databases on the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+}
+
 /// One way a transferred account differs from the plan on the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
@@ -278,6 +293,15 @@ pub enum Record {
         session: String,
         present: bool,
     },
+    /// What the source reported of the session's accounts, from the
+    /// session's own remote analysis taken before anything was enqueued
+    /// (`policy.verify: basic`): what verification compares disk use,
+    /// databases and the main domain with. Read-only; at most once per
+    /// session instance.
+    SessionAnalysed {
+        session: String,
+        accounts: Vec<ReportedAccount>,
+    },
     /// `policy.verify: basic`: a transferred account, present on the
     /// target, compared with the plan (`exec::verdict`): each difference
     /// with its fix; none means it passed. Never a reason to move it again.
@@ -444,6 +468,7 @@ impl Record {
             Record::RestoreUnfinished { .. } => "restore_unfinished",
             Record::AccountVerified { .. } => "account_verified",
             Record::AccountChecked { .. } => "account_checked",
+            Record::SessionAnalysed { .. } => "session_analysed",
             Record::SessionStalled { .. } => "session_stalled",
             Record::SessionControl { .. } => "session_control",
             Record::SessionFinished { .. } => "session_finished",

@@ -93,6 +93,8 @@ pub struct AccountState {
     pub percent: Option<u8>,
     /// `listaccts` result, once checked.
     pub verified: Option<bool>,
+    /// What its source reported of it (`session_analysed`), latest.
+    pub reported: Option<crate::journal::record::ReportedAccount>,
     /// `account_checked`: how it differs from the plan on the target
     /// (empty: as planned), once checked.
     pub differences: Option<Vec<crate::journal::record::Difference>>,
@@ -129,6 +131,7 @@ impl AccountState {
             percent: None,
             verified: None,
             differences: None,
+            reported: None,
             adopted: None,
             unfinished: Unfinished::NoLog,
             seen_absent: false,
@@ -258,6 +261,8 @@ pub struct SessionRec {
     /// Read back from the target's record (`session_recovered`): this
     /// journal had lost it.
     pub recovered: bool,
+    /// Its remote analysis is recorded (`session_analysed`).
+    pub analysed: bool,
 }
 
 impl SessionRec {
@@ -294,6 +299,7 @@ impl SessionRec {
             control: None,
             mirrored: None,
             recovered: false,
+            analysed: false,
         }
     }
 
@@ -639,6 +645,16 @@ impl RunState {
                 if let Some(acc) = self.accounts.get_mut(account) {
                     acc.verified = Some(*present);
                     acc.verify_outcome(*present);
+                }
+            }
+            Record::SessionAnalysed { session, accounts } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.analysed = true;
+                }
+                for r in accounts {
+                    if let Some(acc) = self.accounts.get_mut(&r.account) {
+                        acc.reported = Some(r.clone());
+                    }
                 }
             }
             Record::AccountChecked {

@@ -1,7 +1,7 @@
 //! `ferry verify PLAN`: are the accounts the journal says transferred on
 //! the target as the plan wants them?
 //!
-//! Owns: what is compared for each account ([`compare`], pure), asking the
+//! Owns: asking the target for each account (`exec::verdict` compares), asking the
 //! target (one `accountsummary` per transferred account, through the same
 //! gate, retries and `concurrency.api_requests` bound as `apply`), and the
 //! report (a line per account and a verdict, or JSON lines). Does not own:
@@ -9,12 +9,12 @@
 //! (verify never writes to the target or the journal; a finding is for a
 //! person), or printing (`cli`).
 //!
-//! What is compared (docs/whm.md §8.2): the account exists, is not
-//! suspended, has the planned owner (a reseller that was not on the target
-//! when the account was restored makes WHM restore it under `root`, which
-//! shows here), the planned package, and the plan's main domain where the
-//! plan gives one. Not yet compared: databases and disk use against what
-//! the source reported (the journal does not keep the source's analysis).
+//! What is compared is `exec::verdict`'s (the same as `apply`'s own
+//! check): presence, suspension, owner, package, main domain, and against
+//! what the source reported when the session was made (the journal's
+//! `session_analysed`) disk use and MySQL databases — one
+//! `list_mysql_databases_and_users` more for each account whose source
+//! listed databases.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +37,7 @@ pub struct VerifyOptions {
 }
 
 pub use crate::exec::verdict::{Finding, Wanted, compare};
+use crate::exec::verdict::{Reported, compare_databases, compare_disk};
 
 /// How one account came out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -246,8 +247,19 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     planned.sort_by(|a, b| a.0.account.cmp(&b.0.account));
 
     let rt = super::apply::runtime()?;
+    let api = Arc::new(api);
+    // The databases of accounts whose source listed some (journaled by
+    // apply's `session_analysed`): one more request each.
+    let with_dbs: Vec<String> = state
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.progress == Progress::Transferred)
+        .filter(|(_, a)| a.reported.as_ref().is_some_and(|r| !r.databases.is_empty()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let databases = rt.block_on(ask_databases(api.clone(), with_dbs));
     let summaries = rt.block_on(ask(
-        Arc::new(api),
+        api,
         planned
             .iter()
             .filter(|(w, _)| {
@@ -265,7 +277,20 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
             let acc = state.accounts.get(&want.account);
             let verdict = match (acc.map(|a| &a.progress), summaries.get(&want.account)) {
                 (Some(Progress::Transferred), Some(Ok(got))) => {
-                    let findings = compare(&want, got.as_ref());
+                    let reported = acc.and_then(|a| a.reported.as_ref());
+                    let r = reported.map_or_else(Reported::default, |r| Reported {
+                        bytes: r.bytes,
+                        domain: r.domain.as_deref(),
+                        databases: &r.databases,
+                    });
+                    let mut findings = compare(&want.clone().with_reported(&r), got.as_ref());
+                    if let Some(t) = got {
+                        findings.extend(compare_disk(r.bytes, t.disk_used_mib));
+                        if let Some(Ok(Some(dbs))) = databases.get(&want.account) {
+                            let notes = acc.map(|a| a.notes.as_slice()).unwrap_or_default();
+                            findings.extend(compare_databases(r.databases, dbs, notes));
+                        }
+                    }
                     match (findings.is_empty(), got) {
                         (true, Some(t)) => Verdict::Pass {
                             on_target: t.clone(),
@@ -329,6 +354,40 @@ async fn ask(
                     }
                     _ => e.error().to_string(),
                 });
+            (account, r)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((account, r)) = done {
+            out.insert(account, r);
+        }
+    }
+    out
+}
+
+/// `list_mysql_databases_and_users` for each account, concurrently within
+/// the gate's bound; `Err` (the target lacks the function, or did not
+/// answer) leaves its databases unchecked.
+async fn ask_databases(
+    api: Arc<Api>,
+    accounts: Vec<String>,
+) -> BTreeMap<String, Result<Option<Vec<String>>, String>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for account in accounts {
+        let api = api.clone();
+        tasks.spawn(async move {
+            let user = account.clone();
+            let r = api
+                .repeatable(
+                    |_| {},
+                    move |c| {
+                        let user = user.clone();
+                        async move { c.list_mysql_databases(&user).await }
+                    },
+                )
+                .await
+                .map_err(|e| e.error().to_string());
             (account, r)
         });
     }

@@ -142,11 +142,23 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     }
     // The check read the listaccts apply makes anyway: one per session.
     assert_eq!(calls(&w, "accountsummary"), 0);
-    // The next apply checks it again, goes on, and ends with exit 4 naming
-    // it; nothing is transferred again.
+    // The next apply checks s1u05 again and goes on; s1u02's session then
+    // restores it without the database the source listed: a new
+    // difference, so the run stops once more.
     let again = w.apply(&["--output", "json"]);
-    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
-    let fin = events(&again).pop().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    let said2 = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said2.contains("s1u02 is on the target but not as planned: its database s1u02_logs is not on the target (the restore said:"),
+        "{said2}"
+    );
+    assert!(said2.contains("mysqldump s1u02_logs"), "{said2}");
+    assert!(!said2.contains("s1u02_wp is not"), "{said2}");
+    // The third goes on whatever it finds and ends with exit 4 naming both;
+    // nothing is transferred again.
+    let third = w.apply(&["--output", "json"]);
+    assert_eq!(third.status.code(), Some(4), "{}", text(&third));
+    let fin = events(&third).pop().unwrap();
     assert_eq!(fin["event"], "run_finished");
     assert_eq!(fin["status"], "partial", "{fin}");
     assert!(
@@ -160,12 +172,38 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     );
     w.assert_exactly_once(&users);
     assert_eq!(w.state()["accounts"]["s1u05"]["suspended"], true);
-    // Every account checked; s1u05 twice (once per apply), the others once.
+    assert!(
+        fin["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["account"] == "s1u02"),
+        "{fin}"
+    );
+    // Every account checked once, and those that differ again at the start
+    // of each later apply; databases listed only for the account whose
+    // source has some (twice: its check and one recheck).
     let checked = w.records("account_checked");
     let of = |u: &str| checked.iter().filter(|r| r["rec"]["account"] == u).count();
     for u in &users {
-        assert_eq!(of(u), if u == "s1u05" { 2 } else { 1 }, "{u}");
+        let want = match u.as_str() {
+            "s1u05" => 3,
+            "s1u02" => 2,
+            _ => 1,
+        };
+        assert_eq!(of(u), want, "{u}");
     }
+    assert_eq!(calls(&w, "list_mysql_databases_and_users"), 2);
+    // What the source reported, per session, before anything was enqueued.
+    let analysed = w.records("session_analysed");
+    assert!(
+        analysed.iter().any(|r| r["rec"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["account"] == "s1u02"
+                && a["databases"].as_array().is_some_and(|d| d.len() == 2)))
+    );
     // What the restore said reaches the events and the status, once each.
     let said = |notes: &Value| {
         notes.as_array().is_some_and(|n| {
@@ -174,7 +212,7 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             })
         })
     };
-    let ev = [events(&out), events(&again)].concat();
+    let ev = [events(&out), events(&again), events(&third)].concat();
     let ok = ev
         .iter()
         .find(|e| e["event"] == "item_succeeded" && e["account"] == "s1u02")
@@ -196,13 +234,18 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
         "{stdout}"
     );
     assert!(stdout.contains("unsuspendacct user=s1u05"), "{stdout}");
-    assert!(stdout.contains("✓ s1u02"), "{stdout}");
+    // ferry verify compares the databases with the journal's analysis too.
+    assert!(
+        stdout.contains("✗ s1u02")
+            && stdout.contains("its database s1u02_logs is not on the target"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("the restore said (warning):") && stdout.contains("s1u02_logs"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("✗ 1 of 6 transferred account(s)"),
+        stdout.contains("✗ 2 of 6 transferred account(s)"),
         "{stdout}"
     );
 }
