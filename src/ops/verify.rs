@@ -1,9 +1,9 @@
 //! `ferry verify PLAN`: are the accounts the journal says transferred on
 //! the target as the plan wants them?
 //!
-//! Owns: asking the target for each account (`exec::verdict` compares), asking the
-//! target (one `accountsummary` per transferred account, through the same
-//! gate, retries and `concurrency.api_requests` bound as `apply`), and the
+//! Owns: asking the target (one `accountsummary` per transferred account,
+//! through the same gate, retries and `concurrency.api_requests` bound as
+//! `apply`; `exec::verdict` compares), and the
 //! report (a line per account and a verdict, or JSON lines). Does not own:
 //! which accounts are transferred (the journal, read only), moving anything
 //! (verify never writes to the target or the journal; a finding is for a
