@@ -469,6 +469,18 @@ impl WhmClient {
         .await
     }
 
+    /// `retrieve_transfer_session_remote_analysis` alone: the analysis
+    /// `create_remote_root_transfer_session` already ran (docs/whm.md §5).
+    pub async fn retrieve_remote_analysis(&self, s: &SessionId) -> Result<RemoteAnalysis, Error> {
+        self.call(
+            "retrieve_transfer_session_remote_analysis",
+            Params::session(s),
+            None,
+            remote_analysis,
+        )
+        .await
+    }
+
     /// Runs `analyze_transfer_session_remote` then returns
     /// `retrieve_transfer_session_remote_analysis`: the source's accounts
     /// and packages as seen by session `s`.

@@ -207,7 +207,8 @@ impl Driver {
             .api
             .repeatable(self.on_retry(SessionStep::Analyse), |c| {
                 let id = id.clone();
-                async move { c.analyze_remote(&id).await }
+                // the analysis create ran (docs/whm.md §5): one request
+                async move { c.retrieve_remote_analysis(&id).await }
             })
             .await;
         let analysis = match r {

@@ -103,21 +103,53 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     );
     let users = fleet.target_users();
     let w = World::start(fleet, sc);
-    let out = w.apply(&["--output", "json"]);
-    // apply's own check found it: the run stopped scheduling once.
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let said = String::from_utf8_lossy(&out.stderr);
+    // apply's own check: a run stops scheduling (exit 3) each time an
+    // account differs for the first time — s1u05 suspended, s1u02 without
+    // a database its source listed; which apply meets which depends on the
+    // sessions' timing — and the one after the last goes on and ends with
+    // exit 4 naming both. Nothing is ever transferred again.
+    let mut runs = vec![w.apply(&["--output", "json"])];
+    while runs.last().unwrap().status.code() == Some(3) && runs.len() < 4 {
+        runs.push(w.apply(&["--output", "json"]));
+    }
+    let codes: Vec<Option<i32>> = runs.iter().map(|r| r.status.code()).collect();
+    assert!(
+        codes.len() >= 2 && codes.len() <= 3 && codes.last() == Some(&Some(4)),
+        "{codes:?}: {}",
+        text(runs.last().unwrap())
+    );
+    let said: String = runs
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.stderr).into_owned())
+        .collect();
     assert!(
         said.contains("s1u05 is on the target but not as planned: suspended on the target"),
         "{said}"
     );
     assert!(said.contains("unsuspendacct user=s1u05"), "{said}");
-    // Checked after its session; the run then started no new session.
-    let checked = w.records("account_checked");
     assert!(
-        checked.iter().any(|r| r["rec"]["account"] == "s1u05"),
-        "{checked:?}"
+        said.contains("s1u02 is on the target but not as planned: its database s1u02_logs is not on the target (the restore said:"),
+        "{said}"
     );
+    assert!(said.contains("mysqldump s1u02_logs"), "{said}");
+    assert!(!said.contains("s1u02_wp is not"), "{said}");
+    let fin = events(runs.last().unwrap()).pop().unwrap();
+    assert_eq!(fin["event"], "run_finished");
+    assert_eq!(fin["status"], "partial", "{fin}");
+    for u in ["s1u05", "s1u02"] {
+        assert!(
+            fin["failed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["account"] == u
+                    && f["message"].as_str().unwrap().contains("not as planned")),
+            "{u}: {fin}"
+        );
+    }
+    w.assert_exactly_once(&users);
+    assert_eq!(w.state()["accounts"]["s1u05"]["suspended"], true);
+
     let st = w.status();
     let s1u05 = &st["accounts"]["s1u05"];
     assert_eq!(s1u05["state"], "transferred", "{s1u05}");
@@ -128,74 +160,31 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             .is_some_and(|t| t.contains("suspended")),
         "{s1u05}"
     );
-    let clean: Vec<&Value> = st["accounts"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(u, a)| *u != "s1u05" && a["state"] == "transferred")
-        .map(|(_, a)| a)
-        .collect();
-    assert!(!clean.is_empty());
-    for a in clean {
-        assert_eq!(a["verified"], true, "{a}");
-        assert!(a.get("differences").is_none(), "{a}");
+    for (u, a) in st["accounts"].as_object().unwrap() {
+        if u != "s1u05" && u != "s1u02" {
+            assert_eq!(a["verified"], true, "{a}");
+            assert!(a.get("differences").is_none(), "{a}");
+        }
     }
-    // The check read the listaccts apply makes anyway: one per session.
+    // The checks read the listaccts apply makes anyway (no accountsummary);
+    // each account is checked after its session, and one that differs again
+    // at the start of each later apply; databases are listed only for the
+    // account whose source has some.
     assert_eq!(calls(&w, "accountsummary"), 0);
-    // The next apply checks s1u05 again and goes on; s1u02's session then
-    // restores it without the database the source listed: a new
-    // difference, so the run stops once more.
-    let again = w.apply(&["--output", "json"]);
-    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
-    let said2 = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        said2.contains("s1u02 is on the target but not as planned: its database s1u02_logs is not on the target (the restore said:"),
-        "{said2}"
-    );
-    assert!(said2.contains("mysqldump s1u02_logs"), "{said2}");
-    assert!(!said2.contains("s1u02_wp is not"), "{said2}");
-    // The third goes on whatever it finds and ends with exit 4 naming both;
-    // nothing is transferred again.
-    let third = w.apply(&["--output", "json"]);
-    assert_eq!(third.status.code(), Some(4), "{}", text(&third));
-    let fin = events(&third).pop().unwrap();
-    assert_eq!(fin["event"], "run_finished");
-    assert_eq!(fin["status"], "partial", "{fin}");
-    assert!(
-        fin["failed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["account"] == "s1u05"
-                && f["message"].as_str().unwrap().contains("not as planned")),
-        "{fin}"
-    );
-    w.assert_exactly_once(&users);
-    assert_eq!(w.state()["accounts"]["s1u05"]["suspended"], true);
-    assert!(
-        fin["failed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["account"] == "s1u02"),
-        "{fin}"
-    );
-    // Every account checked once, and those that differ again at the start
-    // of each later apply; databases listed only for the account whose
-    // source has some (twice: its check and one recheck).
     let checked = w.records("account_checked");
     let of = |u: &str| checked.iter().filter(|r| r["rec"]["account"] == u).count();
     for u in &users {
-        let want = match u.as_str() {
-            "s1u05" => 3,
-            "s1u02" => 2,
-            _ => 1,
-        };
-        assert_eq!(of(u), want, "{u}");
+        match u.as_str() {
+            "s1u05" | "s1u02" => assert!((2..=runs.len()).contains(&of(u)), "{u}: {}", of(u)),
+            _ => assert_eq!(of(u), 1, "{u}"),
+        }
     }
-    assert_eq!(calls(&w, "list_mysql_databases_and_users"), 2);
-    // What the source reported, per session, before anything was enqueued.
+    assert_eq!(calls(&w, "list_mysql_databases_and_users"), of("s1u02"));
+    // What the source reported, per session, before anything was enqueued:
+    // one retrieve per session (create already ran the analysis).
     let analysed = w.records("session_analysed");
+    assert_eq!(analysed.len(), w.records("session_created").len());
+    assert_eq!(calls(&w, "analyze_transfer_session_remote"), 0);
     assert!(
         analysed.iter().any(|r| r["rec"]["accounts"]
             .as_array()
@@ -204,6 +193,7 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             .any(|a| a["account"] == "s1u02"
                 && a["databases"].as_array().is_some_and(|d| d.len() == 2)))
     );
+
     // What the restore said reaches the events and the status, once each.
     let said = |notes: &Value| {
         notes.as_array().is_some_and(|n| {
@@ -212,14 +202,13 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
             })
         })
     };
-    let ev = [events(&out), events(&again), events(&third)].concat();
+    let ev: Vec<Value> = runs.iter().flat_map(events).collect();
     let ok = ev
         .iter()
         .find(|e| e["event"] == "item_succeeded" && e["account"] == "s1u02")
         .expect("s1u02 succeeded");
     assert_eq!(ok["warnings"], true, "{ok}");
     assert!(said(&ok["notes"]), "{ok}");
-    let st = w.status();
     assert!(said(&st["accounts"]["s1u02"]["notes"]), "{st:#}");
     assert!(
         st["accounts"]["s1u01"].get("notes").is_none(),
