@@ -406,7 +406,16 @@ pub(crate) async fn verify(ctx: &Ctx, session: Option<&str>, recheck: bool) -> R
         {
             check(ctx, &account, &sess, summary, &mut new_differences).await?;
         }
-        if cleanup && here && transferred {
+        // Archives go only once the account is there and, when checked, as
+        // planned: a difference may need what the archive holds.
+        let (as_planned, cleaned) = ctx.with_state(|st| {
+            let a = &st.accounts[&account];
+            (
+                a.differences.as_ref().is_none_or(|d| d.is_empty()),
+                a.archives_deleted,
+            )
+        });
+        if cleanup && here && transferred && as_planned && !cleaned {
             delete_archives(ctx, &account).await?;
         }
         let (source, progress, adopted) = ctx.with_state(|st| {

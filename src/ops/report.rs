@@ -116,6 +116,8 @@ pub struct PlanHints {
     /// The most restores the plan lets run at once on the target:
     /// `target_sessions` × the largest `restore_threads` of its sources.
     pub restore_slots: Option<u32>,
+    /// Accounts moved with `live_transfer: 1` (target usernames).
+    pub live: std::collections::HashSet<String>,
 }
 
 impl PlanHints {
@@ -139,6 +141,13 @@ impl PlanHints {
                 .target_sessions
                 .saturating_mul(u32::from(threads)),
         );
+        let live = compiled
+            .sessions
+            .iter()
+            .flat_map(|s| &s.accounts)
+            .filter(|a| a.options.live_transfer == Some(1))
+            .map(|a| a.target_user.clone())
+            .collect();
         let mut sizes = HashMap::new();
         for s in &plan.sources {
             for a in s.accounts.iter().map(|a| a.account()) {
@@ -151,6 +160,7 @@ impl PlanHints {
             target,
             sizes,
             restore_slots,
+            live,
         }
     }
 }
@@ -342,6 +352,7 @@ fn fold_view(
                 hinted |= hint.is_some();
                 hint.or_else(|| restores.get(name.as_str()).and_then(|r| r.bytes))
             },
+            live: hints.live.contains(name.as_str()),
             restore: restores
                 .get(name.as_str())
                 .and_then(|r| Some((r.started?, r.ended?)))

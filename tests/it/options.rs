@@ -255,4 +255,24 @@ fn live_transfer_is_sent_or_refused_by_what_the_source_says() {
     );
     assert_eq!(st["remotes"]["old1.example.com"]["s1u01"]["proxied"], false);
     w.assert_exactly_once(&w.fleet.target_users());
+    // The report lists the source account left proxied, and only it.
+    let out = w
+        .ferry(&["report", "fleet.yaml", "--html", "r.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = std::fs::read_to_string(w.dir.path().join("r.html")).unwrap();
+    let section = &page[page
+        .find("<section id=\"proxied\">")
+        .expect("proxied section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(
+        section.contains("<span class=\"count\">1</span>"),
+        "{section}"
+    );
+    assert!(section.contains(">s1u02</span> on old1"), "{section}");
+    assert!(
+        section.contains("Do not unsuspend it on the source"),
+        "{section}"
+    );
 }

@@ -265,8 +265,10 @@ fn a_rehearsals_journal_is_refused() {
 }
 
 /// `policy.cleanup: {archives: delete}` removes the transfer archives of
-/// each account once it is transferred and found on the target — never for
-/// one that failed — and says so in the status and the report.
+/// each account once it is transferred and found on the target as planned —
+/// never for one that failed, nor for one that differs (s1u05, restored
+/// suspended: what it needs may be in the archive) — and says so in the
+/// status and the report.
 #[test]
 fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
     let mut fleet = Fleet::standard(1, 6);
@@ -281,6 +283,12 @@ fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
             stage: ferry::sim::FailStage::Restore,
         },
     );
+    sc.remotes[0]
+        .accounts
+        .iter_mut()
+        .find(|a| a.user == "s1u05")
+        .unwrap()
+        .suspended = true;
     let w = World::start(fleet.clone(), sc);
     let out = w.apply(&[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -298,7 +306,11 @@ fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
     for u in w.fleet.target_users() {
         let transferred = status["accounts"][&u]["state"] == "transferred";
         assert_eq!(transferred, u != "s1u03", "{u}: {status:#}");
-        if transferred {
+        if u == "s1u05" {
+            assert_eq!(status["accounts"][&u]["verified"], false, "{status:#}");
+            assert!(!deleted.contains(&u), "a differing account was cleaned");
+            assert_ne!(st["accounts"][&u]["archives"], 0, "{st:#}");
+        } else if transferred {
             assert_eq!(
                 st["accounts"][&u]["archives"], 0,
                 "{u} kept its archive: {st:#}"
@@ -327,7 +339,7 @@ fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
     assert_eq!(
         page.matches("transfer archives removed from the target")
             .count(),
-        5,
+        4,
         "one per cleaned account"
     );
 }

@@ -291,6 +291,7 @@ fn hints() -> PlanHints {
         .map(|(a, s)| (a.to_string(), s))
         .collect(),
         restore_slots: Some(4),
+        live: Default::default(),
     }
 }
 

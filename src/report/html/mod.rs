@@ -133,6 +133,9 @@ pub struct AccountView {
     /// Its last RESTORE, from start to end, in the server's clock (epoch
     /// seconds), when the journal has it.
     pub restore: Option<(f64, f64)>,
+    /// Moved with `live_transfer: 1`: once restored, its source account is
+    /// suspended and proxies to the target (docs/whm.md §7).
+    pub live: bool,
     /// Transfer attempts (sessions it was enqueued in).
     pub attempts: u32,
     /// The server's message (failure reason or warning).
@@ -319,6 +322,7 @@ pub fn render(view: &RunView) -> String {
     fleet::section(&mut h, view);
     timeline::section(&mut h, view);
     failures(&mut h, view);
+    proxied(&mut h, view);
     accounts_table(&mut h, view);
     let _ = write!(
         h,
@@ -514,6 +518,38 @@ fn summary(h: &mut String, view: &RunView, t: &Totals) {
             part(t.pending)
         );
     }
+}
+
+/// Live transfers: the source accounts left suspended and proxied to the
+/// target, which unsuspending would undo.
+fn proxied(h: &mut String, view: &RunView) {
+    let live: Vec<&AccountView> = view
+        .accounts
+        .iter()
+        .filter(|a| a.live && a.state == AccountState::Transferred)
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<section id=\"proxied\">\n<h2>Still served through their source <span class=\"count\">{}</span></h2>\n\
+         <p class=\"hint\">Moved with live transfer: each source account below is <strong>suspended and proxies \
+         web and mail to this server</strong> until DNS points here. Do not unsuspend it on the source — that \
+         undoes the proxy. Once DNS has moved and mail arrives here, remove it from the source \
+         (<code>whmapi1 removeacct user=USER</code> on the source).</p>\n<ul class=\"proxied\">\n",
+        live.len()
+    );
+    for a in live {
+        let _ = writeln!(
+            h,
+            "<li><span class=\"mono\">{}</span> on {} (source user <span class=\"mono\">{}</span>)</li>",
+            esc(&a.account),
+            esc(&a.source),
+            esc(&a.user)
+        );
+    }
+    h.push_str("</ul>\n</section>\n");
 }
 
 fn failures(h: &mut String, view: &RunView) {

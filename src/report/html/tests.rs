@@ -24,6 +24,7 @@ fn account(name: &str, source: &str, session: &str, state: AccountState, size: u
         adopted: None,
         size: Some(size),
         restore: None,
+        live: false,
         attempts: 1,
         message: None,
         log: vec![],
