@@ -492,13 +492,7 @@ impl WhmClient {
             |_| Ok(()),
         )
         .await?;
-        self.call(
-            "retrieve_transfer_session_remote_analysis",
-            Params::session(s),
-            None,
-            remote_analysis,
-        )
-        .await
+        self.retrieve_remote_analysis(s).await
     }
 
     /// `nvset`: stores every `(key, value)` pair in root's name/value store

@@ -448,6 +448,25 @@ pub enum Record {
 }
 
 impl Record {
+    /// An account's `item_outcome` with nothing but its result and message
+    /// (what tests and canned journals write).
+    pub fn account_outcome(
+        session: &str,
+        account: &str,
+        result: ItemResult,
+        message: Option<&str>,
+    ) -> Record {
+        Record::ItemOutcome {
+            session: session.into(),
+            account: Some(account.into()),
+            package: None,
+            result,
+            message: message.map(String::from),
+            log: Vec::new(),
+            restore: None,
+        }
+    }
+
     /// The record's `type` tag, for messages.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -383,15 +383,7 @@ sources:
     }
 
     fn item(session: &str, account: &str, result: ItemResult) -> Record {
-        Record::ItemOutcome {
-            restore: None,
-            session: session.into(),
-            account: Some(account.into()),
-            package: None,
-            result,
-            message: None,
-            log: Vec::new(),
-        }
+        Record::account_outcome(session, account, result, None)
     }
 
     fn mark(m: &HashMap<StepId, StepMark>, id: &str) -> StepMark {

@@ -326,31 +326,34 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
     })
 }
 
-/// `accountsummary` for each account, concurrently within the gate's bound.
-/// `Err` says why the target could not tell.
-async fn ask(
+/// One read of the target per account, concurrently within the gate's
+/// bound, each retried as `apply` retries it. `Err` says why the target
+/// could not tell (`function` names the WHM function when the target
+/// lacks it).
+async fn ask_each<T, F, Fut>(
     api: Arc<Api>,
     accounts: Vec<String>,
-) -> BTreeMap<String, Result<Option<AccountSummary>, String>> {
+    function: &'static str,
+    call: F,
+) -> BTreeMap<String, Result<T, String>>
+where
+    T: Send + 'static,
+    F: Fn(WhmClient, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::client::Error>> + Send,
+{
     let mut tasks = tokio::task::JoinSet::new();
     for account in accounts {
-        let api = api.clone();
+        let (api, call) = (api.clone(), call.clone());
         tasks.spawn(async move {
             let user = account.clone();
             let r = api
-                .repeatable(
-                    |_| {},
-                    move |c| {
-                        let user = user.clone();
-                        async move { c.accountsummary(&user).await }
-                    },
-                )
+                .repeatable(|_| {}, move |c| call(c, user.clone()))
                 .await
                 .map_err(|e| match &e.error().kind {
                     ErrorKind::Whm { reason }
                         if crate::client::whm::is_unknown_function(reason) =>
                     {
-                        "the target has no `accountsummary` function".to_string()
+                        format!("the target has no `{function}` function")
                     }
                     _ => e.error().to_string(),
                 });
@@ -366,38 +369,30 @@ async fn ask(
     out
 }
 
-/// `list_mysql_databases_and_users` for each account, concurrently within
-/// the gate's bound; `Err` (the target lacks the function, or did not
-/// answer) leaves its databases unchecked.
+/// `accountsummary` for each account.
+async fn ask(
+    api: Arc<Api>,
+    accounts: Vec<String>,
+) -> BTreeMap<String, Result<Option<AccountSummary>, String>> {
+    ask_each(api, accounts, "accountsummary", |c, user| async move {
+        c.accountsummary(&user).await
+    })
+    .await
+}
+
+/// `list_mysql_databases_and_users` for each account; `Err` (the target
+/// lacks the function, or did not answer) leaves its databases unchecked.
 async fn ask_databases(
     api: Arc<Api>,
     accounts: Vec<String>,
 ) -> BTreeMap<String, Result<Option<Vec<String>>, String>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for account in accounts {
-        let api = api.clone();
-        tasks.spawn(async move {
-            let user = account.clone();
-            let r = api
-                .repeatable(
-                    |_| {},
-                    move |c| {
-                        let user = user.clone();
-                        async move { c.list_mysql_databases(&user).await }
-                    },
-                )
-                .await
-                .map_err(|e| e.error().to_string());
-            (account, r)
-        });
-    }
-    let mut out = BTreeMap::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((account, r)) = done {
-            out.insert(account, r);
-        }
-    }
-    out
+    ask_each(
+        api,
+        accounts,
+        "list_mysql_databases_and_users",
+        |c, user| async move { c.list_mysql_databases(&user).await },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -368,3 +368,45 @@ fn verify_off_leaves_the_check_to_ferry_verify() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     w.assert_exactly_once(&users);
 }
+
+/// Under `on_error: continue`, a difference never stops the run: it ends
+/// with exit 4 naming it. Here an account whose owner, a reseller neither
+/// in the plan nor on the target, made WHM restore it under root.
+#[test]
+fn an_owner_fallen_back_to_root_ends_a_continue_run_with_exit_4() {
+    let mut fleet = Fleet::standard(1, 6);
+    fleet.policy = "on_error: continue\n  poll_interval: 40ms".into();
+    let users = fleet.target_users();
+    let mut sc = fleet.scenario(0.002);
+    sc.remotes[0]
+        .accounts
+        .iter_mut()
+        .find(|a| a.user == "s1u05")
+        .unwrap()
+        .owner = "goneres".into();
+    let w = World::start(fleet, sc);
+    let plan = std::fs::read_to_string(&w.plan)
+        .unwrap()
+        .replace("- {user: s1u05, ", "- {user: s1u05, owner: goneres, ");
+    std::fs::write(&w.plan, plan).unwrap();
+    let out = w.apply(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("s1u05 is on the target but not as planned: its owner on the target is root, the plan's is goneres"),
+        "{said}"
+    );
+    assert!(
+        said.contains("modifyacct user=s1u05 owner=goneres"),
+        "{said}"
+    );
+    let fin = events(&out).pop().unwrap();
+    assert_eq!(fin["status"], "partial", "{fin}");
+    let st = w.status();
+    assert_eq!(st["accounts"]["s1u05"]["state"], "transferred");
+    assert_eq!(st["accounts"]["s1u05"]["verified"], false);
+    assert_eq!(w.state()["accounts"]["s1u05"]["owner"], "root");
+    // No pause was asked for, and nothing moved twice.
+    assert!(w.records("pause_requested").is_empty());
+    w.assert_exactly_once(&users);
+}

@@ -127,18 +127,7 @@ fn outcome(
     result: ItemResult,
     msg: Option<&str>,
 ) -> (u64, Record) {
-    (
-        t,
-        Record::ItemOutcome {
-            restore: None,
-            session: session.into(),
-            account: Some(account.into()),
-            package: None,
-            result,
-            message: msg.map(String::from),
-            log: Vec::new(),
-        },
-    )
+    (t, Record::account_outcome(session, account, result, msg))
 }
 
 fn state(t: u64, session: &str, st: &str) -> (u64, Record) {

@@ -23,11 +23,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::timeline::{PAD_RIGHT as RIGHT, WIDTH};
 use super::{AccountState, RunView, esc, human_bytes, human_duration};
 
-const WIDTH: f64 = 960.0;
+/// The chart's left gutter (counts), top margin, plot height, axis band.
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 18.0;
 const TOP: f64 = 14.0;
 const PLOT: f64 = 150.0;
 const AXIS: f64 = 26.0;

@@ -14,9 +14,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Pause, RunView, SessionView, esc, human_duration, secs_between, utc};
 
-const WIDTH: f64 = 960.0;
+/// The drawing width of the page's charts (the fleet view's too).
+pub(super) const WIDTH: f64 = 960.0;
 const GUTTER: f64 = 200.0;
-const PAD_RIGHT: f64 = 18.0;
+/// Their right margin.
+pub(super) const PAD_RIGHT: f64 = 18.0;
 const AXIS: f64 = 34.0;
 const GROUP_HEAD: f64 = 24.0;
 const LANE: f64 = 26.0;
