@@ -24,7 +24,7 @@ use super::ExecError;
 use super::control::ControlRequest;
 use super::ctx::request_record;
 use super::run::{Scheduler, Stop};
-use super::schedule::retries_left;
+use super::schedule::{live_undo, retries_left};
 use super::session::Want;
 use crate::events::Event;
 use crate::graph::{SessionStep, StepId};
@@ -81,14 +81,17 @@ impl Scheduler {
     /// for `account`: reported, then retried within its budget or handed to
     /// the policy.
     pub(super) fn on_item_failed(&mut self, session: &str, account: &str) -> Result<(), ExecError> {
-        let (retry, source, message) = self.ctx.with_state(|st| {
+        let (retry, source, mut message) = self.ctx.with_state(|st| {
             let a = &st.accounts[account];
             (
-                retries_left(a, self.ctx.plan().policy.item_retries),
+                retries_left(self.ctx.plan(), account, a),
                 a.source.clone(),
                 a.message.clone().unwrap_or_default(),
             )
         });
+        if let Some(undo) = live_undo(self.ctx.plan(), account) {
+            message = format!("{message} — {undo}");
+        }
         self.ctx.emit(Event::ItemFailed {
             size: super::ctx::size_of(self.ctx.plan(), account),
             account: account.to_string(),

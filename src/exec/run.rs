@@ -378,6 +378,12 @@ impl Scheduler {
             )
         });
         let clean = differing.is_empty();
+        for f in &mut failed {
+            if let Some(undo) = super::schedule::live_undo(self.ctx.plan(), &f.account) {
+                f.message = format!("{} — {undo}", f.message);
+                f.retried = false;
+            }
+        }
         failed.extend(differing);
         pending.sort();
         let (status, reason) = match self.stop.clone() {

@@ -87,9 +87,34 @@ pub(super) enum Hold {
 
 /// The retry budget of this apply: a cleanly failed account may go to a
 /// fresh session while its failures are within `item_retries` (WHM never
-/// retries a FAILED item; a new apply grants a new budget).
-pub(super) fn retries_left(a: &AccountState, item_retries: u32) -> bool {
-    matches!(a.progress, Progress::Failed { retryable: true }) && a.failures <= item_retries
+/// retries a FAILED item; a new apply grants a new budget). An account
+/// moved with live transfer has none: its source may already be
+/// suspended and proxied to the target, so a person decides (the failure
+/// says how to undo it, [`live_undo`]).
+pub(super) fn retries_left(plan: &RunPlan, account: &str, a: &AccountState) -> bool {
+    let live = plan
+        .account(account)
+        .is_some_and(|(_, s)| s.options.live_transfer == Some(1));
+    !live
+        && matches!(a.progress, Progress::Failed { retryable: true })
+        && a.failures <= plan.policy.item_retries
+}
+
+/// What a failed live-transfer account needs from a person, worded for
+/// its failure (docs/whm.md §7: once its restore completes the source
+/// account is suspended and proxies web and mail to the target).
+pub(super) fn live_undo(plan: &RunPlan, account: &str) -> Option<String> {
+    let (_, a) = plan.account(account)?;
+    (a.options.live_transfer == Some(1)).then(|| {
+        format!(
+            "moved with live transfer, so ferry does not retry it by itself: if its restore got \
+             far enough, the source account {user} is suspended and proxied to this server. To \
+             undo: on the source, `whmapi1 unsuspendacct user={user}` (this also ends the proxy); \
+             here, remove what arrived if anything did (`whmapi1 removeacct user={account}`); then \
+             run `ferry apply` again",
+            user = a.user
+        )
+    })
 }
 
 /// The one eligibility rule.
@@ -145,7 +170,7 @@ fn own_standing(
         Progress::Transferred => return Standing::Done,
         Progress::Queued | Progress::InProgress | Progress::Unfinished => return Standing::Busy,
         Progress::Pending => {}
-        Progress::Failed { .. } if retries_left(a, plan.policy.item_retries) => {}
+        Progress::Failed { .. } if retries_left(plan, account, a) => {}
         Progress::Failed { .. } => return Standing::Held(Hold::Failed),
     }
     match plan.account(account) {

@@ -276,3 +276,59 @@ fn live_transfer_is_sent_or_refused_by_what_the_source_says() {
         "{section}"
     );
 }
+
+/// A live-transfer account that fails is never retried by ferry itself,
+/// whatever `item_retries` allows: its source may already be suspended and
+/// proxied. The failure says how to undo it; a normal account with the
+/// same failure is retried.
+#[test]
+fn a_failed_live_transfer_is_not_retried_and_says_how_to_undo() {
+    let mut fleet = Fleet::standard(1, 6);
+    fleet.policy = "on_error: continue\n  item_retries: 2\n  poll_interval: 40ms".into();
+    let mut sc = fleet.scenario(0.002);
+    for u in ["s1u02", "s1u05"] {
+        sc.faults.fail_items.insert(
+            u.into(),
+            ferry::sim::FailItem {
+                message: "Disk quota exceeded".into(),
+                times: 1,
+                stage: ferry::sim::FailStage::Restore,
+            },
+        );
+    }
+    let w = World::start(fleet, sc);
+    let y = std::fs::read_to_string(&w.plan).unwrap().replace(
+        "- {user: s1u02, ",
+        "- {user: s1u02, options: {live_transfer: 1}, ",
+    );
+    std::fs::write(&w.plan, y).unwrap();
+    let out = w.apply(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let st = w.state();
+    // the normal account was retried and made it; the live one was not
+    assert_eq!(st["accounts"]["s1u05"]["restores_started"], 2, "{st:#}");
+    assert_eq!(st["accounts"]["s1u05"]["present"], true);
+    assert_eq!(st["accounts"]["s1u02"]["restores_started"], 1, "{st:#}");
+    let ev = events(&out);
+    let failed = ev
+        .iter()
+        .find(|e| e["event"] == "item_failed" && e["account"] == "s1u02")
+        .expect("s1u02 failed");
+    assert_eq!(failed["will_retry"], false, "{failed}");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(msg.starts_with("Disk quota exceeded"), "{msg}");
+    assert!(msg.contains("whmapi1 unsuspendacct user=s1u02"), "{msg}");
+    let fin = ev.last().unwrap();
+    assert!(
+        fin["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["account"] == "s1u02"
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("does not retry it by itself")),
+        "{fin}"
+    );
+}
