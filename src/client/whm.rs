@@ -425,6 +425,26 @@ impl WhmClient {
             .await
     }
 
+    /// `user`'s domains on this server (`get_domain_info`, docs/whm.md §8.3:
+    /// it takes no user, so the whole list is filtered here — ask only when
+    /// there is a domain to look for).
+    pub async fn domains_of(&self, user: &str) -> Result<Vec<String>, Error> {
+        let user = user.to_string();
+        self.call("get_domain_info", Params::new(), None, move |data| {
+            let list = match data.and_then(|d| d.get("domains")) {
+                Some(Value::Array(a)) => a.as_slice(),
+                Some(Value::Null) | None => &[],
+                Some(_) => return Err(decode("`data.domains` is not a list")),
+            };
+            Ok(list
+                .iter()
+                .filter(|d| d.get("user").and_then(as_text).as_deref() == Some(user.as_str()))
+                .filter_map(|d| d.get("domain").and_then(as_text))
+                .collect())
+        })
+        .await
+    }
+
     /// The names of `user`'s MySQL databases (`list_mysql_databases_and_users`,
     /// docs/whm.md §8.4); `None` when the server could not read the user's
     /// database map (it answers `mysql_databases: null`).

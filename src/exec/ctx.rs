@@ -238,7 +238,9 @@ async fn check(
     got: &AccountSummary,
     new: &mut Vec<String>,
 ) -> Result<(), Halt> {
-    use super::verdict::{Reported, Wanted, compare, compare_databases, compare_disk};
+    use super::verdict::{
+        Reported, Wanted, compare, compare_databases, compare_disk, compare_domains, domains_named,
+    };
     let Some((_, planned)) = ctx.plan().account(account) else {
         return Ok(()); // no longer in the plan: nothing to compare with
     };
@@ -257,6 +259,30 @@ async fn check(
         });
     let mut findings = compare(&Wanted::of(planned).with_reported(&r), Some(got));
     findings.extend(compare_disk(r.bytes, got.disk_used_mib));
+    let named = domains_named(&notes);
+    if !named.is_empty() {
+        let user = account.to_string();
+        let listed = ctx
+            .api
+            .repeatable(
+                ctx.retry_note(StepId::session(session, crate::graph::SessionStep::Verify)),
+                |c| {
+                    let user = user.clone();
+                    async move { c.domains_of(&user).await }
+                },
+            )
+            .await;
+        match listed {
+            Ok(domains) => findings.extend(compare_domains(&named, &domains, &notes)),
+            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
+            Err(CallError::Failed(e)) => ctx.emit(Event::Warning {
+                message: format!(
+                    "could not list {account}'s domains on the target ({e}): the ones its \
+                     restore's notes name are not looked for"
+                ),
+            }),
+        }
+    }
     if !r.databases.is_empty() {
         let user = account.to_string();
         let listed = ctx

@@ -105,6 +105,50 @@ pub fn compare_databases(
         .collect()
 }
 
+/// The domains the restore's notes say something about: “quoted” names
+/// with a dot in notes that speak of a domain (cPanel's `Systems/Domains.pm`
+/// writes `Failed to restore the domain “shop.example” …`). The source's
+/// other domains are not in its analysis (docs/whm.md §5); these are the
+/// ones worth looking for on the target.
+pub fn domains_named(notes: &[crate::client::masterlog::Note]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in notes
+        .iter()
+        .filter(|n| n.text.to_ascii_lowercase().contains("domain"))
+    {
+        for part in n.text.split('“').skip(1) {
+            if let Some((name, _)) = part.split_once('”')
+                && name.contains('.')
+                && !name.contains(char::is_whitespace)
+                && !out.iter().any(|o| o == name)
+            {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The domains the notes name ([`domains_named`]) against the account's
+/// domains on the target: each one absent is a finding, with the note.
+pub fn compare_domains(
+    named: &[String],
+    target: &[String],
+    notes: &[crate::client::masterlog::Note],
+) -> Vec<Finding> {
+    named
+        .iter()
+        .filter(|d| !target.iter().any(|t| t.eq_ignore_ascii_case(d)))
+        .map(|d| Finding::LostDomain {
+            domain: d.clone(),
+            said: notes
+                .iter()
+                .find(|n| n.text.contains(d.as_str()))
+                .map(|n| n.text.clone()),
+        })
+        .collect()
+}
+
 /// One way an account differs from the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -130,6 +174,11 @@ pub enum Finding {
     Disk {
         source_bytes: u64,
         target_mib: u64,
+    },
+    /// A domain the restore's notes name is not on the target.
+    LostDomain {
+        domain: String,
+        said: Option<String>,
     },
     /// A database the source listed is not on the target.
     Database {
@@ -166,6 +215,12 @@ impl Finding {
                 "it uses {target_mib} MiB on the target, less than half of the {} MiB the source reported",
                 source_bytes / MIB
             ),
+            Finding::LostDomain { domain, said } => match said {
+                Some(s) => {
+                    format!("its domain {domain} is not on the target (the restore said: {s})")
+                }
+                None => format!("its domain {domain} is not on the target"),
+            },
             Finding::Database { name, said } => match said {
                 Some(s) => {
                     format!("its database {name} is not on the target (the restore said: {s})")
@@ -201,6 +256,11 @@ impl Finding {
             Finding::Disk { .. } => format!(
                 "compare the home directory and mail on both servers (du -sh ~{account}); a restore \
                  module that failed or was skipped is named in the restore's notes (`ferry status`)"
+            ),
+            Finding::LostDomain { domain, .. } => format!(
+                "recreate it for {account} as it is on the source (cPanel » Domains; for an addon \
+                 domain `cpapi2 --user={account} AddonDomain addaddondomain newdomain={domain} …`), \
+                 then compare its DNS zone and document root with the source's"
             ),
             Finding::Database { name, .. } => format!(
                 "copy it from the source (mysqldump {name} there, import it here for {account}), \
@@ -304,6 +364,36 @@ mod tests {
         assert!(f[0].detail().contains("the restore said"));
         assert!(f[0].fix("shop").contains("mysqldump shop_logs"));
         assert!(compare_databases(&source, &source, &[]).is_empty());
+    }
+
+    #[test]
+    fn domains_the_notes_name_are_looked_for_on_the_target() {
+        let notes = vec![
+            Note {
+                kind: NoteKind::Warning,
+                text:
+                    "Failed to restore the domain “extra.example”: The domain could not be created."
+                        .into(),
+            },
+            Note {
+                kind: NoteKind::Warning,
+                text: "The system cannot restore the MySQL database “shop_db”.".into(),
+            },
+            Note {
+                kind: NoteKind::Skipped,
+                text: "Skipped the domain “parked.example” and “extra.example”.".into(),
+            },
+        ];
+        assert_eq!(domains_named(&notes), ["extra.example", "parked.example"]);
+        let target = vec!["shop.example".to_string(), "PARKED.example".into()];
+        let f = compare_domains(&domains_named(&notes), &target, &notes);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].detail()
+                .starts_with("its domain extra.example is not on the target")
+        );
+        assert!(f[0].fix("shop").contains("newdomain=extra.example"));
+        assert!(domains_named(&[]).is_empty());
     }
 
     #[test]

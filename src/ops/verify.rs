@@ -37,7 +37,9 @@ pub struct VerifyOptions {
 }
 
 pub use crate::exec::verdict::{Finding, Wanted, compare};
-use crate::exec::verdict::{Reported, compare_databases, compare_disk};
+use crate::exec::verdict::{
+    Reported, compare_databases, compare_disk, compare_domains, domains_named,
+};
 
 /// How one account came out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -258,6 +260,20 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
         .map(|(n, _)| n.clone())
         .collect();
     let databases = rt.block_on(ask_databases(api.clone(), with_dbs));
+    // The domains of accounts whose restore's notes name a domain.
+    let with_domains: Vec<String> = state
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.progress == Progress::Transferred)
+        .filter(|(_, a)| !domains_named(&a.notes).is_empty())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let domains = rt.block_on(ask_each(
+        api.clone(),
+        with_domains,
+        "get_domain_info",
+        |c, user| async move { c.domains_of(&user).await },
+    ));
     let summaries = rt.block_on(ask(
         api,
         planned
@@ -286,9 +302,12 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, Error> {
                     let mut findings = compare(&want.clone().with_reported(&r), got.as_ref());
                     if let Some(t) = got {
                         findings.extend(compare_disk(r.bytes, t.disk_used_mib));
+                        let notes = acc.map(|a| a.notes.as_slice()).unwrap_or_default();
                         if let Some(Ok(Some(dbs))) = databases.get(&want.account) {
-                            let notes = acc.map(|a| a.notes.as_slice()).unwrap_or_default();
                             findings.extend(compare_databases(r.databases, dbs, notes));
+                        }
+                        if let Some(Ok(listed)) = domains.get(&want.account) {
+                            findings.extend(compare_domains(&domains_named(notes), listed, notes));
                         }
                     }
                     match (findings.is_empty(), got) {

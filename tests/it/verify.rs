@@ -410,3 +410,47 @@ fn an_owner_fallen_back_to_root_ends_a_continue_run_with_exit_4() {
     assert!(w.records("pause_requested").is_empty());
     w.assert_exactly_once(&users);
 }
+
+/// A domain the restore could not bring over (its notes name it) and that
+/// the target does not have is a difference, in `apply` and in `ferry
+/// verify`; `get_domain_info` is asked only for that account.
+#[test]
+fn a_domain_the_restore_lost_is_a_difference() {
+    let mut fleet = Fleet::standard(1, 6);
+    fleet.policy = "on_error: continue\n  poll_interval: 40ms".into();
+    let users = fleet.target_users();
+    let mut sc = fleet.scenario(0.002);
+    sc.remotes[0]
+        .accounts
+        .iter_mut()
+        .find(|a| a.user == "s1u02")
+        .unwrap()
+        .addon_domains = vec!["extra-s1u02.example".into(), "kept-s1u02.example".into()];
+    sc.faults.restore_loses.insert(
+        "s1u02".into(),
+        ferry::sim::RestoreLoss {
+            databases: vec![],
+            domains: vec!["extra-s1u02.example".into()],
+        },
+    );
+    let w = World::start(fleet, sc);
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("s1u02 is on the target but not as planned: its domain extra-s1u02.example is not on the target (the restore said: Failed to restore the domain"),
+        "{said}"
+    );
+    assert!(!said.contains("kept-s1u02.example is not"), "{said}");
+    assert_eq!(calls(&w, "get_domain_info"), 1);
+    let out = verify(&w, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("✗ s1u02")
+            && stdout.contains("its domain extra-s1u02.example is not on the target"),
+        "{stdout}"
+    );
+    assert_eq!(calls(&w, "get_domain_info"), 2);
+    w.assert_exactly_once(&users);
+}
