@@ -84,7 +84,7 @@ mod run;
 mod schedule;
 pub mod session;
 mod setup;
-mod stale;
+pub mod stale;
 mod target;
 pub mod verdict;
 

@@ -45,6 +45,7 @@ use crate::client::{
     SshLogin, WhmClient,
 };
 use crate::exec::Api;
+use crate::plan::inventory::Inventory;
 use crate::plan::{Diagnostics, Plan, Source};
 
 /// What `ferry check` needs to know.
@@ -249,15 +250,18 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport, CheckError> {
         &loaded.plan,
         &loaded.base_dir,
         &opts.plan.display().to_string(),
+        loaded.inventory.clone(),
         opts,
     )
 }
 
-/// The checks of an already loaded plan.
+/// The checks of an already loaded plan; with its inventory, the
+/// stale-plan guard's growth warnings too (`exec::stale`).
 pub fn check_plan(
     plan: &Plan,
     base_dir: &Path,
     plan_name: &str,
+    inventory: Option<Arc<Inventory>>,
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
@@ -279,7 +283,12 @@ pub fn check_plan(
         .enable_all()
         .build()
         .map_err(|e| CheckError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let mut findings = rt.block_on(run_checks(plan, &resolved, client, concurrency));
+    let stale = inventory.map(|inv| Stale {
+        inventory: inv,
+        growth: plan.policy.growth_warning,
+        plan_path: plan_name.to_string(),
+    });
+    let mut findings = rt.block_on(run_checks(plan, &resolved, client, concurrency, stale));
     findings.sort_by_key(|f| f.order);
     Ok(CheckReport {
         plan: plan_name.to_string(),
@@ -297,6 +306,15 @@ pub fn check_plan(
 /// hold up the others.
 struct Ctx {
     api: Api,
+    /// The inventory beside the plan, for the growth warnings.
+    stale: Option<Stale>,
+}
+
+/// What the stale-plan guard compares each source's analysis with.
+struct Stale {
+    inventory: Arc<Inventory>,
+    growth: f64,
+    plan_path: String,
 }
 
 impl Ctx {
@@ -336,6 +354,7 @@ async fn run_checks(
     resolved: &Resolved,
     client: WhmClient,
     concurrency: usize,
+    stale: Option<Stale>,
 ) -> Vec<Finding> {
     let r = &plan.policy.retries;
     let retry = RetryPolicy {
@@ -345,6 +364,7 @@ async fn run_checks(
     };
     let ctx = Arc::new(Ctx {
         api: Api::new(client, retry).with_limit(concurrency),
+        stale,
     });
     let target = target_check(&ctx, &plan.target.user).await;
     let usable = target.verdict == Verdict::Pass;
@@ -701,6 +721,34 @@ async fn analysis_checks(ctx: &Ctx, i: usize, source: &Source, login: &SshLogin)
         |u| remote_accounts.contains_key(u),
         user_fix,
     );
+    // Growth since the inventory: what `apply` warns of before it starts
+    // (a missing account or package is the failure above).
+    if let Some(st) = &ctx.stale {
+        let users: Vec<&str> = source
+            .accounts
+            .iter()
+            .map(crate::plan::AccountEntry::user)
+            .collect();
+        let found = crate::exec::stale::compare(
+            name,
+            &st.plan_path,
+            &users,
+            &[],
+            &analysis,
+            &st.inventory,
+            st.growth,
+        );
+        for (j, w) in found.warnings.into_iter().enumerate() {
+            out.push(Finding {
+                check: CheckKind::Account,
+                subject: name.to_string(),
+                verdict: Verdict::Warn,
+                detail: w,
+                fix: None,
+                order: (si, CheckKind::Account, users.len() + j + 1),
+            });
+        }
+    }
     out
 }
 

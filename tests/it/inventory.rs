@@ -256,6 +256,11 @@ fn stale_plan_guard_refuses_a_vanished_account_and_warns_on_growth() {
         .unwrap();
     a["bytes"] = (a["bytes"].as_u64().unwrap() / 5).into();
     std::fs::write(&inv_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    // `ferry check` reports the growth as a warning (the check passes).
+    let out = run_bounded(w.ferry(&["check", "fleet.yaml"]), Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "check: {t}");
+    assert!(t.contains(&format!("`{grown}` has grown from")), "{t}");
     let out = w.apply(&[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
