@@ -229,8 +229,9 @@ impl Ctx {
 /// Against what the source reported (`session_analysed`): the main domain
 /// where the plan names none, disk use, and — one
 /// `list_mysql_databases_and_users` for an account the source listed
-/// databases for — its databases. A target without that function (`Unknown
-/// app`) or a failed read leaves the databases unchecked, with a warning.
+/// databases for — its databases; the domains its restore's notes name,
+/// with one `get_domain_info`. A target without such a function (`Unknown
+/// app`) or a failed read leaves that part unchecked, with a warning.
 async fn check(
     ctx: &Ctx,
     account: &str,
@@ -260,52 +261,22 @@ async fn check(
     let mut findings = compare(&Wanted::of(planned).with_reported(&r), Some(got));
     findings.extend(compare_disk(r.bytes, got.disk_used_mib));
     let named = domains_named(&notes);
-    if !named.is_empty() {
-        let user = account.to_string();
-        let listed = ctx
-            .api
-            .repeatable(
-                ctx.retry_note(StepId::session(session, crate::graph::SessionStep::Verify)),
-                |c| {
-                    let user = user.clone();
-                    async move { c.domains_of(&user).await }
-                },
-            )
-            .await;
-        match listed {
-            Ok(domains) => findings.extend(compare_domains(&named, &domains, &notes)),
-            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
-            Err(CallError::Failed(e)) => ctx.emit(Event::Warning {
-                message: format!(
-                    "could not list {account}'s domains on the target ({e}): the ones its \
-                     restore's notes name are not looked for"
-                ),
-            }),
-        }
+    if !named.is_empty()
+        && let Some(domains) = read_for(ctx, session, account, "domains", |c, user| async move {
+            c.domains_of(&user).await
+        })
+        .await?
+    {
+        findings.extend(compare_domains(&named, &domains, &notes));
     }
-    if !r.databases.is_empty() {
-        let user = account.to_string();
-        let listed = ctx
-            .api
-            .repeatable(
-                ctx.retry_note(StepId::session(session, crate::graph::SessionStep::Verify)),
-                |c| {
-                    let user = user.clone();
-                    async move { c.list_mysql_databases(&user).await }
-                },
-            )
-            .await;
-        match listed {
-            Ok(Some(dbs)) => findings.extend(compare_databases(r.databases, &dbs, &notes)),
-            Ok(None) => {}
-            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message)),
-            Err(CallError::Failed(e)) => ctx.emit(Event::Warning {
-                message: format!(
-                    "could not list {account}'s databases on the target ({e}): they are not \
-                     compared with the source's (`ferry verify` can, later)"
-                ),
-            }),
-        }
+    if !r.databases.is_empty()
+        && let Some(Some(dbs)) =
+            read_for(ctx, session, account, "databases", |c, user| async move {
+                c.list_mysql_databases(&user).await
+            })
+            .await?
+    {
+        findings.extend(compare_databases(r.databases, &dbs, &notes));
     }
     let differences: Vec<Difference> = findings
         .iter()
@@ -338,6 +309,40 @@ async fn check(
         new.push(format!("{account} ({})", what.join(", ")));
     }
     Ok(())
+}
+
+/// One read of the target about `account` for [`check`], retried as every
+/// read is; a failure (a target without the function, no answer) is a
+/// warning and `None`: that part is not compared, and fails nothing.
+async fn read_for<T, F, Fut>(
+    ctx: &Ctx,
+    session: &str,
+    account: &str,
+    what: &str,
+    call: F,
+) -> Result<Option<T>, Halt>
+where
+    F: Fn(crate::client::WhmClient, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::client::Error>>,
+{
+    let step = StepId::session(session, crate::graph::SessionStep::Verify);
+    match ctx
+        .api
+        .repeatable(ctx.retry_note(step), |c| call(c, account.to_string()))
+        .await
+    {
+        Ok(v) => Ok(Some(v)),
+        Err(CallError::Stopped { message, .. }) => Err(Halt::Auth(message)),
+        Err(CallError::Failed(e)) => {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "could not read {account}'s {what} on the target ({e}): they are not \
+                     compared (`ferry verify` can, later)"
+                ),
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// Accounts listed by name per `listaccts` call.

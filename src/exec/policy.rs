@@ -117,9 +117,10 @@ impl Scheduler {
         );
         if !already {
             let req = ControlRequest::here(action);
-            let policy = match action {
-                ControlAction::Pause => "policy on_error: pause",
-                ControlAction::Abort => "policy on_error: abort",
+            // The policy that asked (a difference under `abort` pauses).
+            let policy = match self.ctx.plan().policy.on_error {
+                OnError::Abort => "policy on_error: abort",
+                _ => "policy on_error: pause",
             };
             self.ctx
                 .record(request_record(&req, &format!("{policy}; {reason}")))?;
