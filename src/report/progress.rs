@@ -360,6 +360,14 @@ impl Reporter for ProgressReporter {
                 st.total = counts.total as u64;
                 st.transferred = counts.transferred as u64;
                 st.in_flight.clear();
+                // Every account settled (some without an event of their
+                // own, found on the target): the bar ends full.
+                if let Some(b) = st.bytes
+                    && counts.pending == 0
+                    && counts.total > 0
+                {
+                    st.settled_bytes = b.total.saturating_sub(b.done);
+                }
                 self.refresh_overall(&mut st);
                 if let Some(o) = &st.overall {
                     o.disable_steady_tick();
