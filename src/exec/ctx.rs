@@ -77,6 +77,12 @@ pub(crate) struct Ctx {
     /// verification): what the scheduler checks an account against before
     /// enqueueing it. No request of its own.
     target_view: Mutex<Option<BTreeMap<String, AccountInfo>>>,
+    /// Each source's remote analysis as read in this apply (by source
+    /// index): a source's later sessions reuse it (`setup::analyse`), so a
+    /// source is read once per apply, not once per session — the answer
+    /// carries the target's whole user and domain lists, which grow with
+    /// the run.
+    analyses: Mutex<BTreeMap<usize, Arc<RemoteAnalysis>>>,
 }
 
 impl Ctx {
@@ -98,6 +104,7 @@ impl Ctx {
             tx,
             mirror,
             target_view: Mutex::new(None),
+            analyses: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -210,6 +217,16 @@ impl Ctx {
             view.remove(a);
         }
         view.extend(listed.into_iter().map(|a| (a.user.clone(), a)));
+    }
+
+    /// Source `src`'s analysis, if this apply has read it.
+    pub fn analysis(&self, src: usize) -> Option<Arc<RemoteAnalysis>> {
+        self.analyses.lock().expect("analyses").get(&src).cloned()
+    }
+
+    /// Keeps source `src`'s analysis for the rest of this apply.
+    pub fn keep_analysis(&self, src: usize, a: Arc<RemoteAnalysis>) {
+        self.analyses.lock().expect("analyses").insert(src, a);
     }
 
     /// The account as the target had it when it was last listed.
@@ -540,6 +557,9 @@ pub(crate) async fn analysis_of(ctx: &Ctx, src: usize) -> Result<RemoteAnalysis,
         })
         .await
         .map_err(|e| e.to_string());
+    if let Ok(a) = &analysis {
+        ctx.keep_analysis(src, Arc::new(a.clone()));
+    }
     // Never started: an abort turns it FAILED so nobody can start it. A
     // failure leaves a PENDING session WHM deletes after 4 hours.
     if let Err(e) = ctx

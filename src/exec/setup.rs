@@ -183,10 +183,12 @@ impl Driver {
         Ok(())
     }
 
-    /// `policy.verify: basic`: the session's own remote analysis, once,
-    /// before anything is enqueued — what the source reports of its
+    /// `policy.verify: basic`: what the source reports of the session's
     /// accounts (size, main domain, MySQL databases), journaled as
-    /// `session_analysed` for the checks after the restore. Read-only, so
+    /// `session_analysed` before anything is enqueued, for the checks after
+    /// the restore. From the session's own analysis (one retrieve: create
+    /// ran it) for a source's first session in this apply; its later
+    /// sessions reuse that answer (`Ctx::analysis`). Read-only, so
     /// repeatable after any failure or kill; a failure is a warning, never
     /// fatal (those checks then say nothing for these accounts).
     pub(super) async fn analyse(&mut self) -> Result<(), TaskEnd> {
@@ -202,27 +204,44 @@ impl Driver {
         if rec.analysed || rec.enqueue_intent || rec.phase != Phase::Created {
             return Ok(());
         }
-        let r = self
-            .ctx
-            .api
-            .repeatable(self.on_retry(SessionStep::Analyse), |c| {
-                let id = id.clone();
-                // the analysis create ran (docs/whm.md §5): one request
-                async move { c.retrieve_remote_analysis(&id).await }
-            })
-            .await;
-        let analysis = match r {
-            Ok(a) => a,
-            Err(CallError::Stopped { message, .. }) => return Err(Halt::Auth(message).into()),
-            Err(CallError::Failed(e)) => {
-                self.ctx.emit(Event::Warning {
-                    message: format!(
-                        "could not read the remote analysis of session {} ({e}): its accounts' \
-                         disk use and databases will not be compared with the source's",
-                        self.key
-                    ),
-                });
-                return Ok(());
+        let src = self.ctx.plan().source_named(&self.source);
+        let analysis = match src.and_then(|i| self.ctx.analysis(i)) {
+            // The source was read already in this apply (a session of it,
+            // or the checks before the first enqueue): no request.
+            Some(a) => a,
+            None => {
+                let r = self
+                    .ctx
+                    .api
+                    .repeatable(self.on_retry(SessionStep::Analyse), |c| {
+                        let id = id.clone();
+                        // the analysis create ran (docs/whm.md §5): one request
+                        async move { c.retrieve_remote_analysis(&id).await }
+                    })
+                    .await;
+                match r {
+                    Ok(a) => {
+                        let a = std::sync::Arc::new(a);
+                        if let Some(i) = src {
+                            self.ctx.keep_analysis(i, a.clone());
+                        }
+                        a
+                    }
+                    Err(CallError::Stopped { message, .. }) => {
+                        return Err(Halt::Auth(message).into());
+                    }
+                    Err(CallError::Failed(e)) => {
+                        self.ctx.emit(Event::Warning {
+                            message: format!(
+                                "could not read the remote analysis of session {} ({e}): its \
+                                 accounts' disk use and databases will not be compared with the \
+                                 source's",
+                                self.key
+                            ),
+                        });
+                        return Ok(());
+                    }
+                }
             }
         };
         let accounts = analysis

@@ -181,10 +181,18 @@ fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     }
     assert_eq!(calls(&w, "list_mysql_databases_and_users"), of("s1u02"));
     // What the source reported, per session, before anything was enqueued:
-    // one retrieve per session (create already ran the analysis).
+    // one retrieve per source and apply at most (create already ran the
+    // analysis; a source's later sessions in the same apply reuse it).
     let analysed = w.records("session_analysed");
-    assert_eq!(analysed.len(), w.records("session_created").len());
+    let sessions = w.records("session_created").len();
+    assert_eq!(analysed.len(), sessions);
     assert_eq!(calls(&w, "analyze_transfer_session_remote"), 0);
+    let retrieves = calls(&w, "retrieve_transfer_session_remote_analysis");
+    assert!(
+        retrieves >= 1 && retrieves <= runs.len().min(sessions),
+        "{retrieves} retrieves for {sessions} sessions over {} applies",
+        runs.len()
+    );
     assert!(
         analysed.iter().any(|r| r["rec"]["accounts"]
             .as_array()
