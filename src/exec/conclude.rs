@@ -27,7 +27,7 @@ use crate::client::ItemOutcome;
 use crate::events::Event;
 use crate::graph::SessionStep;
 use crate::journal::Progress;
-use crate::journal::record::{ItemResult, Record, RestoreSpan, Unfinished};
+use crate::journal::record::{ItemResult, Record, Unfinished};
 
 impl Driver {
     /// Records the final RESTORE lines not yet recorded for this session. A
@@ -46,11 +46,7 @@ impl Driver {
                     && matches!(acc.progress, Progress::InProgress | Progress::Unfinished)
                 {
                     let log = view.failed_lines.get(user).cloned().unwrap_or_default();
-                    let restore = view.restores.get(user).map(|s| RestoreSpan {
-                        started: s.started,
-                        ended: s.ended,
-                        bytes: s.size,
-                    });
+                    let restore = view.restores.get(user).copied();
                     new.push((target.clone(), outcome.clone(), log, restore));
                 }
             }

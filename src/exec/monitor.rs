@@ -194,7 +194,7 @@ impl Driver {
             Ok(text) => {
                 self.m.on_log_read();
                 let view = LogView::read(&text);
-                self.restoring = Some(!view.restoring_now.is_empty());
+                self.restoring = Some(!view.restoring_now().is_empty());
                 if view.lines > self.last_lines {
                     self.last_lines = view.lines;
                     self.m.on_progress(Instant::now());
@@ -262,12 +262,7 @@ impl Driver {
                 account: account.clone(),
                 percent,
             })?;
-            let size = self
-                .ctx
-                .plan()
-                .account(&account)
-                .and_then(|(_, a)| a.size)
-                .or(due.size);
+            let size = super::ctx::size_of(self.ctx.plan(), &account).or(due.size);
             self.ctx.emit(Event::ItemProgress {
                 account,
                 source: self.source.clone(),

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::client::masterlog::{self, ItemOutcome, LogLine};
-use crate::journal::record::Unfinished;
+use crate::journal::record::{RestoreSpan, Unfinished};
 
 const ACCOUNT_MODULE: &str = "AccountRemoteRoot";
 const PACKAGE_MODULE: &str = "PackageRemoteRoot";
@@ -44,11 +44,6 @@ pub struct LogView {
     pub finished: Option<&'static str>,
     /// The account item most recently picked by a worker (for display).
     pub current: Option<String>,
-    /// Account items whose RESTORE began after the master's latest `start`
-    /// or `resume` and has no final line: restores that may be running now.
-    /// One begun under an earlier master (before a crash and a restart)
-    /// is not here: that master and its workers are gone.
-    pub restoring_now: BTreeSet<String>,
     /// For each failed account item, its `master.log` lines (compact JSON,
     /// at most [`MAX_ITEM_LINES`], the last ones kept): journaled with the
     /// failure so the report can show them without the server.
@@ -62,16 +57,6 @@ pub struct LogView {
     /// Each account item's RESTORE as the server's lines date it, and its
     /// size as the server counts it: for the report's restore-slot view.
     pub restores: BTreeMap<String, RestoreSpan>,
-}
-
-/// An account's RESTORE by the server's clock (`contents.time`, epoch
-/// seconds): from its `start-item` to its final line.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RestoreSpan {
-    pub started: Option<f64>,
-    pub ended: Option<f64>,
-    /// `size` of its lines (bytes; WHM's from the source's analysis).
-    pub size: Option<u64>,
 }
 
 /// An account item being worked on (docs/whm.md §3.3, §3.4).
@@ -89,6 +74,19 @@ pub struct InFlight {
 pub const MAX_ITEM_LINES: usize = 20;
 
 impl LogView {
+    /// Account items whose RESTORE began after the master's latest `start`
+    /// or `resume` and has no final line: restores that may be running now
+    /// (the items in flight in the RESTORE queue). One begun under an
+    /// earlier master (before a crash and a restart) is not here: that
+    /// master and its workers are gone.
+    pub fn restoring_now(&self) -> BTreeSet<&str> {
+        self.in_flight
+            .iter()
+            .filter(|(_, f)| f.restoring)
+            .map(|(u, _)| u.as_str())
+            .collect()
+    }
+
     /// Reads a whole `master.log` text (a torn last line is tolerated).
     pub fn read(text: &str) -> LogView {
         let lines = masterlog::parse_master_log(text);
@@ -117,7 +115,6 @@ impl LogView {
                 && l.item.is_none()
                 && matches!(l.action.as_str(), "start" | "resume")
             {
-                view.restoring_now.clear();
                 view.in_flight.clear();
             }
             if l.child_number == 0 && l.action == "queue_size" {
@@ -130,7 +127,7 @@ impl LogView {
             if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
                 let span = view.restores.entry(item.clone()).or_default();
                 if let Some(size) = l.msg.get("size").and_then(serde_json::Value::as_u64) {
-                    span.size = Some(size);
+                    span.bytes = Some(size);
                 }
                 match l.action.as_str() {
                     "start-item" if l.time > 0.0 => {
@@ -139,17 +136,6 @@ impl LogView {
                     }
                     "success-item" | "warning-item" | "failed-item" if l.time > 0.0 => {
                         span.ended = Some(l.time);
-                    }
-                    _ => {}
-                }
-            }
-            if let (Some(item), Some("RESTORE")) = (&l.item, l.queue.as_deref()) {
-                match l.action.as_str() {
-                    "start" | "start-item" | "process-item" => {
-                        view.restoring_now.insert(item.clone());
-                    }
-                    "success-item" | "warning-item" | "failed-item" => {
-                        view.restoring_now.remove(item);
                     }
                     _ => {}
                 }
@@ -205,8 +191,10 @@ fn in_flight(map: &mut BTreeMap<String, InFlight>, l: &LogLine) {
                 e.logfile = format!("item-{queue}_{ACCOUNT_MODULE}_{item}");
             }
         }
+        // The RESTORE queue's final line ends the item whatever was seen
+        // of it; a TRANSFER one only its TRANSFER step.
         "success-item" | "warning-item" | "failed-item"
-            if map.get(item).is_some_and(|e| e.restoring == restoring) =>
+            if restoring || map.get(item).is_some_and(|e| !e.restoring) =>
         {
             map.remove(item);
         }
@@ -308,7 +296,7 @@ mod tests {
         ]
         .join("\n");
         let view = LogView::read(&log);
-        assert_eq!(view.restoring_now, BTreeSet::from(["live".to_string()]));
+        assert_eq!(view.restoring_now(), BTreeSet::from(["live"]));
         assert!(view.restore_begun.contains("orphan"));
     }
 
@@ -344,7 +332,7 @@ mod tests {
         assert_eq!(big.logfile, "item-RESTORE_AccountRemoteRoot_big");
         let span = view.restores["big"];
         assert_eq!(
-            (span.started, span.ended, span.size),
+            (span.started, span.ended, span.bytes),
             (Some(1.0), None, Some(800))
         );
     }
@@ -371,7 +359,7 @@ mod tests {
         let view = LogView::read(&log);
         assert_eq!(view.finished, Some("abort"));
         assert_eq!(view.current.as_deref(), Some("early"));
-        assert_eq!(view.restoring_now, BTreeSet::from(["mid".to_string()]));
+        assert_eq!(view.restoring_now(), BTreeSet::from(["mid"]));
         let v = Some(&view);
         assert_eq!(
             conclude(v, "ok"),

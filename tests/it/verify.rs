@@ -86,13 +86,8 @@ fn a_clean_run_verifies_with_one_request_per_account() {
 fn a_suspended_account_is_a_finding_and_restore_warnings_are_shown() {
     let fleet = Fleet::standard(1, 6);
     let mut sc = fleet.scenario(0.002);
-    let accounts = &mut sc.remotes[0].accounts;
-    accounts
-        .iter_mut()
-        .find(|a| a.user == "s1u05")
-        .unwrap()
-        .suspended = true;
-    let s1u02 = accounts.iter_mut().find(|a| a.user == "s1u02").unwrap();
+    remote_account(&mut sc, "s1u05").suspended = true;
+    let s1u02 = remote_account(&mut sc, "s1u02");
     s1u02.databases = vec!["s1u02_wp".into(), "s1u02_logs".into()];
     sc.faults.restore_loses.insert(
         "s1u02".into(),
@@ -291,12 +286,7 @@ fn cleanup_removes_archives_only_of_accounts_transferred_and_found() {
             stage: ferry::sim::FailStage::Restore,
         },
     );
-    sc.remotes[0]
-        .accounts
-        .iter_mut()
-        .find(|a| a.user == "s1u05")
-        .unwrap()
-        .suspended = true;
+    remote_account(&mut sc, "s1u05").suspended = true;
     let w = World::start(fleet.clone(), sc);
     let out = w.apply(&[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -360,12 +350,7 @@ fn verify_off_leaves_the_check_to_ferry_verify() {
     let mut fleet = Fleet::standard(1, 6);
     fleet.policy.push_str("\n  verify: off");
     let mut sc = fleet.scenario(0.002);
-    sc.remotes[0]
-        .accounts
-        .iter_mut()
-        .find(|a| a.user == "s1u05")
-        .unwrap()
-        .suspended = true;
+    remote_account(&mut sc, "s1u05").suspended = true;
     let users = fleet.target_users();
     let w = World::start(fleet, sc);
     let out = w.apply(&[]);
@@ -386,12 +371,7 @@ fn an_owner_fallen_back_to_root_ends_a_continue_run_with_exit_4() {
     fleet.policy = "on_error: continue\n  poll_interval: 40ms".into();
     let users = fleet.target_users();
     let mut sc = fleet.scenario(0.002);
-    sc.remotes[0]
-        .accounts
-        .iter_mut()
-        .find(|a| a.user == "s1u05")
-        .unwrap()
-        .owner = "goneres".into();
+    remote_account(&mut sc, "s1u05").owner = "goneres".into();
     let w = World::start(fleet, sc);
     let plan = std::fs::read_to_string(&w.plan)
         .unwrap()
@@ -428,12 +408,8 @@ fn a_domain_the_restore_lost_is_a_difference() {
     fleet.policy = "on_error: continue\n  poll_interval: 40ms".into();
     let users = fleet.target_users();
     let mut sc = fleet.scenario(0.002);
-    sc.remotes[0]
-        .accounts
-        .iter_mut()
-        .find(|a| a.user == "s1u02")
-        .unwrap()
-        .addon_domains = vec!["extra-s1u02.example".into(), "kept-s1u02.example".into()];
+    remote_account(&mut sc, "s1u02").addon_domains =
+        vec!["extra-s1u02.example".into(), "kept-s1u02.example".into()];
     sc.faults.restore_loses.insert(
         "s1u02".into(),
         ferry::sim::RestoreLoss {

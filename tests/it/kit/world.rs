@@ -197,6 +197,15 @@ impl Fleet {
     }
 }
 
+/// The scenario's account `user` on whichever remote holds it.
+pub fn remote_account<'a>(sc: &'a mut Scenario, user: &str) -> &'a mut AccountSpec {
+    sc.remotes
+        .iter_mut()
+        .flat_map(|r| r.accounts.iter_mut())
+        .find(|a| a.user == user)
+        .unwrap_or_else(|| panic!("no account {user} in the scenario"))
+}
+
 /// A simulator on its own runtime, a temp dir with the plan, and ferry.
 pub struct World {
     pub rt: tokio::runtime::Runtime,
