@@ -24,7 +24,8 @@
 //! transfer work ÷ the transfers it may run at once (`source_sessions` ×
 //! `transfer_threads`) + the shortest restore. Makespans are in simulated
 //! seconds (`sim_time`), from the first session *started* to the last one
-//! finished.
+//! finished. With `MAKESPAN_TRACE=1` each run also prints one line per
+//! session (source, items, created, started, finished).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -304,6 +305,19 @@ fn run(f: &Fleet, concurrency: &str, chained: bool) -> Result {
     });
     rt.block_on(sim.shutdown());
     let sessions = st["sessions"].as_array().unwrap();
+    if std::env::var_os("MAKESPAN_TRACE").is_some() {
+        // one line per session: what the tail of a run is made of
+        for s in sessions {
+            println!(
+                "trace: {} {:>3} items created {:>7.1} started {:>7.1} finished {:>7.1}",
+                s["source"].as_str().unwrap_or("?"),
+                s["items"].as_array().map_or(0, Vec::len),
+                s["created_at"].as_f64().unwrap_or(f64::NAN),
+                s["started_at"].as_f64().unwrap_or(f64::NAN),
+                s["finished_at"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+    }
     let first = sessions
         .iter()
         .filter_map(|s| s["started_at"].as_f64())
