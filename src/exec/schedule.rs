@@ -37,11 +37,11 @@
 //! sessions are live than slots (each with `restore_threads`), and the
 //! shortest ones come last, when they fill the tail.
 //!
-//! ## One session starting at a time
+//! ## One create at a time
 //!
-//! A new instance is created only when no other instance of the run is
-//! still being created, enqueued or started (phase `Creating` or
-//! `Created`); one per pass. Two reasons:
+//! A new instance is created only when no other instance's
+//! `create_remote_root_transfer_session` is in flight (phase `Creating`);
+//! one per pass. Enqueueing and starting overlap freely. Two reasons:
 //!
 //! * sessions started at the same instant with the same work end at the
 //!   same instant, under any fair sharing of the target's restores: the
@@ -49,14 +49,15 @@
 //!   saw the ends and started the next wave, and the run went in rounds
 //!   (1.12–1.15× the bound on the equal-size bench). Staggered starts keep
 //!   the ends staggered, so a session is created while the others keep the
-//!   slots busy (1.05×; BENCHMARKS.md);
-//! * a `create_remote_root_transfer_session` logs in to the source over SSH
-//!   and runs its remote analysis on both servers: a burst of them is the
-//!   heavy concurrent use a real WHM is not built for.
+//!   slots busy (1.04–1.06×; BENCHMARKS.md);
+//! * that call logs in to the source over SSH and runs its remote analysis
+//!   on both servers: a burst of them is the heavy concurrent use a real
+//!   WHM is not built for.
 //!
-//! The cost is the first wave: its last session starts a few creates later
-//! (on the transfer-bound bench, where the first wave is all there is,
-//! 1.19× became 1.22×).
+//! The cost: the first wave's last session starts a few creates later (on
+//! the transfer-bound bench, where the first wave is nearly all there is,
+//! 1.19× became 1.20–1.22×); and a fleet whose sessions last less than
+//! `target_sessions` creates would start them slower than places free.
 //!
 //! Why near-optimal: list scheduling never leaves a slot idle while work
 //! is ready, so the makespan is at most `total / slots + longest chain`
@@ -228,10 +229,10 @@ impl Scheduler {
         let plan = ctx.plan();
         let limits = plan.limits();
         let order = self.order.clone();
-        // One session starting at a time (module doc).
+        // One create at a time (module doc).
         let creating = self.live.keys().any(|k| {
             ctx.session(k)
-                .is_some_and(|s| matches!(s.phase, Phase::Creating | Phase::Created))
+                .is_some_and(|s| matches!(s.phase, Phase::Creating))
         });
         if creating {
             return Ok(());
