@@ -267,3 +267,79 @@ fn stale_plan_guard_refuses_a_vanished_account_and_warns_on_growth() {
     assert!(t.contains(&format!("`{grown}` has grown from")), "{t}");
     w.assert_exactly_once(&w.fleet.target_users());
 }
+
+/// A run killed mid-way, then the inventory taken again with different
+/// sizes (the sources changed; the operator re-ran `ferry inventory` and
+/// committed it): the compiler now composes the batches differently, but
+/// the resume keeps every account's history — none is transferred twice,
+/// none is lost, and the accounts not yet moved are scheduled by the new
+/// sizes. Oracle: whm-sim's record of restores.
+#[test]
+fn a_resume_with_a_changed_inventory_transfers_each_account_once() {
+    let w = world("s1u01");
+    let plan = std::fs::read_to_string(&w.plan).unwrap();
+    let two_by_two = plan.replace(
+        "target_sessions: 3\n  source_sessions: 1\n  batch_size: 10",
+        "target_sessions: 2\n  source_sessions: 1\n  batch_size: 2",
+    );
+    assert_ne!(two_by_two, plan, "{plan}");
+    std::fs::write(&w.plan, two_by_two).unwrap();
+    let out = inventory(&w, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let sessions_of = |w: &World| -> Vec<Value> {
+        let out = run_bounded(
+            w.ferry(&["plan", "fleet.yaml", "--format", "json"]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["sessions"].as_array().unwrap().clone()
+    };
+    let before = sessions_of(&w);
+
+    let mut child = w.spawn_apply(&[], "first");
+    w.wait_for(Duration::from_secs(60), "two accounts restored", |st| {
+        st["accounts"]
+            .as_object()
+            .is_some_and(|a| a.values().filter(|a| a["restores_completed"] == 1).count() >= 2)
+    });
+    crate::kit::world::kill9(&mut child);
+    let restored = |st: &Value| {
+        st["accounts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|a| a["restores_completed"] == 1)
+            .count()
+    };
+    let at_kill = restored(&w.state());
+    assert!(
+        at_kill < w.fleet.target_users().len(),
+        "the run was killed before its end ({at_kill} restored)"
+    );
+
+    // The new inventory: every size reversed within its source, so the
+    // largest-first composition pairs other accounts.
+    let inv_path = w.dir.path().join("fleet.inventory.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&inv_path).unwrap()).unwrap();
+    for src in v["sources"].as_object_mut().unwrap().values_mut() {
+        let accts = src["accounts"].as_array_mut().unwrap();
+        let sizes: Vec<Value> = accts.iter().map(|a| a["bytes"].clone()).rev().collect();
+        for (a, s) in accts.iter_mut().zip(sizes) {
+            a["bytes"] = s;
+        }
+    }
+    std::fs::write(&inv_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    assert_ne!(sessions_of(&w), before, "the batches are composed anew");
+
+    let out = w.apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_exactly_once(&w.fleet.target_users());
+    let st = w.state();
+    for (u, a) in st["accounts"].as_object().unwrap() {
+        assert!(
+            a["transfers_started"].as_u64() <= Some(1),
+            "{u} transferred twice: {a}"
+        );
+    }
+}
