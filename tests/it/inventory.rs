@@ -343,3 +343,38 @@ fn a_resume_with_a_changed_inventory_transfers_each_account_once() {
         );
     }
 }
+
+/// Without an inventory there is nothing reviewed to compare with, so
+/// `apply` does not analyse every source before it starts (a create per
+/// source, each an SSH login). A planned account the source lacks is
+/// refused by WHM's own enqueue check: the run stops under `on_error:
+/// pause` (exit 3) with the server's reason, and `ferry check` names it
+/// before any run (exit 1).
+#[test]
+fn without_an_inventory_a_vanished_account_is_refused_by_whm_and_named_by_check() {
+    let w = world("s1u01");
+    let plan = std::fs::read_to_string(&w.plan).unwrap();
+    let first = &w.fleet.sources[0].accounts[0].user;
+    let with_ghost = plan.replacen(
+        &format!("- {{user: {first}"),
+        &format!("- {{user: ghost}}\n      - {{user: {first}"),
+        1,
+    );
+    assert_ne!(with_ghost, plan);
+    std::fs::write(&w.plan, &with_ghost).unwrap();
+    let out = run_bounded(w.ferry(&["check", "fleet.yaml"]), Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "check: {t}");
+    assert!(t.contains("account `ghost` does not exist on"), "{t}");
+    let out = w.apply(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("ghost (old1)"), "{t}");
+    assert!(t.contains("does not exist"), "the server's reason: {t}");
+    let st = w.state();
+    let ghost = &st["accounts"]["ghost"];
+    assert!(
+        ghost.is_null() || (ghost["present"] == false && ghost["restores_started"] == 0),
+        "{ghost}"
+    );
+}
