@@ -57,7 +57,9 @@
 //! The cost: the first wave's last session starts a few creates later (on
 //! the transfer-bound bench, where the first wave is nearly all there is,
 //! 1.19× became 1.20–1.22×); and a fleet whose sessions last less than
-//! `target_sessions` creates would start them slower than places free.
+//! `target_sessions` creates would start them slower than places free;
+//! and a create that hangs (a source slow to answer SSH) holds the next
+//! one back until it answers or its request times out (60 s).
 //!
 //! Why near-optimal: list scheduling never leaves a slot idle while work
 //! is ready, so the makespan is at most `total / slots + longest chain`
