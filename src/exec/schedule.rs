@@ -232,9 +232,10 @@ impl Scheduler {
         let limits = plan.limits();
         let order = self.order.clone();
         // One create at a time (module doc).
-        let creating = self.live.keys().any(|k| {
-            ctx.session(k)
-                .is_some_and(|s| matches!(s.phase, Phase::Creating))
+        let creating = ctx.with_state(|st| {
+            self.live
+                .keys()
+                .any(|k| st.session(k).is_some_and(|s| s.phase == Phase::Creating))
         });
         if creating {
             return Ok(());
