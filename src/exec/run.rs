@@ -82,7 +82,7 @@ pub(crate) struct Scheduler {
     /// The first journal failure met while recording the run's end.
     end_unrecorded: Option<String>,
     /// The order batches are offered a session in (critical path first,
-    /// `schedule::critical_order`), fixed for the run.
+    /// `graph::critical::critical_order`), fixed for the run.
     pub(super) order: Vec<usize>,
 }
 
@@ -103,7 +103,7 @@ impl Scheduler {
         } = input;
         journal.set_group_window(timing.group_window);
         let (tx, rx) = mpsc::unbounded_channel();
-        let order = super::schedule::critical_order(
+        let order = crate::graph::critical::critical_order(
             plan.sessions(),
             plan.limits().source_sessions as usize,
         );

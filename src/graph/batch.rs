@@ -2,7 +2,8 @@
 //! share a session.
 //!
 //! Owns: the split of a group of accounts, already sorted largest first,
-//! into `⌈n / batch_size⌉` sessions of at most `batch_size` each. Does not
+//! into `⌈n / batch_size⌉` sessions of at most `batch_size` each (one more
+//! when the compiler asks for its last session in two). Does not
 //! own: the grouping by source and level, the order within a session, or
 //! the dependencies between sessions (`compile`).
 //!
@@ -31,6 +32,13 @@
 //! round's `total / k + largest`; across rounds it is LPT in time, the
 //! largest work started first.
 //!
+//! **The run's tail** (`split_last`, decided by the compiler for the
+//! groups whose last session is among the run's last): that session is cut
+//! in two, the larger half first. The target serves the oldest restores
+//! first, so the run's last session restores alone, `restore_threads` at
+//! a time while the other slots idle; a half-size session halves that
+//! stretch (equal-size bench 1.04–1.06× → 1.03×, BENCHMARKS.md).
+//!
 //! Worst case: the capacity. When the lighter sessions of a round are full,
 //! the rest must go where there is room (at most `b` accounts per session),
 //! so a session may hold a giant and `b − 1` small accounts; the property
@@ -39,7 +47,12 @@
 /// Splits `sizes` (one group, largest first; `None` = unknown) into
 /// sessions of at most `batch` accounts, in rounds of `lanes` sessions;
 /// returns, per session, the positions in `sizes` it holds, ascending.
-pub fn compose(sizes: &[Option<u64>], batch: usize, lanes: usize) -> Vec<Vec<usize>> {
+pub fn compose(
+    sizes: &[Option<u64>],
+    batch: usize,
+    lanes: usize,
+    split_last: bool,
+) -> Vec<Vec<usize>> {
     let (batch, lanes) = (batch.max(1), lanes.max(1));
     let k = sizes.len().div_ceil(batch);
     let mut sessions: Vec<Vec<usize>> = vec![Vec::new(); k];
@@ -53,6 +66,15 @@ pub fn compose(sizes: &[Option<u64>], batch: usize, lanes: usize) -> Vec<Vec<usi
             .expect("a round of `lanes` sessions of `batch` holds its accounts");
         sessions[s].push(pos);
         load[s] = load[s].saturating_add(size.unwrap_or(0));
+    }
+    // The run's tail (module doc): the last session in two, the larger
+    // accounts first.
+    if split_last && let Some(last) = sessions.pop() {
+        let half = last.len().div_ceil(2);
+        sessions.push(last[..half].to_vec());
+        if half < last.len() {
+            sessions.push(last[half..].to_vec());
+        }
     }
     sessions
 }
@@ -69,7 +91,7 @@ mod tests {
         // one 8 GB, two 3 GB, 22 small accounts, batch 10: three sessions
         let mut sizes = vec![Some(8 * GB), Some(3 * GB), Some(3 * GB)];
         sizes.extend((0..22).map(|i| Some((600 - i * 20) * 1_000_000)));
-        let s = compose(&sizes, 10, 3);
+        let s = compose(&sizes, 10, 3, false);
         assert_eq!(s.len(), 3);
         assert_eq!(s[0][0], 0);
         assert_eq!((s[1][0], s[2][0]), (1, 2));
@@ -78,18 +100,21 @@ mod tests {
         assert_eq!(s[0].len(), 5);
         assert_eq!((s[1].len(), s[2].len()), (10, 10));
         // two lanes: s1 and s2 share the 20 largest, s3 the 5 smallest
-        let s = compose(&sizes, 10, 2);
+        let s = compose(&sizes, 10, 2, false);
         assert_eq!((s[0][0], s[1][..2].to_vec()), (0, vec![1, 2]));
         assert_eq!(s[2], (20..25).collect::<Vec<_>>());
     }
 
     #[test]
     fn one_lane_or_no_sizes_split_contiguously() {
-        let s = compose(&[None; 5], 2, 3);
+        let s = compose(&[None; 5], 2, 3, false);
         assert_eq!(s, vec![vec![0, 1], vec![2, 3], vec![4]]);
         let sized = [Some(9), Some(7), Some(5), Some(3), Some(1)];
-        assert_eq!(compose(&sized, 2, 1), vec![vec![0, 1], vec![2, 3], vec![4]]);
-        assert!(compose(&[], 3, 2).is_empty());
+        assert_eq!(
+            compose(&sized, 2, 1, false),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        assert!(compose(&[], 3, 2, false).is_empty());
     }
 
     proptest! {
@@ -105,7 +130,7 @@ mod tests {
         ) {
             raw.sort_unstable_by(|a, b| b.cmp(a));
             let sizes: Vec<Option<u64>> = raw.iter().copied().map(Some).collect();
-            let s = compose(&sizes, batch, lanes);
+            let s = compose(&sizes, batch, lanes, false);
             prop_assert_eq!(s.len(), sizes.len().div_ceil(batch));
             let mut seen: Vec<usize> = s.iter().flatten().copied().collect();
             seen.sort_unstable();
@@ -129,6 +154,32 @@ mod tests {
                 let first = pair[1].iter().flatten().min();
                 prop_assert!(last < first, "rounds overlap");
             }
+        }
+
+        /// The split of the last session: the same sessions before it,
+        /// every account still in exactly one session of at most `batch`,
+        /// and the last one's accounts in two halves, the larger first.
+        #[test]
+        fn the_split_keeps_every_rule(
+            mut raw in proptest::collection::vec(1u64..10_000, 0..80),
+            batch in 1usize..15,
+            lanes in 1usize..6,
+        ) {
+            raw.sort_unstable_by(|a, b| b.cmp(a));
+            let sizes: Vec<Option<u64>> = raw.iter().copied().map(Some).collect();
+            let whole = compose(&sizes, batch, lanes, false);
+            let split = compose(&sizes, batch, lanes, true);
+            let Some(last) = whole.last() else {
+                prop_assert!(split.is_empty());
+                return Ok(());
+            };
+            let keep = whole.len() - 1;
+            prop_assert_eq!(&split[..keep], &whole[..keep]);
+            let tail: Vec<usize> = split[keep..].iter().flatten().copied().collect();
+            prop_assert_eq!(&tail, last);
+            prop_assert_eq!(split.len() - keep, if last.len() > 1 { 2 } else { 1 });
+            prop_assert!(split.iter().all(|s| !s.is_empty() && s.len() <= batch));
+            prop_assert!(split[keep].len() >= split[split.len() - 1].len());
         }
     }
 }

@@ -16,6 +16,12 @@
 //!    behind it, and the last rounds hold the smallest accounts. A
 //!    reseller is therefore never in the same session as an account it
 //!    owns, and `prerequisite_user` is never needed.
+//!    **The run's tail:** a first pass composes as above; the sessions the
+//!    critical order ([`super::critical`]) runs last — as many as
+//!    `target_sessions`, each the last of its group, with at least twice its
+//!    `restore_threads` accounts (and 4), all of known size — are then cut
+//!    in two by a second pass. The run's last sessions restore alone, a few
+//!    at a time; smaller ones end it sooner, for one create each.
 //! 3. **Order within a level and a session:** size descending, then target
 //!    username. Starting the largest transfers first keeps a big account from
 //!    being the last thing running while the other workers sit idle (the
@@ -53,6 +59,48 @@ use crate::plan::{AccountEntry, Plan};
 /// Deterministic: the same plan gives the same sessions, steps and ids in
 /// the same order.
 pub fn compile(plan: &Plan) -> CompiledPlan {
+    let first = compile_with(plan, &BTreeSet::new());
+    let split = tail_groups(plan, &first);
+    if split.is_empty() {
+        first
+    } else {
+        compile_with(plan, &split)
+    }
+}
+
+/// The fewest accounts a session of the run's tail must hold to be split:
+/// below it a split saves at most a restore or two and costs a create (an
+/// SSH login on the source).
+const TAIL_SPLIT_MIN: usize = 4;
+
+/// The groups (source, ordinal within the source) whose last session is
+/// among the run's last `target_sessions` in the critical order and holds
+/// at least twice its `restore_threads` accounts (and [`TAIL_SPLIT_MIN`]),
+/// all of known size: those the second pass splits (rule 2, "the run's
+/// tail").
+fn tail_groups(plan: &Plan, first: &CompiledPlan) -> BTreeSet<(usize, usize)> {
+    let places = plan.concurrency.target_sessions.max(1) as usize;
+    if first.sessions.len() <= places {
+        return BTreeSet::new();
+    }
+    let lanes = plan.concurrency.source_sessions.max(1) as usize;
+    let order = super::critical::critical_order(&first.sessions, lanes);
+    order
+        .iter()
+        .rev()
+        .take(places)
+        .map(|&b| &first.sessions[b])
+        .filter(|s| {
+            let threads = s.options.restore_threads.unwrap_or(1).max(1) as usize;
+            s.accounts.len() >= (2 * threads).max(TAIL_SPLIT_MIN)
+                && s.accounts.iter().all(|a| a.size.is_some())
+        })
+        .filter_map(|s| s.last_of_group.map(|g| (s.source, g)))
+        .collect()
+}
+
+/// [`compile`] with the given groups' last session split in two.
+fn compile_with(plan: &Plan, split: &BTreeSet<(usize, usize)>) -> CompiledPlan {
     let index = AccountIndex::new(plan);
     let levels = levels(plan, &index);
     let batch = plan.concurrency.batch_size.max(1) as usize;
@@ -79,6 +127,7 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
         let options = src.session.or(&plan.defaults.session);
         let mut mine = Vec::new();
         let mut start = 0;
+        let mut group_no = 0;
         while start < order.len() {
             // A session holds one level only; a level's accounts are split
             // by `batch::compose` (longest processing time first).
@@ -93,7 +142,10 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                 .map(|&j| src.accounts[j].details().and_then(|a| a.size))
                 .collect();
             let lanes = plan.concurrency.source_sessions.max(1) as usize;
-            for positions in super::batch::compose(&sizes, batch, lanes) {
+            let composed =
+                super::batch::compose(&sizes, batch, lanes, split.contains(&(i, group_no)));
+            let count = composed.len();
+            for (n, positions) in composed.into_iter().enumerate() {
                 let global = sessions.len();
                 let index_in_source = mine.len() + 1;
                 let accounts = positions
@@ -115,9 +167,11 @@ pub fn compile(plan: &Plan) -> CompiledPlan {
                     accounts,
                     depends_on: Vec::new(),
                     options: options.clone(),
+                    last_of_group: (n + 1 == count).then_some(group_no),
                 });
                 mine.push(global);
             }
+            group_no += 1;
             start = end;
         }
         sources.push(SourcePlan {
@@ -537,6 +591,44 @@ mod tests {
         assert!(ids.iter().any(|i| i == "old1/s2/enqueue/a"));
         assert!(ids.iter().any(|i| i == "old1/s1/package/gold"));
         assert!(ids.iter().any(|i| i == "old1/preflight"));
+    }
+
+    /// The run's tail: of 8 equal sessions over 2 places, the 2 the
+    /// critical order runs last are split in two (4 → 2 + 2); the others
+    /// keep the batch rule's count. A plan without sizes is not split.
+    #[test]
+    fn the_runs_last_sessions_are_split_in_two() {
+        let source = |n: usize, sized: bool| {
+            let accounts: Vec<String> = (0..8)
+                .map(|i| {
+                    if sized {
+                        format!("{{user: s{n}a{i}, size: 1000000000}}")
+                    } else {
+                        format!("{{user: s{n}a{i}}}")
+                    }
+                })
+                .collect();
+            format!(
+                "  - name: old{n}\n    host: old{n}.example.com\n    ssh: {{password: {{env: P}}}}\n    accounts: [{}]\n",
+                accounts.join(", ")
+            )
+        };
+        let yaml = |sized: bool| {
+            format!(
+                "{HEAD}defaults: {{session: {{restore_threads: 2}}}}\nconcurrency: {{batch_size: 4, target_sessions: 2, source_sessions: 1}}\nsources:\n{}",
+                (1..=4).map(|n| source(n, sized)).collect::<String>()
+            )
+        };
+        let c = compile(&plan(&yaml(true)));
+        let order = crate::graph::critical::critical_order(&c.sessions, 1);
+        let sizes: Vec<(&str, usize)> = order
+            .iter()
+            .map(|&b| (c.sessions[b].key.as_str(), c.sessions[b].accounts.len()))
+            .collect();
+        assert_eq!(c.sessions.len(), 10, "{sizes:?}");
+        assert!(sizes[..6].iter().all(|s| s.1 == 4), "{sizes:?}");
+        assert!(sizes[6..].iter().all(|s| s.1 == 2), "{sizes:?}");
+        assert_eq!(compile(&plan(&yaml(false))).sessions.len(), 8);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 
 pub mod batch;
 pub mod compile;
+pub mod critical;
 pub mod render;
 pub mod step;
 
@@ -111,6 +112,11 @@ pub struct SessionPlan {
     /// `create_remote_root_transfer_session` options: the source's
     /// `session` over `defaults.session`.
     pub options: SessionOptions,
+    /// The ordinal of its group (one source, one level) within its source,
+    /// when it is that group's last session: what the compiler may split
+    /// when it ends the run (`compile`).
+    #[serde(skip)]
+    pub last_of_group: Option<usize>,
 }
 
 impl SessionPlan {
