@@ -26,7 +26,7 @@ fn estimate(batch: &SessionPlan) -> u64 {
 /// waits for it — the batches that depend on it, and the batch of its own
 /// source `lanes` (`source_sessions`) places later, which can start only
 /// when one of the source's places frees (see the module doc).
-pub fn tails(sessions: &[SessionPlan], lanes: usize) -> Vec<u64> {
+fn tails(sessions: &[SessionPlan], lanes: usize) -> Vec<u64> {
     let lanes = lanes.max(1);
     let mut behind: Vec<Vec<usize>> = vec![Vec::new(); sessions.len()];
     for (b, s) in sessions.iter().enumerate() {
